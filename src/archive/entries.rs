@@ -1,0 +1,165 @@
+//! Tar and folder walking with path safety, modelled on Python tarfile's "data" filter:
+//! only regular files with relative, non-climbing paths are ever handed on; links,
+//! devices, absolute and `..` paths are refused and reported, never followed.
+
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::report::SkipReason;
+
+use super::classify;
+
+/// One thing found in the export.
+pub enum EntryEvent<'a> {
+    /// A regular file with a safe, normalised path relative to the export root.
+    File {
+        /// Normalised `/`-separated path, export root prefix removed.
+        path: String,
+        /// Size in bytes.
+        size: u64,
+        /// The content; read as much as needed, the rest is skipped.
+        reader: &'a mut dyn Read,
+    },
+    /// An entry that was not handed on, with why.
+    Refused(Refusal),
+}
+
+/// An entry that was refused.
+#[derive(Clone, Debug)]
+pub struct Refusal {
+    /// The raw path as the archive names it.
+    pub path: String,
+    /// Why.
+    pub reason: SkipReason,
+    /// Detail for people.
+    pub detail: String,
+}
+
+/// Top-level names of the hc-migrate layout; used to find the export root when an
+/// archive wraps everything in one folder (`export/users.json`).
+const TOP_LEVEL: &[&str] = &[
+    "users.json", "rooms.json", "emoticons.json", "autojoins.json", "preferences.json", "metadata.json", "users", "rooms", "files",
+];
+
+/// Normalises an archive path: drops `.` and empty components and a single wrapping
+/// folder; refuses absolute paths and `..`. Returns the reason on refusal.
+pub fn normalise_entry_path(raw: &str) -> Result<String, String> {
+    if raw.starts_with('/') || raw.starts_with('\\') || raw.get(1..3) == Some(":\\") || raw.get(1..3) == Some(":/") {
+        return Err("absolute path".into());
+    }
+    let parts: Vec<&str> = raw.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    if parts.iter().any(|c| *c == "..") {
+        return Err("path climbs out with '..'".into());
+    }
+    if parts.iter().any(|c| c.contains('\0')) {
+        return Err("NUL byte in path".into());
+    }
+    let strip = parts.len() >= 2 && !TOP_LEVEL.contains(&parts[0]) && TOP_LEVEL.contains(&parts[1]);
+    Ok(parts[usize::from(strip)..].join("/"))
+}
+
+/// Walks a tar stream.
+pub fn walk_tar<R: Read>(reader: R, what: &str, max_entry_size: u64, visit: &mut dyn FnMut(EntryEvent) -> Result<()>) -> Result<()> {
+    let mut archive = tar::Archive::new(reader);
+    let entries = archive.entries().map_err(|e| classify(what, e))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| classify(what, e))?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let kind = entry.header().entry_type();
+        let refuse = |reason, detail: String| EntryEvent::Refused(Refusal { path: raw.clone(), reason, detail });
+        if kind.is_dir() {
+            continue;
+        }
+        if kind.is_symlink() || kind.is_hard_link() {
+            let target = entry.link_name_bytes().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+            visit(refuse(SkipReason::LinkOrSpecialEntry, format!("link to '{target}' refused, not followed")))?;
+            continue;
+        }
+        if !(kind.is_file() || kind.is_contiguous() || kind.is_gnu_sparse()) {
+            visit(refuse(SkipReason::LinkOrSpecialEntry, format!("not a regular file (type {:?})", kind.as_byte() as char)))?;
+            continue;
+        }
+        let path = match normalise_entry_path(&raw) {
+            Ok(p) if !p.is_empty() => p,
+            Ok(_) => continue,
+            Err(why) => {
+                visit(refuse(SkipReason::UnsafePath, why))?;
+                continue;
+            }
+        };
+        let size = entry.size();
+        if size > max_entry_size {
+            visit(refuse(SkipReason::TooLarge, format!("{size} bytes is over --max-entry-size {max_entry_size}")))?;
+            continue;
+        }
+        visit(EntryEvent::File { path, size, reader: &mut entry })?;
+    }
+    Ok(())
+}
+
+/// Walks an unpacked export folder in sorted path order, never following symlinks.
+pub fn walk_folder(root: &Path, max_entry_size: u64, visit: &mut dyn FnMut(EntryEvent) -> Result<()>) -> Result<()> {
+    let mut stack = vec![String::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = if rel.is_empty() { root.to_path_buf() } else { root.join(&rel) };
+        let mut names: Vec<(String, fs::FileType)> = fs::read_dir(&dir)
+            .map_err(|e| Error::input(dir.display(), format!("cannot list folder: {e}")))?
+            .map(|d| {
+                let d = d.map_err(|e| Error::input(dir.display(), format!("cannot list folder: {e}")))?;
+                let ft = d.file_type().map_err(|e| Error::input(d.path().display(), e))?;
+                Ok((d.file_name().to_string_lossy().into_owned(), ft))
+            })
+            .collect::<Result<_>>()?;
+        names.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut subdirs = Vec::new();
+        for (name, ft) in names {
+            let child = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            if ft.is_symlink() {
+                visit(EntryEvent::Refused(Refusal { path: child, reason: SkipReason::LinkOrSpecialEntry, detail: "symlink refused, not followed".into() }))?;
+            } else if ft.is_dir() {
+                subdirs.push(child);
+            } else if ft.is_file() {
+                visit_folder_file(root, &child, max_entry_size, visit)?;
+            } else {
+                visit(EntryEvent::Refused(Refusal { path: child, reason: SkipReason::LinkOrSpecialEntry, detail: "not a regular file".into() }))?;
+            }
+        }
+        // Reverse so the stack pops subfolders in sorted order.
+        stack.extend(subdirs.into_iter().rev());
+    }
+    Ok(())
+}
+
+fn visit_folder_file(root: &Path, rel: &str, max_entry_size: u64, visit: &mut dyn FnMut(EntryEvent) -> Result<()>) -> Result<()> {
+    let full = root.join(rel);
+    let path = match normalise_entry_path(rel) {
+        Ok(p) => p,
+        Err(why) => return visit(EntryEvent::Refused(Refusal { path: rel.into(), reason: SkipReason::UnsafePath, detail: why })),
+    };
+    let mut file = fs::File::open(&full).map_err(|e| Error::input(full.display(), format!("cannot open: {e}")))?;
+    let size = file.metadata().map_err(|e| Error::input(full.display(), e))?.len();
+    if size > max_entry_size {
+        let detail = format!("{size} bytes is over --max-entry-size {max_entry_size}");
+        return visit(EntryEvent::Refused(Refusal { path: rel.into(), reason: SkipReason::TooLarge, detail }));
+    }
+    visit(EntryEvent::File { path, size, reader: &mut file })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_and_refuses_paths() {
+        assert_eq!(normalise_entry_path("./users.json").unwrap(), "users.json");
+        assert_eq!(normalise_entry_path("export/rooms/1/history.json").unwrap(), "rooms/1/history.json");
+        assert_eq!(normalise_entry_path("rooms//1/./history.json").unwrap(), "rooms/1/history.json");
+        assert_eq!(normalise_entry_path("a/b/c").unwrap(), "a/b/c");
+        assert!(normalise_entry_path("/etc/passwd").is_err());
+        assert!(normalise_entry_path("../../etc/cron.d/x").is_err());
+        assert!(normalise_entry_path("rooms/1/../../../x").is_err());
+        assert!(normalise_entry_path("C:\\x").is_err());
+    }
+}

@@ -1,0 +1,117 @@
+//! Reading an export: whatever the user hands us, as a stream of named entries.
+//!
+//! An export arrives as the encrypted `.tar.gz.aes` hc-migrate writes, a decrypted
+//! `.tar.gz` or `.tar`, or a folder someone already unpacked. We decide which by
+//! content, never by file name, and present all four as the same sequence of
+//! [`EntryEvent`]s, so the Hipchat parser never knows the difference.
+
+pub mod crypto;
+mod entries;
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
+
+use crate::error::{Error, ErrorKind, Result};
+
+pub use entries::{normalise_entry_path, EntryEvent, Refusal};
+
+/// What the export turned out to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputKind {
+    /// `openssl enc -aes-256-cbc` encrypted (`Salted__` header), as hc-migrate writes.
+    Encrypted,
+    /// A gzip'd tar (already decrypted).
+    TarGz,
+    /// A plain tar.
+    Tar,
+    /// An unpacked folder.
+    Folder,
+}
+
+/// How to open an export.
+pub struct OpenOptions<'a> {
+    /// Called once, only if the export is encrypted; returns the password bytes.
+    pub password: &'a dyn Fn() -> Result<Vec<u8>>,
+    /// Force one key derivation instead of detecting it.
+    pub kdf: Option<crypto::Kdf>,
+    /// PBKDF2 iterations to try (OpenSSL's `-iter`).
+    pub iter: u32,
+    /// Entries larger than this are refused (a decompression-bomb guard).
+    pub max_entry_size: u64,
+}
+
+/// Opens `input`, detects its kind by content and calls `visit` for every entry, in
+/// archive order (sorted by path for folders). Errors from `visit` stop the walk.
+pub fn walk(input: &Path, opts: &OpenOptions, visit: &mut dyn FnMut(EntryEvent) -> Result<()>) -> Result<InputKind> {
+    let meta = std::fs::metadata(input).map_err(|e| Error::input(input.display(), format!("cannot open: {e}")))?;
+    if meta.is_dir() {
+        entries::walk_folder(input, opts.max_entry_size, visit)?;
+        return Ok(InputKind::Folder);
+    }
+    let file = File::open(input).map_err(|e| Error::input(input.display(), format!("cannot open: {e}")))?;
+    let mut reader = BufReader::with_capacity(256 * 1024, file);
+    let head = peek(&mut reader, 512).map_err(|e| Error::input(input.display(), e))?;
+    let what = input.display().to_string();
+    if head.starts_with(crypto::SALTED_MAGIC) {
+        let password = (opts.password)()?;
+        let plain = crypto::open_encrypted(reader, &password, opts.kdf, opts.iter).map_err(|e| classify(&what, e))?;
+        walk_payload(BufReader::with_capacity(256 * 1024, plain), &what, opts, visit)?;
+        return Ok(InputKind::Encrypted);
+    }
+    if crypto::is_gzip(&head) {
+        walk_payload(reader, &what, opts, visit)?;
+        return Ok(InputKind::TarGz);
+    }
+    if crypto::is_tar_header(&head) {
+        entries::walk_tar(reader, &what, opts.max_entry_size, visit)?;
+        return Ok(InputKind::Tar);
+    }
+    Err(Error::input(
+        &what,
+        if head.is_empty() {
+            "the file is empty; expected an hc-migrate export (.tar.gz.aes), a .tar.gz, a .tar or a folder".to_string()
+        } else {
+            "not an hc-migrate export: it is neither encrypted (no Salted__ header), gzip nor tar".to_string()
+        },
+    ))
+}
+
+/// A decrypted stream is a gzip'd tar (hc-migrate) or, rarely, a plain tar.
+fn walk_payload<R: io::BufRead>(mut reader: R, what: &str, opts: &OpenOptions, visit: &mut dyn FnMut(EntryEvent) -> Result<()>) -> Result<()> {
+    let head = reader.fill_buf().map_err(|e| classify(what, e))?;
+    if crypto::is_gzip(head) {
+        let gz = flate2::bufread::MultiGzDecoder::new(reader);
+        entries::walk_tar(BufReader::with_capacity(256 * 1024, gz), what, opts.max_entry_size, visit)
+    } else {
+        entries::walk_tar(reader, what, opts.max_entry_size, visit)
+    }
+}
+
+/// Reads up to `n` bytes without consuming them.
+fn peek<R: io::BufRead>(reader: &mut R, n: usize) -> io::Result<Vec<u8>> {
+    let buf = reader.fill_buf()?;
+    Ok(buf[..buf.len().min(n)].to_vec())
+}
+
+/// Turns an I/O error from the read stack into the right exit class:
+/// a wrong password is exit 3, anything else about the bytes is exit 4.
+pub fn classify(what: &str, e: io::Error) -> Error {
+    match crypto::decrypt_error(&e) {
+        Some(d @ crypto::DecryptError::WrongPassword) => Error::new(ErrorKind::Decrypt, format!("{what}: {d}")),
+        Some(d) => Error::input(what, d),
+        None if e.kind() == io::ErrorKind::UnexpectedEof => Error::input(what, "archive is truncated (unexpected end of data)"),
+        None => Error::input(what, format!("archive is damaged: {e}")),
+    }
+}
+
+/// Reads a whole small entry (at most `limit` bytes) into memory.
+pub fn read_small(reader: &mut dyn Read, limit: u64, what: &str) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    reader.take(limit + 1).read_to_end(&mut buf).map_err(|e| classify(what, e))?;
+    if buf.len() as u64 > limit {
+        return Err(Error::input(what, format!("larger than the {limit}-byte limit for this kind of file")));
+    }
+    Ok(buf)
+}

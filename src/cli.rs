@@ -1,0 +1,267 @@
+//! The command-line contract: flags, password sources, exit codes.
+//!
+//! Scripts and runbooks depend on this surface; extend it, never rename it.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::archive::crypto::{DEFAULT_PBKDF2_ITER, Kdf};
+use crate::archive::OpenOptions;
+use crate::error::{Error, ErrorKind, OutputContext, Result};
+use crate::files::FileStore;
+use crate::hipchat::{self, Export, ReadOptions};
+use crate::output::{OutputShape, Staging};
+use crate::password::PasswordSource;
+use crate::report::Report;
+use crate::writers::{self, Target, WriterOptions};
+
+const EXIT_CODES: &str = "\
+Exit status:
+  0  success
+  1  anything else (a bug, an unexpected condition)
+  2  usage error (bad flags, no password available)
+  3  wrong password, or an encrypted file that is not an hc-migrate archive
+  4  damaged or unreadable input (truncated, corrupt, malformed JSON, missing file)
+  5  cannot write the output (exists without --force, disk full, permissions)
+
+Password, first found: --password-file FILE, --password (visible to other users),
+the HCCONV_PASSWORD environment variable, then a prompt when stdin is a terminal.";
+
+/// hcconv: convert a Hipchat Server/Data Center export (hc-migrate .tar.gz.aes)
+/// into Mattermost, Pixtoome or Qiscus import files.
+#[derive(Parser, Debug)]
+#[command(name = "hcconv", version, after_help = EXIT_CODES, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    convert: ConvertArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print an inventory of an export without writing anything.
+    #[command(after_help = EXIT_CODES)]
+    Inspect(InspectArgs),
+}
+
+#[derive(Args, Debug)]
+struct ConvertArgs {
+    /// The export: hc-migrate's encrypted .tar.gz.aes, a .tar.gz, a .tar, or an unpacked
+    /// folder (decided by content, not by name).
+    #[arg(value_name = "EXPORT", required = true)]
+    exports: Vec<PathBuf>,
+    /// Target system.
+    #[arg(long, value_enum, required = true)]
+    to: Option<Target>,
+    /// Output path [default: <EXPORT name>-<target> in the current folder].
+    #[arg(short = 'o', long, value_name = "OUT")]
+    output: Option<PathBuf>,
+    /// Replace OUT if it exists.
+    #[arg(long)]
+    force: bool,
+    /// Also write the run report as JSON to FILE (written on failure too).
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    #[command(flatten)]
+    input: InputArgs,
+    #[command(flatten)]
+    writer: WriterOptions,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+#[derive(Args, Debug)]
+struct InspectArgs {
+    /// The export (see `hcconv --help`).
+    #[arg(value_name = "EXPORT")]
+    export: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    input: InputArgs,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+/// How to open the export.
+#[derive(Args, Debug, Clone)]
+struct InputArgs {
+    /// Read the archive password from the first line of FILE.
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// The archive password. Visible to other users of this machine (ps, shell
+    /// history): prefer --password-file or HCCONV_PASSWORD.
+    #[arg(long, value_name = "PASSWORD", hide_default_value = true)]
+    password: Option<String>,
+    /// Key derivation to use instead of detecting it: md5 (hc-migrate, OpenSSL < 1.1),
+    /// sha256 (OpenSSL >= 1.1 default), pbkdf2 (openssl -pbkdf2).
+    #[arg(long, value_enum, value_name = "KDF")]
+    kdf: Option<KdfArg>,
+    /// PBKDF2 iteration count (openssl -iter).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_PBKDF2_ITER)]
+    iter: u32,
+    /// Keep going when a history file has damaged JSON: keep what could be read
+    /// before the damage and report the file (default: stop with exit 4).
+    #[arg(long)]
+    skip_damaged: bool,
+    /// Refuse archive entries larger than this many bytes (a decompression-bomb guard).
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024 * 1024)]
+    max_entry_size: u64,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum KdfArg {
+    Md5,
+    Sha256,
+    Pbkdf2,
+}
+
+#[derive(Args, Debug, Clone)]
+struct LogArgs {
+    /// Print every warning as it is recorded, and the key derivation used.
+    #[arg(short, long)]
+    verbose: bool,
+    /// Print nothing but errors.
+    #[arg(short, long, conflicts_with = "verbose")]
+    quiet: bool,
+}
+
+/// Runs the command line and returns the process exit status.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ErrorKind::Usage.exit_code() } else { 0 };
+        }
+    };
+    let outcome = match cli.command {
+        Some(Command::Inspect(args)) => run_inspect(&args),
+        None => run_convert(&cli.convert),
+    };
+    match outcome {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("hcconv: error: {e}");
+            e.kind().exit_code()
+        }
+    }
+}
+
+impl InputArgs {
+    fn read(&self, export: &Path, files: FileStore, spool_dir: &Path, report: &mut Report) -> Result<Export> {
+        let source = PasswordSource { file: self.password_file.clone(), literal: self.password.clone() };
+        let password = move || source.resolve();
+        let kdf = self.kdf.map(|k| match k {
+            KdfArg::Md5 => Kdf::Md5,
+            KdfArg::Sha256 => Kdf::Sha256,
+            KdfArg::Pbkdf2 => Kdf::Pbkdf2(self.iter),
+        });
+        let opts = ReadOptions {
+            open: OpenOptions { password: &password, kdf, iter: self.iter, max_entry_size: self.max_entry_size },
+            skip_damaged: self.skip_damaged,
+            spool_dir: spool_dir.to_path_buf(),
+            files,
+            spool_budget: crate::spool::DEFAULT_BUDGET,
+        };
+        hipchat::read_export(export, opts, report)
+    }
+
+    fn warn_if_literal(&self, log: &LogArgs) {
+        if self.password.is_some() && !log.quiet {
+            eprintln!("hcconv: warning: --password is visible to other users of this machine; prefer --password-file or HCCONV_PASSWORD");
+        }
+    }
+}
+
+fn run_inspect(args: &InspectArgs) -> Result<()> {
+    args.input.warn_if_literal(&args.log);
+    let scratch = tempfile::Builder::new().prefix("hcconv-inspect-").tempdir().map_err(|e| Error::new(ErrorKind::Other, format!("cannot create a temporary folder: {e}")))?;
+    let mut report = Report::new();
+    let export = args.input.read(&args.export, FileStore::measured(), scratch.path(), &mut report)?;
+    let inventory = crate::inspect::Inventory::collect(export, &mut report)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&inventory).expect("inventory serialises"));
+    } else {
+        print!("{}", inventory.to_text());
+    }
+    if args.log.verbose {
+        for w in &report.warnings {
+            eprintln!("hcconv: warning: {w}");
+        }
+    }
+    Ok(())
+}
+
+fn run_convert(args: &ConvertArgs) -> Result<()> {
+    let target = args.to.ok_or_else(|| Error::usage("--to is required"))?;
+    let [export] = args.exports.as_slice() else {
+        return Err(Error::usage("converting several export slices in one run is not supported yet; convert one export at a time"));
+    };
+    args.input.warn_if_literal(&args.log);
+    let out = args.output.clone().unwrap_or_else(|| default_output(export, target, &args.writer));
+    let mut report = Report::new();
+    let result = convert(args, target, export, &out, &mut report);
+    if let Some(path) = &args.report {
+        write_report_file(path, &report, &out, result.as_ref().err())?;
+    }
+    result?;
+    if !args.log.quiet {
+        eprint!("{}", report.summary());
+        eprintln!("hcconv: wrote {}", out.display());
+    }
+    Ok(())
+}
+
+fn convert(args: &ConvertArgs, target: Target, export: &Path, out: &Path, report: &mut Report) -> Result<()> {
+    let shape = writers::output_shape(target, &args.writer);
+    let staging = Staging::new(out, shape, args.force)?;
+    let files_dir = staging.work_dir().join("files");
+    let spool_dir = staging.work_dir().join("spool");
+    std::fs::create_dir_all(&files_dir).output_ctx(&files_dir)?;
+    std::fs::create_dir_all(&spool_dir).output_ctx(&spool_dir)?;
+    let mut export_data = args.input.read(export, FileStore::staged(&files_dir), &spool_dir, report)?;
+    writers::write(target, &mut export_data, &staging.path(), &args.writer, report)?;
+    if args.log.verbose {
+        for w in &report.warnings {
+            eprintln!("hcconv: warning: {w}");
+        }
+    }
+    let unbalanced = report.unbalanced();
+    if !unbalanced.is_empty() {
+        return Err(Error::new(ErrorKind::Other, format!("internal accounting error, output not written: counts in != written + skipped for {unbalanced:?}")));
+    }
+    staging.commit()?;
+    Ok(())
+}
+
+fn default_output(export: &Path, target: Target, opts: &WriterOptions) -> PathBuf {
+    let name = export.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "export".into());
+    let stem = [".tar.gz.aes", ".tgz.aes", ".aes", ".tar.gz", ".tgz", ".tar"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(&name).to_string();
+    let base = format!("{stem}-{}", target.name());
+    PathBuf::from(match writers::output_shape(target, opts) {
+        OutputShape::File => format!("{base}.zip"),
+        OutputShape::Folder => base,
+    })
+}
+
+fn write_report_file(path: &Path, report: &Report, out: &Path, error: Option<&Error>) -> Result<()> {
+    let mut value = serde_json::to_value(report).expect("report serialises");
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("status".into(), (if error.is_some() { "failed" } else { "ok" }).into());
+        obj.insert("output".into(), out.display().to_string().into());
+        obj.insert("error".into(), error.map(|e| e.to_string()).into());
+        obj.insert("exit_code".into(), error.map_or(0, |e| e.kind().exit_code()).into());
+    }
+    let text = serde_json::to_string_pretty(&value).expect("report serialises");
+    std::fs::write(path, text + "\n").output_ctx(path)
+}
+
+/// True when progress output may be drawn (stderr is a terminal).
+pub fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}

@@ -1,0 +1,249 @@
+//! Room and private history elements → [`Message`].
+//!
+//! Accepts the five room kinds and PrivateUserMessage with every documented field,
+//! plus what real exports do instead: senders as objects, bare names or id 0; the
+//! attachment path in `attachment.path` or `attachment_path`; `date`/`from` keys of
+//! old exports; unwrapped messages whose kind is only in `type`; unknown wrappers.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use super::fields::{embedded_json, flag, id, id_of, text, unwrap};
+use super::time::timestamp_from_json;
+use crate::model::{Attachment, Conversation, Deletion, Message, MessageKind, RoomId, Sender, UserId};
+
+/// Which history file a message came from.
+#[derive(Clone, Copy, Debug)]
+pub enum Origin {
+    /// `rooms/<id>/history.json`.
+    Room(RoomId),
+    /// `users/<id>/history.json`.
+    User(UserId),
+}
+
+/// The outcome of reading one history element.
+#[derive(Debug)]
+pub enum Parsed {
+    /// A message.
+    Message(Box<Message>),
+    /// Not a message object; the text says what it was.
+    Malformed(String),
+    /// A message whose time cannot be read (its id and the raw value).
+    BadTimestamp {
+        /// Message id.
+        id: String,
+        /// The raw timestamp value.
+        raw: String,
+    },
+}
+
+/// Fields every message kind may have; anything else is counted as unknown.
+const COMMON: &[&str] = &["id", "type", "sender", "message", "timestamp", "deleted", "attachment", "attachment_path", "metadata", "mentions", "message_format", "date", "from"];
+
+fn kind_fields(wrapper: &str) -> &'static [&'static str] {
+    match wrapper {
+        "NotificationMessage" => &["format", "color", "card", "notify", "message_format"],
+        "TopicRoomMessage" => &["topic"],
+        "ArchiveRoomMessage" => &["is_archived"],
+        "GuestAccessMessage" => &["enable_guest_access", "url", "format", "color", "card"],
+        "PrivateUserMessage" => &["receiver"],
+        _ => &[],
+    }
+}
+
+/// Reads one history element. `unknown_fields` counts `Kind.field` names the format
+/// does not document, for the inspect report.
+pub fn parse_message(value: &Value, origin: Origin, seq: u64, source: &str, unknown_fields: &mut BTreeMap<String, u64>) -> Parsed {
+    let Some((wrapper, m)) = unwrap(value) else {
+        return Parsed::Malformed(format!("expected a message object, found {}", json_type(value)));
+    };
+    let wrapper = wrapper.map(str::to_string).unwrap_or_else(|| infer_wrapper(m, origin));
+    let known = kind_fields(&wrapper);
+    for key in m.keys().filter(|k| !COMMON.contains(&k.as_str()) && !known.contains(&k.as_str())) {
+        *unknown_fields.entry(format!("{wrapper}.{key}")).or_default() += 1;
+    }
+    let msg_id = text(m, "id");
+    let raw_time = m.get("timestamp").or_else(|| m.get("date")).cloned().unwrap_or(Value::Null);
+    let Some(time) = timestamp_from_json(&raw_time) else {
+        return Parsed::BadTimestamp { id: msg_id, raw: raw_time.to_string() };
+    };
+    let sender = parse_sender(m.get("sender").or_else(|| m.get("from")));
+    let kind = parse_kind(&wrapper, m, origin);
+    let conversation = match (origin, &kind) {
+        (Origin::Room(rid), _) => Conversation::Room(rid),
+        (Origin::User(owner), MessageKind::Private { receiver }) => Conversation::direct(sender.id.unwrap_or(owner), *receiver),
+        (Origin::User(owner), _) => Conversation::direct(sender.id.unwrap_or(owner), owner),
+    };
+    let mentions = match m.get("mentions") {
+        Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_object().and_then(|o| id(o, "id")).or_else(|| id_of(v))).collect(),
+        _ => Vec::new(),
+    };
+    let deleted = m.get("deleted").and_then(Value::as_object).map(|d| Deletion {
+        user_id: id(d, "user_id"),
+        date: d.get("date").and_then(timestamp_from_json),
+    });
+    Parsed::Message(Box::new(Message {
+        conversation,
+        id: msg_id,
+        time,
+        seq,
+        sender,
+        text: text(m, "message"),
+        kind,
+        attachment: parse_attachment(m),
+        mentions,
+        deleted,
+        metadata: m.get("metadata").filter(|v| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty())).cloned(),
+        source: source.to_string(),
+    }))
+}
+
+/// An unwrapped message: its kind from `type`.
+fn infer_wrapper(m: &Map<String, Value>, origin: Origin) -> String {
+    match text(m, "type").as_str() {
+        "muc_topic" => "TopicRoomMessage",
+        "muc_archive" => "ArchiveRoomMessage",
+        "muc_guest_access" => "GuestAccessMessage",
+        "private" | "chat" => "PrivateUserMessage",
+        "notification" => "NotificationMessage",
+        "muc_message" if m.contains_key("card") || m.contains_key("color") => "NotificationMessage",
+        "muc_message" => "UserMessage",
+        _ if matches!(origin, Origin::User(_)) => "PrivateUserMessage",
+        _ => "UserMessage",
+    }
+    .to_string()
+}
+
+fn parse_kind(wrapper: &str, m: &Map<String, Value>, origin: Origin) -> MessageKind {
+    match wrapper {
+        "UserMessage" => MessageKind::User,
+        "NotificationMessage" => MessageKind::Notification {
+            format: match text(m, "format") {
+                f if f.is_empty() => text(m, "message_format"),
+                f => f,
+            },
+            color: text(m, "color"),
+            card: embedded_json(m.get("card")),
+        },
+        "TopicRoomMessage" => MessageKind::Topic { topic: text(m, "topic") },
+        "ArchiveRoomMessage" => MessageKind::Archive { is_archived: flag(m, "is_archived") },
+        "GuestAccessMessage" => MessageKind::GuestAccess { enabled: flag(m, "enable_guest_access"), url: text(m, "url") },
+        "PrivateUserMessage" => {
+            let owner = match origin {
+                Origin::User(u) => u,
+                Origin::Room(_) => 0,
+            };
+            let receiver = m.get("receiver").and_then(|r| match r {
+                Value::Object(o) => id(o, "id"),
+                other => id_of(other),
+            });
+            // Without a receiver, the only other party we know is the history's owner.
+            MessageKind::Private { receiver: receiver.unwrap_or(owner) }
+        }
+        other => MessageKind::Unknown { wrapper: other.to_string() },
+    }
+}
+
+/// A sender object, bare name, or id. Id 0 means an integration, not a user.
+pub fn parse_sender(v: Option<&Value>) -> Sender {
+    match v {
+        Some(Value::Object(o)) => Sender { id: id(o, "id").filter(|i| *i != 0), name: text(o, "name") },
+        Some(Value::String(s)) => match s.trim().parse::<u64>() {
+            Ok(i) => Sender { id: Some(i).filter(|i| *i != 0), name: String::new() },
+            Err(_) => Sender { id: None, name: s.clone() },
+        },
+        Some(other) => Sender { id: id_of(other).filter(|i| *i != 0), name: String::new() },
+        None => Sender::default(),
+    }
+}
+
+fn parse_attachment(m: &Map<String, Value>) -> Option<Attachment> {
+    let obj = m.get("attachment").and_then(Value::as_object);
+    let path = obj.map(|a| text(a, "path")).filter(|p| !p.is_empty()).unwrap_or_else(|| text(m, "attachment_path"));
+    if path.trim().is_empty() {
+        return None;
+    }
+    let name = obj.map(|a| text(a, "name")).filter(|n| !n.is_empty()).unwrap_or_else(|| path.clone());
+    let name = name.rsplit('/').next().unwrap_or(&name).to_string();
+    Some(Attachment {
+        name,
+        declared_path: path,
+        declared_size: obj.and_then(|a| id(a, "size")),
+        declared_thumbnail: obj.map(|o| text(o, "thumbnail")).filter(|t| !t.is_empty()),
+        file: None,
+        thumbnail: None,
+    })
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value, origin: Origin) -> Message {
+        match parse_message(&v, origin, 0, "t", &mut BTreeMap::new()) {
+            Parsed::Message(m) => *m,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn private_message_conversation_is_the_pair() {
+        let m = parse(json!({"PrivateUserMessage": {"id": "a", "message": "hi", "sender": {"id": 2}, "receiver": {"id": 1}, "timestamp": "2018-04-02T14:54:04Z 777248"}}), Origin::User(1));
+        assert_eq!(m.conversation, Conversation::Direct { low: 1, high: 2 });
+        assert_eq!(m.kind, MessageKind::Private { receiver: 1 });
+        assert_eq!(m.time.micros() % 1_000_000, 777_248);
+    }
+
+    #[test]
+    fn senders_in_every_shape() {
+        assert_eq!(parse_sender(Some(&json!({"id": 0, "name": "JIRA"}))), Sender { id: None, name: "JIRA".into() });
+        assert_eq!(parse_sender(Some(&json!("Bitbucket"))), Sender { id: None, name: "Bitbucket".into() });
+        assert_eq!(parse_sender(Some(&json!(5))).id, Some(5));
+        assert_eq!(parse_sender(Some(&json!({"id": "5"}))).id, Some(5));
+    }
+
+    #[test]
+    fn notification_card_is_decoded() {
+        let m = parse(json!({"NotificationMessage": {"id": "n", "sender": "JIRA", "message": "<b>x</b>", "timestamp": "2017-11-07T13:53:53Z 634688", "format": "html", "color": "yellow", "card": "{\"title\": \"T\"}"}}), Origin::Room(1));
+        let MessageKind::Notification { format, card, .. } = m.kind else { panic!() };
+        assert_eq!(format, "html");
+        assert_eq!(card.unwrap()["title"], "T");
+    }
+
+    #[test]
+    fn attachment_from_either_field_and_unknown_fields_counted() {
+        let mut unknown = BTreeMap::new();
+        let v = json!({"UserMessage": {"id": "u", "sender": {"id": 1}, "message": "", "timestamp": "2018-04-02T15:41:41Z", "attachment_path": "Bc/img.JPG", "shiny": 1}});
+        let Parsed::Message(m) = parse_message(&v, Origin::Room(1), 0, "t", &mut unknown) else { panic!() };
+        assert_eq!(m.attachment.unwrap().declared_path, "Bc/img.JPG");
+        assert_eq!(unknown.get("UserMessage.shiny"), Some(&1));
+    }
+
+    #[test]
+    fn unwrapped_and_unknown_kinds() {
+        let m = parse(json!({"id": "t", "type": "muc_topic", "topic": "new", "timestamp": "2018-04-02T15:41:41Z", "sender": {"id": 1}}), Origin::Room(1));
+        assert_eq!(m.kind, MessageKind::Topic { topic: "new".into() });
+        let u = parse(json!({"PollMessage": {"id": "p", "timestamp": "2018-04-02T15:41:41Z"}}), Origin::Room(1));
+        assert_eq!(u.kind.name(), "PollMessage");
+    }
+
+    #[test]
+    fn bad_timestamp_and_non_objects() {
+        let r = parse_message(&json!({"UserMessage": {"id": "x", "timestamp": "soon"}}), Origin::Room(1), 0, "t", &mut BTreeMap::new());
+        assert!(matches!(r, Parsed::BadTimestamp { .. }));
+        assert!(matches!(parse_message(&json!(3), Origin::Room(1), 0, "t", &mut BTreeMap::new()), Parsed::Malformed(_)));
+    }
+}

@@ -1,0 +1,517 @@
+//! The Hipchat (hc-migrate) export reader: archive entries in, neutral model out.
+//!
+//! One pass over the archive, in whatever order its entries come: users.json,
+//! rooms.json and the other small files go into the [`Catalog`]; history files are
+//! streamed element by element into an on-disk [`SpoolWriter`]; attachment, avatar
+//! and emoticon files go into the [`FileStore`]. Only when the pass is over (and so
+//! every user, room and file is known) are messages handed out, sorted, de-duplicated
+//! and with their attachments resolved, by [`MessageStream`].
+//!
+//! Why spool rather than read the archive twice: a second pass costs a second full
+//! decryption and decompression (the slowest part of the pipeline), while the spool
+//! writes only the messages, compactly, and usually fits in memory for small exports.
+
+mod fields;
+pub mod json;
+pub mod messages;
+pub mod records;
+mod stream;
+pub mod time;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::archive::{self, EntryEvent, InputKind, OpenOptions};
+use crate::error::Result;
+use crate::files::FileStore;
+use crate::model::{Catalog, Conversation, Emoticon, MessageKind, Room, RoomId, User, UserId};
+use crate::report::{Entity, Report, SkipReason};
+use crate::spool::SpoolWriter;
+
+use messages::{Origin, Parsed};
+use records::AvatarSource;
+
+pub use stream::MessageStream;
+
+/// How to read an export.
+pub struct ReadOptions<'a> {
+    /// How to open and decrypt it.
+    pub open: OpenOptions<'a>,
+    /// Keep going past a history file with damaged JSON (report it) instead of failing.
+    pub skip_damaged: bool,
+    /// A private folder for the message spool.
+    pub spool_dir: PathBuf,
+    /// Where file contents go: staged, measured, or (for folders) used in place.
+    pub files: FileStore,
+    /// Memory budget of the spool in bytes.
+    pub spool_budget: usize,
+}
+
+/// Facts about the raw input that only the reader sees (for `inspect` and reports).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ReadStats {
+    /// What the input was.
+    pub input_kind: Option<InputKind>,
+    /// Archive entries seen (files, not folders).
+    pub entries: u64,
+    /// History files read.
+    pub history_files: u64,
+    /// Raw messages per kind, before de-duplication.
+    pub raw_kinds: BTreeMap<String, u64>,
+    /// Undocumented `Kind.field` names and how often they appeared.
+    pub unknown_fields: BTreeMap<String, u64>,
+    /// Sender or receiver ids that users.json lacks.
+    pub unknown_senders: BTreeSet<UserId>,
+    /// Rooms with history but no rooms.json entry.
+    pub unknown_rooms: BTreeSet<RoomId>,
+    /// Whether each of the documented top-level files was present.
+    pub top_level_files: BTreeMap<String, bool>,
+    /// Earliest and latest message time.
+    pub first_message: Option<crate::model::Timestamp>,
+    /// Latest message time.
+    pub last_message: Option<crate::model::Timestamp>,
+}
+
+/// A read export: the catalog, the files, and the messages waiting in order.
+pub struct Export {
+    /// Users, rooms, emoticons and the rest.
+    pub catalog: Catalog,
+    /// The export's files.
+    pub files: Arc<FileStore>,
+    /// Raw-input facts.
+    pub stats: ReadStats,
+    /// The messages, to be drained once.
+    pub messages: MessageStream,
+}
+
+const TOP_LEVEL_FILES: &[&str] = &["users.json", "rooms.json", "emoticons.json", "autojoins.json", "preferences.json", "metadata.json"];
+/// Small files read whole into memory; larger ones are refused as implausible.
+const SMALL_FILE_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Reads the export at `input` in one pass. Skips and warnings go into `report`.
+pub fn read_export(input: &Path, opts: ReadOptions, report: &mut Report) -> Result<Export> {
+    let mut files = opts.files;
+    if input.is_dir() {
+        files = FileStore::folder(input);
+    }
+    let mut reader = Reader {
+        spool: SpoolWriter::new(&opts.spool_dir, opts.spool_budget),
+        files,
+        skip_damaged: opts.skip_damaged,
+        users: BTreeMap::new(),
+        avatars: BTreeMap::new(),
+        rooms: BTreeMap::new(),
+        emoticons: Vec::new(),
+        autojoins: Vec::new(),
+        catalog: Catalog::default(),
+        stats: ReadStats::default(),
+        seq: 0,
+        sender_names: BTreeMap::new(),
+        last_archive: BTreeMap::new(),
+        last_topic: BTreeMap::new(),
+        history_rooms: BTreeSet::new(),
+    };
+    for name in TOP_LEVEL_FILES {
+        reader.stats.top_level_files.insert((*name).to_string(), false);
+    }
+    let kind = archive::walk(input, &opts.open, &mut |event| reader.on_entry(event, report))?;
+    reader.stats.input_kind = Some(kind);
+    reader.finish(report)
+}
+
+/// State of the single pass.
+struct Reader {
+    spool: SpoolWriter,
+    files: FileStore,
+    skip_damaged: bool,
+    users: BTreeMap<UserId, User>,
+    avatars: BTreeMap<UserId, AvatarSource>,
+    rooms: BTreeMap<RoomId, Room>,
+    emoticons: Vec<records::EmoticonRecord>,
+    autojoins: Vec<records::AutoJoinTarget>,
+    catalog: Catalog,
+    stats: ReadStats,
+    seq: u64,
+    /// First name seen for each sender id, for placeholder users.
+    sender_names: BTreeMap<UserId, String>,
+    /// Latest ArchiveRoomMessage state per room, by (time, seq).
+    last_archive: BTreeMap<RoomId, ((i64, u64), bool)>,
+    /// Latest TopicRoomMessage per room.
+    last_topic: BTreeMap<RoomId, ((i64, u64), String)>,
+    /// Rooms that have at least one message.
+    history_rooms: BTreeSet<RoomId>,
+}
+
+/// What an archive path is, by the hc-migrate layout.
+enum EntryRole {
+    TopLevel(&'static str),
+    RoomHistory(RoomId),
+    UserHistory(UserId),
+    File,
+    Unrecognised,
+}
+
+fn role_of(path: &str) -> EntryRole {
+    if let Some(name) = TOP_LEVEL_FILES.iter().find(|n| **n == path) {
+        return EntryRole::TopLevel(name);
+    }
+    let parts: Vec<&str> = path.split('/').collect();
+    match parts.as_slice() {
+        ["rooms", id, "history.json"] => id.parse().map_or(EntryRole::Unrecognised, EntryRole::RoomHistory),
+        ["users", id, "history.json"] => id.parse().map_or(EntryRole::Unrecognised, EntryRole::UserHistory),
+        ["rooms", _, "files", _, ..] | ["users", "files", _, ..] | ["users", _, "files", _, ..] | ["users", _, "avatars", _, ..] | ["files", _, ..] => {
+            EntryRole::File
+        }
+        _ => EntryRole::Unrecognised,
+    }
+}
+
+impl Reader {
+    fn on_entry(&mut self, event: EntryEvent, report: &mut Report) -> Result<()> {
+        report.input(Entity::Entry);
+        self.stats.entries += 1;
+        let (path, size, reader) = match event {
+            EntryEvent::Refused(r) => {
+                report.skip(Entity::Entry, r.path, r.reason, r.detail);
+                return Ok(());
+            }
+            EntryEvent::File { path, size, reader } => (path, size, reader),
+        };
+        match role_of(&path) {
+            EntryRole::TopLevel(name) => {
+                self.stats.top_level_files.insert(name.to_string(), true);
+                self.read_top_level(name, &path, BufReader::with_capacity(256 * 1024, reader), report)?;
+            }
+            EntryRole::RoomHistory(rid) => self.read_history(&path, Origin::Room(rid), BufReader::with_capacity(256 * 1024, reader), report)?,
+            EntryRole::UserHistory(uid) => self.read_history(&path, Origin::User(uid), BufReader::with_capacity(256 * 1024, reader), report)?,
+            EntryRole::File => self.files.add(&path, reader, size)?,
+            EntryRole::Unrecognised => {
+                report.skip(Entity::Entry, path, SkipReason::UnrecognisedEntry, "not part of the hc-migrate layout; not read");
+                return Ok(());
+            }
+        }
+        report.written(Entity::Entry);
+        Ok(())
+    }
+
+    fn read_top_level(&mut self, name: &str, path: &str, reader: impl std::io::Read, report: &mut Report) -> Result<()> {
+        match name {
+            "users.json" => json::for_each_element(reader, path, &mut |v| {
+                self.add_user(&v, report);
+                Ok(())
+            }),
+            "rooms.json" => json::for_each_element(reader, path, &mut |v| {
+                self.add_room(&v, report);
+                Ok(())
+            }),
+            "emoticons.json" => json::for_each_element(reader, path, &mut |v| {
+                match records::parse_emoticon(&v) {
+                    Some(e) => self.emoticons.push(e),
+                    None => report.warn(format!("{path}: an emoticon without shortcut or path was ignored: {}", clip(&v.to_string()))),
+                }
+                Ok(())
+            }),
+            "autojoins.json" => json::for_each_element(reader, path, &mut |v| {
+                self.autojoins.extend(records::parse_autojoin(&v));
+                Ok(())
+            }),
+            "preferences.json" => json::for_each_element(reader, path, &mut |_| {
+                self.catalog.preference_entries += 1;
+                Ok(())
+            }),
+            _ => {
+                let mut r = reader;
+                let bytes = archive::read_small(&mut r, SMALL_FILE_LIMIT, path)?;
+                let value = serde_json::from_slice(&bytes).map_err(|e| json::json_error(path, &e))?;
+                self.catalog.metadata = Some(value);
+                Ok(())
+            }
+        }
+    }
+
+    fn add_user(&mut self, v: &serde_json::Value, report: &mut Report) {
+        report.input(Entity::User);
+        let Some((user, avatar)) = records::parse_user(v) else {
+            report.skip(Entity::User, clip(&v.to_string()), SkipReason::Malformed, "users.json entry without a usable id");
+            return;
+        };
+        if self.users.contains_key(&user.id) {
+            report.skip(Entity::User, user.id.to_string(), SkipReason::Duplicate, "users.json lists this id twice; the first entry is kept");
+            return;
+        }
+        if let Some(a) = avatar {
+            self.avatars.insert(user.id, a);
+        }
+        self.users.insert(user.id, user);
+    }
+
+    fn add_room(&mut self, v: &serde_json::Value, report: &mut Report) {
+        report.input(Entity::Room);
+        let Some(room) = records::parse_room(v) else {
+            report.skip(Entity::Room, clip(&v.to_string()), SkipReason::Malformed, "rooms.json entry without a usable id");
+            return;
+        };
+        if self.rooms.contains_key(&room.id) {
+            report.skip(Entity::Room, room.id.to_string(), SkipReason::Duplicate, "rooms.json lists this id twice; the first entry is kept");
+            return;
+        }
+        self.rooms.insert(room.id, room);
+    }
+
+    fn read_history(&mut self, path: &str, origin: Origin, reader: impl std::io::Read, report: &mut Report) -> Result<()> {
+        self.stats.history_files += 1;
+        let mut index = 0u64;
+        let outcome = json::for_each_element(reader, path, &mut |v| {
+            index += 1;
+            self.seq += 1;
+            report.input(Entity::Message);
+            match messages::parse_message(&v, origin, self.seq, path, &mut self.stats.unknown_fields) {
+                Parsed::Message(m) => self.add_message(*m, report)?,
+                Parsed::Malformed(why) => report.skip(Entity::Message, format!("{path}#{index}"), SkipReason::Malformed, why),
+                Parsed::BadTimestamp { id, raw } => {
+                    report.skip(Entity::Message, format!("{path}#{index} id {id}"), SkipReason::BadTimestamp, format!("timestamp {} is not a date", clip(&raw)))
+                }
+            }
+            Ok(())
+        });
+        match outcome {
+            Err(e) if self.skip_damaged && e.kind() == crate::error::ErrorKind::Input => {
+                report.skip(Entity::Entry, path, SkipReason::DamagedFile, format!("{e}; the {index} messages before the damage were kept, the rest of the file is lost"));
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    fn add_message(&mut self, m: crate::model::Message, _report: &mut Report) -> Result<()> {
+        *self.stats.raw_kinds.entry(m.kind.name().to_string()).or_default() += 1;
+        self.stats.first_message = Some(self.stats.first_message.map_or(m.time, |t| t.min(m.time)));
+        self.stats.last_message = Some(self.stats.last_message.map_or(m.time, |t| t.max(m.time)));
+        let order = (m.time.micros(), m.seq);
+        match (m.sender.id, &m.sender.name) {
+            (Some(id), name) => {
+                self.sender_names.entry(id).or_insert_with(|| name.clone());
+            }
+            (None, name) if !name.is_empty() => {
+                self.catalog.integrations.insert(name.clone());
+            }
+            _ => {}
+        }
+        match m.conversation {
+            Conversation::Room(rid) => {
+                self.history_rooms.insert(rid);
+                if let Some(id) = m.sender.id {
+                    self.catalog.room_posters.entry(rid).or_default().insert(id);
+                }
+                match &m.kind {
+                    MessageKind::Archive { is_archived } => keep_latest(&mut self.last_archive, rid, order, *is_archived),
+                    MessageKind::Topic { topic } => keep_latest(&mut self.last_topic, rid, order, topic.clone()),
+                    _ => {}
+                }
+            }
+            Conversation::Direct { low, high } => {
+                self.catalog.conversations.insert(m.conversation);
+                self.sender_names.entry(low).or_default();
+                self.sender_names.entry(high).or_default();
+            }
+        }
+        self.spool.push(&m)
+    }
+
+    /// After the pass: fill in what needed the whole archive, and hand out the stream.
+    fn finish(mut self, report: &mut Report) -> Result<Export> {
+        self.add_placeholder_users(report);
+        self.add_placeholder_rooms(report);
+        self.resolve_avatars(report)?;
+        self.resolve_emoticons(report);
+        self.apply_autojoins(report);
+        for (rid, (_, archived)) in &self.last_archive {
+            if let Some(room) = self.rooms.get_mut(rid) {
+                room.is_archived |= *archived;
+            }
+        }
+        for (rid, (_, topic)) in &self.last_topic {
+            if let Some(room) = self.rooms.get_mut(rid).filter(|r| r.topic.is_empty()) {
+                room.topic = topic.clone();
+            }
+        }
+        self.catalog.users = self.users;
+        self.catalog.rooms = self.rooms;
+        let files = Arc::new(self.files);
+        let spool = self.spool.finish()?;
+        Ok(Export { catalog: self.catalog, messages: MessageStream::new(spool, Arc::clone(&files)), files, stats: self.stats })
+    }
+
+    fn add_placeholder_users(&mut self, report: &mut Report) {
+        for (id, name) in &self.sender_names {
+            if self.users.contains_key(id) {
+                continue;
+            }
+            self.stats.unknown_senders.insert(*id);
+            report.add_extra("placeholder_users", 1);
+            report.warn(format!("user {id} sent or received messages but is not in users.json; a deactivated placeholder user stands in"));
+            self.users.insert(*id, placeholder_user(*id, name));
+        }
+    }
+
+    fn add_placeholder_rooms(&mut self, report: &mut Report) {
+        for rid in self.history_rooms.iter().copied() {
+            if self.rooms.contains_key(&rid) {
+                continue;
+            }
+            self.stats.unknown_rooms.insert(rid);
+            report.add_extra("placeholder_rooms", 1);
+            report.warn(format!("room {rid} has history but is not in rooms.json; a private placeholder room stands in"));
+            self.rooms.insert(rid, placeholder_room(rid));
+        }
+    }
+
+    fn resolve_avatars(&mut self, report: &mut Report) -> Result<()> {
+        let ids: Vec<UserId> = self.users.keys().copied().collect();
+        for uid in ids {
+            let source = self.avatars.remove(&uid);
+            let found = match source {
+                Some(AvatarSource::Path(p)) => {
+                    report.input(Entity::Avatar);
+                    let hit = self.files.find(&records::avatar_candidates(uid, &p)).or_else(|| self.largest_avatar(uid));
+                    if hit.is_none() {
+                        report.skip(Entity::Avatar, uid.to_string(), SkipReason::MissingFile, format!("avatar {p} is not in the export"));
+                    }
+                    hit
+                }
+                Some(AvatarSource::Inline(bytes)) => {
+                    report.input(Entity::Avatar);
+                    let path = format!("users/{uid}/avatars/inline-avatar.{}", records::image_extension(&bytes));
+                    self.files.add_bytes(&path, &bytes)?;
+                    self.files.get(&path)
+                }
+                Some(AvatarSource::Invalid(why)) => {
+                    report.input(Entity::Avatar);
+                    report.skip(Entity::Avatar, uid.to_string(), SkipReason::Invalid, why);
+                    None
+                }
+                None => {
+                    let hit = self.largest_avatar(uid);
+                    if hit.is_some() {
+                        report.input(Entity::Avatar);
+                    }
+                    hit
+                }
+            };
+            if let Some(user) = self.users.get_mut(&uid) {
+                user.avatar = found;
+            }
+        }
+        Ok(())
+    }
+
+    /// The biggest image under `users/<id>/avatars/` (the unsuffixed original, normally).
+    fn largest_avatar(&self, uid: UserId) -> Option<crate::model::FileRef> {
+        let prefix = format!("users/{uid}/avatars/");
+        self.files.under(&prefix).max_by(|a, b| a.size.cmp(&b.size).then_with(|| b.path.cmp(&a.path)))
+    }
+
+    fn resolve_emoticons(&mut self, report: &mut Report) {
+        for rec in std::mem::take(&mut self.emoticons) {
+            report.input(Entity::Emoticon);
+            let Some(base) = self.files.find(&records::emoticon_candidates(&rec.path)) else {
+                report.skip(Entity::Emoticon, format!("({})", rec.shortcut), SkipReason::MissingFile, format!("image {} is not in the export", rec.path));
+                continue;
+            };
+            let (dir, file) = base.path.rsplit_once('/').unwrap_or(("", &base.path));
+            let (stem, _) = records::emoticon_scale(file);
+            let mut images: Vec<(u32, crate::model::FileRef)> = self
+                .files
+                .under(&format!("{dir}/"))
+                .filter(|f| !f.path[dir.len() + 1..].contains('/'))
+                .filter_map(|f| {
+                    let (s, scale) = records::emoticon_scale(f.file_name());
+                    (s == stem).then_some((scale, f))
+                })
+                .collect();
+            images.sort();
+            self.catalog.emoticons.push(Emoticon {
+                id: rec.id,
+                shortcut: rec.shortcut,
+                user_id: rec.user_id,
+                width: rec.width,
+                height: rec.height,
+                declared_path: rec.path,
+                images: images.into_iter().map(|(_, f)| f).collect(),
+            });
+        }
+    }
+
+    fn apply_autojoins(&mut self, report: &mut Report) {
+        for target in std::mem::take(&mut self.autojoins) {
+            let Some(jid_name) = records::room_jid_name(&target.jid) else { continue };
+            let room = self
+                .rooms
+                .values_mut()
+                .find(|r| !r.canonical_name.is_empty() && r.canonical_name.eq_ignore_ascii_case(jid_name))
+                .map(|r| r.id)
+                .or_else(|| self.rooms.values().find(|r| r.name == target.name).map(|r| r.id));
+            match room.and_then(|id| self.rooms.get_mut(&id)) {
+                Some(r) => {
+                    if !r.autojoined_by.contains(&target.user_id) {
+                        r.autojoined_by.push(target.user_id);
+                        r.autojoined_by.sort_unstable();
+                    }
+                }
+                None => report.warn(format!("autojoins.json: user {} auto-joins {} ({}), which is not in rooms.json", target.user_id, target.jid, target.name)),
+            }
+        }
+    }
+}
+
+fn keep_latest<T>(map: &mut BTreeMap<RoomId, ((i64, u64), T)>, rid: RoomId, order: (i64, u64), value: T) {
+    if map.get(&rid).is_none_or(|(o, _)| *o < order) {
+        map.insert(rid, (order, value));
+    }
+}
+
+fn placeholder_user(id: UserId, name: &str) -> User {
+    User {
+        id,
+        name: if name.trim().is_empty() { format!("Unknown user {id}") } else { name.to_string() },
+        mention_name: String::new(),
+        email: None,
+        title: String::new(),
+        avatar: None,
+        created: None,
+        is_deleted: true,
+        timezone: None,
+        account_type: crate::model::AccountType::User,
+        roles: vec!["user".into()],
+        is_placeholder: true,
+    }
+}
+
+fn placeholder_room(id: RoomId) -> Room {
+    Room {
+        id,
+        name: format!("Hipchat room {id}"),
+        canonical_name: String::new(),
+        created: None,
+        owner: None,
+        privacy: crate::model::Privacy::Private,
+        is_archived: false,
+        is_deleted: false,
+        topic: String::new(),
+        guest_access_url: None,
+        members: Vec::new(),
+        participants: Vec::new(),
+        admins: Vec::new(),
+        autojoined_by: Vec::new(),
+        is_placeholder: true,
+    }
+}
+
+/// Shortens a value for a report line.
+fn clip(s: &str) -> String {
+    if s.chars().count() <= 120 { s.to_string() } else { format!("{}…", s.chars().take(120).collect::<String>()) }
+}

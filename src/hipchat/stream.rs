@@ -1,0 +1,130 @@
+//! The message stream: sorted spool → de-duplicated messages with resolved files.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::files::FileStore;
+use crate::model::{Attachment, Conversation, FileRef, Message, Timestamp};
+use crate::report::{Entity, Report, SkipReason};
+use crate::spool::SortedSpool;
+
+/// Yields every message once, in (conversation, time, export position) order.
+///
+/// Two copies of one message (the same entry twice in a room file, or a private
+/// message in both participants' histories) have the same id, time and content; the
+/// second is reported as a duplicate. Different messages that merely share text and
+/// time are kept: only an identical id *and* content counts as a copy. Id `"0"`
+/// (integrations) is not unique and never de-duplicated.
+pub struct MessageStream {
+    spool: SortedSpool,
+    files: Arc<FileStore>,
+    group: Option<(Conversation, Timestamp)>,
+    seen: Vec<(String, u64)>,
+}
+
+impl MessageStream {
+    pub(super) fn new(spool: SortedSpool, files: Arc<FileStore>) -> Self {
+        MessageStream { spool, files, group: None, seen: Vec::new() }
+    }
+
+    /// Messages waiting, duplicates included.
+    pub fn raw_len(&self) -> u64 {
+        self.spool.len()
+    }
+
+    /// The next unique message, its attachment looked up in the export's files.
+    /// Duplicates and missing files are recorded in `report`.
+    pub fn next(&mut self, report: &mut Report) -> Result<Option<Message>> {
+        while let Some(mut m) = self.spool.next_message()? {
+            if self.is_duplicate(&m) {
+                report.skip(Entity::Message, format!("{} id {}", m.conversation, m.id), SkipReason::Duplicate, format!("second copy (in {})", m.source));
+                continue;
+            }
+            if let Some(a) = m.attachment.as_mut() {
+                report.input(Entity::Attachment);
+                resolve_attachment(&self.files, m.conversation, m.sender.id, a);
+                if a.file.is_none() {
+                    report.skip(Entity::Attachment, format!("{} message {}", m.conversation, m.id), SkipReason::MissingFile, format!("{} is not in the export", a.declared_path));
+                }
+            }
+            return Ok(Some(m));
+        }
+        Ok(None)
+    }
+
+    fn is_duplicate(&mut self, m: &Message) -> bool {
+        let group = (m.conversation, m.time);
+        if self.group != Some(group) {
+            self.group = Some(group);
+            self.seen.clear();
+        }
+        if m.id.is_empty() || m.id == "0" {
+            return false;
+        }
+        let fp = fingerprint(m);
+        if self.seen.iter().any(|(id, f)| *id == m.id && *f == fp) {
+            return true;
+        }
+        self.seen.push((m.id.clone(), fp));
+        false
+    }
+}
+
+/// What makes two copies the same message: kind, sender, text and attachment.
+/// Display names are left out: the two PM copies may spell them differently.
+fn fingerprint(m: &Message) -> u64 {
+    let mut h = DefaultHasher::new();
+    m.kind.name().hash(&mut h);
+    m.sender.id.hash(&mut h);
+    m.text.hash(&mut h);
+    m.attachment.as_ref().map(|a| &a.declared_path).hash(&mut h);
+    if let crate::model::MessageKind::Private { receiver } = m.kind {
+        receiver.hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Where an attachment may be, best first. The document says paths are relative to
+/// `users/files`, but room files live under `rooms/<id>/files/`, and one tool put
+/// private files under `users/<id>/files/`; all are tried.
+pub fn attachment_candidates(conversation: Conversation, sender: Option<u64>, declared: &str) -> Vec<String> {
+    let p = declared.trim_start_matches('/');
+    let mut out = Vec::new();
+    let mut users: Vec<u64> = sender.into_iter().collect();
+    match conversation {
+        Conversation::Room(r) => out.push(format!("rooms/{r}/files/{p}")),
+        Conversation::Direct { low, high } => users.extend([low, high]),
+    }
+    out.push(format!("users/files/{p}"));
+    for u in users {
+        out.push(format!("users/{u}/files/{p}"));
+    }
+    out.push(p.to_string());
+    out.dedup();
+    out
+}
+
+fn resolve_attachment(files: &FileStore, conversation: Conversation, sender: Option<u64>, a: &mut Attachment) {
+    let candidates = attachment_candidates(conversation, sender, &a.declared_path);
+    a.file = files.find(&candidates).or_else(|| only_file_in_folder(files, &candidates));
+    a.thumbnail = a.declared_thumbnail.as_deref().and_then(|t| files.find(&attachment_candidates(conversation, sender, t)));
+}
+
+/// The document's own example names `BcudLU14VxUEeUK/GOPR4259.JPG` while the file
+/// sits at `BcudLU14VxUEeUK/img.JPG`: the folder is the upload's unique key. When
+/// the exact name is absent, the one non-thumbnail file in that folder is the upload.
+fn only_file_in_folder(files: &FileStore, candidates: &[String]) -> Option<FileRef> {
+    candidates.iter().filter(|c| c.contains("/files/")).find_map(|c| {
+        let (dir, _) = c.rsplit_once('/')?;
+        let prefix = format!("{dir}/");
+        let mut found = files.under(&prefix).filter(|f| !f.path[prefix.len()..].contains('/') && !is_thumbnail(f.file_name()));
+        let first = found.next()?;
+        found.next().is_none().then_some(first)
+    })
+}
+
+fn is_thumbnail(name: &str) -> bool {
+    name.rsplit_once('.').map_or(name, |(stem, _)| stem).ends_with("_thumb")
+}

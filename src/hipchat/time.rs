@@ -1,0 +1,112 @@
+//! Hipchat timestamps in every shape exports use.
+//!
+//! Messages carry `2018-04-02T14:54:04Z 777248` (seconds, a space, then microseconds);
+//! other records use RFC 3339 with `+00:00`, and some tools wrote fractions or no zone.
+//! Cutting at the space or at `Z`, as several earlier tools did, loses the sub-second
+//! order of a busy room, so the microseconds are always kept.
+
+use chrono::{DateTime, NaiveDateTime};
+
+use crate::model::Timestamp;
+
+/// Parses a Hipchat timestamp; `None` when it is not a date at all.
+///
+/// Accepted: RFC 3339 (`Z` or an offset, optional fraction), the same followed by a
+/// space and up to 9 fraction digits (hc-migrate's microseconds), and a date-time with
+/// no zone (read as UTC, never as local time).
+pub fn parse_timestamp(raw: &str) -> Option<Timestamp> {
+    let raw = raw.trim();
+    let (main, fraction) = match raw.rsplit_once(' ') {
+        Some((head, tail)) if !tail.is_empty() && tail.len() <= 9 && tail.bytes().all(|b| b.is_ascii_digit()) && head.len() >= 19 => {
+            (head.trim_end(), Some(tail))
+        }
+        _ => (raw, None),
+    };
+    let base = parse_main(main)?;
+    let micros = match fraction {
+        // The suffix replaces any sub-second part: it is the precise one.
+        Some(digits) => base.div_euclid(1_000_000) * 1_000_000 + fraction_micros(digits),
+        None => base,
+    };
+    Some(Timestamp(micros))
+}
+
+/// Fraction digits (`777248`, `5`, `123456789`) as microseconds.
+fn fraction_micros(digits: &str) -> i64 {
+    let mut padded: String = digits.chars().take(6).collect();
+    while padded.len() < 6 {
+        padded.push('0');
+    }
+    padded.parse().unwrap_or(0)
+}
+
+fn parse_main(s: &str) -> Option<i64> {
+    if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
+        return Some(dt.timestamp_micros());
+    }
+    // `2018-04-02 15:31:34+00:00`: RFC 3339 with a space separator.
+    if s.len() > 10 && s.as_bytes()[10] == b' ' {
+        let t = format!("{}T{}", &s[..10], &s[11..]);
+        if let Ok(dt) = DateTime::parse_from_rfc3339(&t) {
+            return Some(dt.timestamp_micros());
+        }
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.fZ"] {
+        if let Ok(naive) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(naive.and_utc().timestamp_micros());
+        }
+    }
+    None
+}
+
+/// Reads a timestamp from JSON: a string as above, or a number of seconds (or
+/// milliseconds, when it is too large to be seconds) since the epoch.
+pub fn timestamp_from_json(v: &serde_json::Value) -> Option<Timestamp> {
+    match v {
+        serde_json::Value::String(s) => parse_timestamp(s),
+        serde_json::Value::Number(n) => {
+            let f = n.as_f64()?;
+            let micros = if f.abs() > 1e11 { f * 1000.0 } else { f * 1e6 };
+            Some(Timestamp(micros.round() as i64))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> i64 {
+        parse_timestamp(s).unwrap_or_else(|| panic!("{s}")).micros()
+    }
+
+    #[test]
+    fn hipchat_message_shape_keeps_microseconds() {
+        assert_eq!(ts("2018-04-02T14:54:04Z 777248"), 1_522_680_844_777_248);
+    }
+
+    #[test]
+    fn plain_and_offset_shapes() {
+        assert_eq!(ts("2018-04-02T14:54:04Z"), 1_522_680_844_000_000);
+        assert_eq!(ts("2018-04-02T14:54:04+00:00"), 1_522_680_844_000_000);
+        assert_eq!(ts("2018-04-02T16:54:04+02:00"), 1_522_680_844_000_000);
+        assert_eq!(ts("2018-04-02T14:54:04.5Z"), 1_522_680_844_500_000);
+        assert_eq!(ts("2018-04-02T14:54:04+00:00 000001"), 1_522_680_844_000_001);
+        assert_eq!(ts("2018-04-02 14:54:04"), 1_522_680_844_000_000);
+        assert_eq!(ts("2018-04-02T14:54:04"), 1_522_680_844_000_000);
+    }
+
+    #[test]
+    fn rejects_non_dates() {
+        assert!(parse_timestamp("").is_none());
+        assert!(parse_timestamp("yesterday").is_none());
+        assert!(parse_timestamp("2018-13-45T99:00:00Z").is_none());
+    }
+
+    #[test]
+    fn numbers_are_epoch_seconds_or_millis() {
+        assert_eq!(timestamp_from_json(&serde_json::json!(1522680844)).unwrap().micros(), 1_522_680_844_000_000);
+        assert_eq!(timestamp_from_json(&serde_json::json!(1522680844123i64)).unwrap().micros(), 1_522_680_844_123_000);
+    }
+}

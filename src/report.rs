@@ -1,0 +1,241 @@
+//! The run report: what came in, what went out, what was skipped and why.
+//!
+//! Every reader and writer records into one [`Report`], so "counts in = counts out +
+//! counts skipped" can be checked for every entity, and `--report FILE` gives runbooks
+//! the same numbers as JSON. A skip always carries a typed [`SkipReason`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+/// The kinds of things an export holds, as counted in the report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Entity {
+    /// A user from users.json (or a placeholder for an unknown sender).
+    User,
+    /// A room from rooms.json.
+    Room,
+    /// A room or private message.
+    Message,
+    /// A file attached to a message.
+    Attachment,
+    /// A custom emoticon.
+    Emoticon,
+    /// A user's avatar image.
+    Avatar,
+    /// An archive entry (a file inside the tar or folder).
+    Entry,
+}
+
+impl fmt::Display for Entity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = serde_json::to_value(self).ok();
+        f.write_str(s.as_ref().and_then(|v| v.as_str()).unwrap_or("?"))
+    }
+}
+
+/// Why something was not converted. Shared by the reader and every writer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// The same message appears twice (same id and content), e.g. in both PM histories.
+    Duplicate,
+    /// Deleted in Hipchat (has the `deleted` object, empty text).
+    Deleted,
+    /// A message whose timestamp cannot be parsed, so it cannot be placed in time.
+    BadTimestamp,
+    /// A history element that is not a message object at all.
+    Malformed,
+    /// A history file whose JSON is damaged (only with `--skip-damaged`).
+    DamagedFile,
+    /// The file the JSON names is not in the export.
+    MissingFile,
+    /// A tar entry that is a symlink, hard link, device or other non-regular file.
+    LinkOrSpecialEntry,
+    /// A tar entry whose path is absolute or climbs out with `..`.
+    UnsafePath,
+    /// An entry the format does not describe (kept out, counted).
+    UnrecognisedEntry,
+    /// An entry larger than `--max-entry-size`.
+    TooLarge,
+    /// A message kind the target cannot hold.
+    UnsupportedKind,
+    /// Left out by a filter flag (`--since`, `--rooms`, `--no-private`, …).
+    Filtered,
+    /// A room deleted in Hipchat, left out by `--skip-deleted-rooms`.
+    DeletedRoom,
+    /// An emoticon name that the target reserves (e.g. a system emoji).
+    ReservedName,
+    /// An image that is over the target's size limit in every size.
+    ImageTooLarge,
+    /// Not valid for the target for another reason (the detail says which).
+    Invalid,
+}
+
+/// One skipped item.
+#[derive(Clone, Debug, Serialize)]
+pub struct Skip {
+    /// What was skipped.
+    pub entity: Entity,
+    /// Its id or path in the export.
+    pub id: String,
+    /// Why.
+    pub reason: SkipReason,
+    /// More detail for people.
+    pub detail: String,
+}
+
+/// A name that had to change on the way to the target (a clash, an invalid name).
+#[derive(Clone, Debug, Serialize)]
+pub struct Rename {
+    /// What was renamed.
+    pub entity: Entity,
+    /// Its Hipchat id.
+    pub id: String,
+    /// The name it would have had.
+    pub from: String,
+    /// The name it got.
+    pub to: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Input, written and skipped numbers for one entity.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Counts {
+    /// Found in the export.
+    pub input: u64,
+    /// Converted into the target.
+    pub written: u64,
+    /// Skipped, each with a reason in `skipped`.
+    pub skipped: u64,
+}
+
+/// How many skip entries and warnings are kept verbatim; beyond that only counted,
+/// so a pathological export cannot grow the report without bound.
+pub const MAX_LISTED: usize = 100_000;
+
+/// The report of one run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    /// `hcconv`.
+    pub tool: &'static str,
+    /// Crate version.
+    pub version: &'static str,
+    /// Per entity counts.
+    pub counts: BTreeMap<Entity, Counts>,
+    /// Skip counts per entity and reason.
+    pub skip_reasons: BTreeMap<Entity, BTreeMap<SkipReason, u64>>,
+    /// Skipped items (first [`MAX_LISTED`]).
+    pub skipped: Vec<Skip>,
+    /// Renames.
+    pub renames: Vec<Rename>,
+    /// Warnings: things converted, but not exactly as they were (first [`MAX_LISTED`]).
+    pub warnings: Vec<String>,
+    /// Warnings not listed because of the cap.
+    pub warnings_not_listed: u64,
+    /// Skips not listed because of the cap.
+    pub skipped_not_listed: u64,
+    /// Free-form numbers a writer or the reader adds (e.g. `posts_written`).
+    pub extra: BTreeMap<String, u64>,
+}
+
+impl Report {
+    /// An empty report stamped with the tool's name and version.
+    pub fn new() -> Self {
+        Report { tool: "hcconv", version: env!("CARGO_PKG_VERSION"), ..Default::default() }
+    }
+
+    /// Counts one item of `entity` found in the export.
+    pub fn input(&mut self, entity: Entity) {
+        self.counts.entry(entity).or_default().input += 1;
+    }
+
+    /// Counts `n` items of `entity` found in the export.
+    pub fn input_n(&mut self, entity: Entity, n: u64) {
+        self.counts.entry(entity).or_default().input += n;
+    }
+
+    /// Counts one item of `entity` converted.
+    pub fn written(&mut self, entity: Entity) {
+        self.counts.entry(entity).or_default().written += 1;
+    }
+
+    /// Records one skipped item with its reason.
+    pub fn skip(&mut self, entity: Entity, id: impl Into<String>, reason: SkipReason, detail: impl Into<String>) {
+        self.counts.entry(entity).or_default().skipped += 1;
+        *self.skip_reasons.entry(entity).or_default().entry(reason).or_default() += 1;
+        if self.skipped.len() < MAX_LISTED {
+            self.skipped.push(Skip { entity, id: id.into(), reason, detail: detail.into() });
+        } else {
+            self.skipped_not_listed += 1;
+        }
+    }
+
+    /// Records a rename.
+    pub fn rename(&mut self, entity: Entity, id: impl Into<String>, from: impl Into<String>, to: impl Into<String>, reason: impl Into<String>) {
+        self.renames.push(Rename { entity, id: id.into(), from: from.into(), to: to.into(), reason: reason.into() });
+    }
+
+    /// Records a warning.
+    pub fn warn(&mut self, message: impl Into<String>) {
+        if self.warnings.len() < MAX_LISTED {
+            self.warnings.push(message.into());
+        } else {
+            self.warnings_not_listed += 1;
+        }
+    }
+
+    /// Adds `n` to a free-form counter.
+    pub fn add_extra(&mut self, key: &str, n: u64) {
+        *self.extra.entry(key.to_string()).or_default() += n;
+    }
+
+    /// The counts of one entity (zeros if never touched).
+    pub fn counts_of(&self, entity: Entity) -> Counts {
+        self.counts.get(&entity).copied().unwrap_or_default()
+    }
+
+    /// How many items of `entity` were skipped for `reason`.
+    pub fn skipped_for(&self, entity: Entity, reason: SkipReason) -> u64 {
+        self.skip_reasons.get(&entity).and_then(|m| m.get(&reason)).copied().unwrap_or(0)
+    }
+
+    /// Entities whose input differs from written + skipped: must be empty after a
+    /// finished conversion, and tests check that it is.
+    pub fn unbalanced(&self) -> Vec<(Entity, Counts)> {
+        self.counts
+            .iter()
+            .filter(|(e, c)| **e != Entity::Entry && c.input != c.written + c.skipped)
+            .map(|(e, c)| (*e, *c))
+            .collect()
+    }
+
+    /// A few human lines: per-entity counts and skip reasons.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        for (entity, c) in &self.counts {
+            out.push_str(&format!("{entity:<11} in {:>9}  written {:>9}  skipped {:>9}", c.input, c.written, c.skipped));
+            if let Some(reasons) = self.skip_reasons.get(entity) {
+                let r: Vec<String> = reasons.iter().map(|(k, n)| format!("{}: {n}", reason_name(*k))).collect();
+                out.push_str(&format!("  ({})", r.join(", ")));
+            }
+            out.push('\n');
+        }
+        if !self.renames.is_empty() {
+            out.push_str(&format!("renamed     {}\n", self.renames.len()));
+        }
+        let warnings = self.warnings.len() as u64 + self.warnings_not_listed;
+        if warnings > 0 {
+            out.push_str(&format!("warnings    {warnings}\n"));
+        }
+        out
+    }
+}
+
+/// The snake_case name of a reason, as in the JSON report.
+pub fn reason_name(reason: SkipReason) -> String {
+    serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}

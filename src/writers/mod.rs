@@ -1,0 +1,71 @@
+//! One writer per target, all fed by the same [`Export`].
+//!
+//! Each writer module owns its flags (a clap `Args` struct flattened into the
+//! command line), writes into the staging path it is given, and records every
+//! written or skipped item in the [`Report`].
+
+pub mod mattermost;
+pub mod pixtoome;
+pub mod qiscus;
+
+use std::path::Path;
+
+use clap::{Args, ValueEnum};
+
+use crate::error::Result;
+use crate::hipchat::Export;
+use crate::output::OutputShape;
+use crate::report::Report;
+
+/// The systems hcconv writes for.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Mattermost bulk import (JSONL + data/), for `mmctl import`.
+    Mattermost,
+    /// Pixtoome's `manage.py import` directory (the Zulip data-import format).
+    Pixtoome,
+    /// Qiscus import API JSON files (users, rooms, comments).
+    Qiscus,
+}
+
+impl Target {
+    /// Lowercase name as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Mattermost => "mattermost",
+            Target::Pixtoome => "pixtoome",
+            Target::Qiscus => "qiscus",
+        }
+    }
+}
+
+/// Options of all writers; each only reads its own part.
+#[derive(Args, Debug, Clone, Default)]
+pub struct WriterOptions {
+    /// Leave rooms deleted in Hipchat out (default: keep them as archived).
+    #[arg(long)]
+    pub skip_deleted_rooms: bool,
+    #[command(flatten)]
+    pub mattermost: mattermost::MattermostOptions,
+    #[command(flatten)]
+    pub pixtoome: pixtoome::PixtoomeOptions,
+    #[command(flatten)]
+    pub qiscus: qiscus::QiscusOptions,
+}
+
+/// Whether `target` writes a folder or a single file with these options.
+pub fn output_shape(target: Target, opts: &WriterOptions) -> OutputShape {
+    match target {
+        Target::Mattermost if opts.mattermost.zip => OutputShape::File,
+        _ => OutputShape::Folder,
+    }
+}
+
+/// Writes `export` for `target` at `out` (a staging path; see [`output_shape`]).
+pub fn write(target: Target, export: &mut Export, out: &Path, opts: &WriterOptions, report: &mut Report) -> Result<()> {
+    match target {
+        Target::Mattermost => mattermost::write(export, out, opts, report),
+        Target::Pixtoome => pixtoome::write(export, out, opts, report),
+        Target::Qiscus => qiscus::write(export, out, opts, report),
+    }
+}
