@@ -8,6 +8,7 @@
 
 pub mod archive;
 pub mod cli;
+pub mod convert;
 pub mod error;
 pub mod files;
 pub mod hipchat;

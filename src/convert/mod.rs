@@ -1,0 +1,8 @@
+//! What every writer needs on the way from the neutral model to a target:
+//! text rewriting (HTML, mentions, emoticons, slash commands, event wording),
+//! lossless splitting of long messages, unique names and strictly increasing
+//! timestamps. Kept here so the three writers behave the same where they can.
+
+pub mod clock;
+pub mod names;
+pub mod text;

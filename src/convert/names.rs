@@ -1,0 +1,128 @@
+//! Names that targets restrict: slugs, truncation at character boundaries, and
+//! uniqueness with deterministic suffixes.
+
+use std::collections::HashSet;
+
+/// Lowercases `s`, keeps characters `allowed` accepts and turns every run of
+/// others into one `sep`, trimming `sep` at both ends.
+pub fn slug(s: &str, allowed: impl Fn(char) -> bool, sep: char) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut pending_sep = false;
+    for c in s.chars().flat_map(char::to_lowercase) {
+        if allowed(c) && c != sep {
+            if pending_sep && !out.is_empty() {
+                out.push(sep);
+            }
+            pending_sep = false;
+            out.push(c);
+        } else {
+            pending_sep = true;
+        }
+    }
+    out
+}
+
+/// At most `max` characters (Unicode scalar values, Mattermost's "runes").
+pub fn truncate_chars(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// At most `max` bytes, cut at a character boundary.
+pub fn truncate_bytes(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Hands out names unique under a normalisation (lowercase by default): the first
+/// claimant keeps its name, later ones get `-2`, `-3`, … (the base shortened so the
+/// result still fits `max_bytes`). Claim in a deterministic order (by Hipchat id).
+#[derive(Debug, Default, Clone)]
+pub struct UniqueNames {
+    taken: HashSet<String>,
+}
+
+impl UniqueNames {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Marks `name` as taken without claiming it (reserved words, existing names).
+    pub fn reserve(&mut self, name: &str) {
+        self.taken.insert(name.to_lowercase());
+    }
+
+    /// True when `name` is taken.
+    pub fn is_taken(&self, name: &str) -> bool {
+        self.taken.contains(&name.to_lowercase())
+    }
+
+    /// Claims `base` or the first free `base-N`, each at most `max_bytes` long.
+    pub fn claim(&mut self, base: &str, max_bytes: usize) -> String {
+        self.claim_with(base, max_bytes, "-")
+    }
+
+    /// As [`UniqueNames::claim`], with `joiner` between base and number.
+    pub fn claim_with(&mut self, base: &str, max_bytes: usize, joiner: &str) -> String {
+        let first = truncate_bytes(base, max_bytes).to_string();
+        if self.taken.insert(first.to_lowercase()) {
+            return first;
+        }
+        for n in 2u64.. {
+            let suffix = format!("{joiner}{n}");
+            let candidate = format!("{}{suffix}", truncate_bytes(base, max_bytes.saturating_sub(suffix.len())));
+            if self.taken.insert(candidate.to_lowercase()) {
+                return candidate;
+            }
+        }
+        unreachable!("an unused suffix always exists")
+    }
+}
+
+/// A stable placeholder address for a user Hipchat exported without one:
+/// `hipchat-user-<id>@<domain>`.
+pub fn placeholder_email(user_id: u64, domain: &str) -> String {
+    format!("hipchat-user-{user_id}@{domain}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        let ok = |c: char| c.is_ascii_alphanumeric() || c == '-';
+        assert_eq!(slug("Dev Ops", ok, '-'), "dev-ops");
+        assert_eq!(slug("  #Dev--Ops!! ", ok, '-'), "dev-ops");
+        assert_eq!(slug("#####", ok, '-'), "");
+        assert_eq!(slug("Ünïcode Room", ok, '-'), "n-code-room");
+    }
+
+    #[test]
+    fn truncation_respects_characters() {
+        assert_eq!(truncate_chars("héllo", 2), "hé");
+        assert_eq!(truncate_bytes("héllo", 2), "h");
+        assert_eq!(truncate_bytes("abc", 10), "abc");
+    }
+
+    #[test]
+    fn unique_names_are_case_insensitive_and_fit() {
+        let mut u = UniqueNames::new();
+        assert_eq!(u.claim("bob", 64), "bob");
+        assert_eq!(u.claim("Bob", 64), "Bob-2");
+        assert_eq!(u.claim("bob", 64), "bob-3");
+        assert_eq!(u.claim("abcdef", 6), "abcdef");
+        assert_eq!(u.claim("abcdef", 6), "abcd-2");
+        u.reserve("all");
+        assert_eq!(u.claim("ALL", 64), "ALL-2");
+    }
+}

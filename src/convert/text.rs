@@ -1,0 +1,362 @@
+//! Message text on its way to a target.
+//!
+//! The rules HIPCHAT.md draws from earlier importers: text stays byte-exact except
+//! for deliberate rewrites; HTML is converted only when the message says it is HTML
+//! (never run plain text through an HTML converter: it eats `<username>`); long
+//! messages are split, never cut.
+
+use std::collections::HashMap;
+
+use crate::model::{Message, MessageKind};
+
+/// Markdown from a notification's HTML body (links, bold, lists kept).
+pub fn html_to_markdown(html: &str) -> String {
+    match htmd::convert(html) {
+        Ok(md) => md.trim().to_string(),
+        Err(_) => html_to_plain(html),
+    }
+}
+
+/// Plain text from HTML: tags dropped (`<br>`, `<p>`, `<li>` become line breaks),
+/// links kept as `text (url)`, entities decoded.
+/// Hand-rolled (about 60 lines) because the plain-text converters on crates.io
+/// re-wrap lines, which would change the text beyond removing markup.
+pub fn html_to_plain(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    let mut href_stack: Vec<Option<String>> = Vec::new();
+    while let Some(lt) = rest.find('<') {
+        out.push_str(&decode_entities(&rest[..lt]));
+        let after = &rest[lt + 1..];
+        let Some(gt) = after.find('>') else {
+            out.push_str(&decode_entities(&rest[lt..]));
+            rest = "";
+            break;
+        };
+        let tag = &after[..gt];
+        let name: String = tag.trim_start_matches('/').chars().take_while(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
+        let closing = tag.starts_with('/');
+        match (name.as_str(), closing) {
+            ("br", _) => out.push('\n'),
+            ("p" | "div" | "tr" | "ul" | "ol" | "table", true) => out.push('\n'),
+            ("li", false) => out.push_str("\n- "),
+            ("a", false) => href_stack.push(attribute(tag, "href")),
+            ("a", true) => {
+                if let Some(Some(url)) = href_stack.pop() {
+                    if !out.ends_with(&url) {
+                        out.push_str(&format!(" ({url})"));
+                    }
+                }
+            }
+            _ => {}
+        }
+        rest = &after[gt + 1..];
+    }
+    out.push_str(&decode_entities(rest));
+    out.trim().to_string()
+}
+
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let lower = tag.to_ascii_lowercase();
+    let at = lower.find(&format!("{name}="))? + name.len() + 1;
+    let value = &tag[at..];
+    let (quote, body) = match value.chars().next()? {
+        q @ ('"' | '\'') => (Some(q), &value[1..]),
+        _ => (None, value),
+    };
+    let end = match quote {
+        Some(q) => body.find(q).unwrap_or(body.len()),
+        None => body.find(char::is_whitespace).unwrap_or(body.len()),
+    };
+    Some(decode_entities(&body[..end]))
+}
+
+/// Decodes `&amp;`, `&lt;`, `&gt;`, `&quot;`, `&apos;`, `&#39;`, `&nbsp;` and numeric
+/// references; anything else is left as it is.
+pub fn decode_entities(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let tail = &rest[amp..];
+        let decoded = tail.find(';').filter(|semi| *semi <= 10).and_then(|semi| {
+            let ent = &tail[1..semi];
+            let c = match ent {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                "nbsp" => Some(' '),
+                _ if ent.starts_with("#x") || ent.starts_with("#X") => u32::from_str_radix(&ent[2..], 16).ok().and_then(char::from_u32),
+                _ if ent.starts_with('#') => ent[1..].parse().ok().and_then(char::from_u32),
+                _ => None,
+            }?;
+            Some((c, semi + 1))
+        });
+        match decoded {
+            Some((c, len)) => {
+                out.push(c);
+                rest = &tail[len..];
+            }
+            None => {
+                out.push('&');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Splits `text` into parts of at most `max` characters whose concatenation is
+/// exactly `text`. Breaks after the last newline in a part, else after the last
+/// whitespace, else at the limit (never inside a character).
+pub fn split_chars(text: &str, max: usize) -> Vec<String> {
+    let max = max.max(1);
+    if text.chars().count() <= max {
+        return vec![text.to_string()];
+    }
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while rest.chars().count() > max {
+        let limit = rest.char_indices().nth(max).map_or(rest.len(), |(i, _)| i);
+        let window = &rest[..limit];
+        let cut = window
+            .rfind('\n')
+            .map(|i| i + 1)
+            .filter(|i| *i > limit / 2)
+            .or_else(|| window.rfind(char::is_whitespace).map(|i| i + window[i..].chars().next().map_or(1, char::len_utf8)).filter(|i| *i > limit / 2))
+            .unwrap_or(limit);
+        parts.push(rest[..cut].to_string());
+        rest = &rest[cut..];
+    }
+    if !rest.is_empty() {
+        parts.push(rest.to_string());
+    }
+    parts
+}
+
+/// How a target shows formatting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    /// Markdown (Mattermost, Zulip).
+    Markdown,
+    /// Plain text (Qiscus).
+    Plain,
+}
+
+/// Hipchat's slash commands, rendered the way Hipchat showed them: `/code` as a
+/// code block, `/quote` as a quote, `/me` as an action by `actor`. Other text is
+/// returned unchanged.
+pub fn slash_command(text: &str, actor: &str, style: Style) -> String {
+    let (cmd, body) = match text.split_once(|c: char| c == ' ' || c == '\n') {
+        Some((c, b)) => (c, b),
+        None => (text, ""),
+    };
+    match (cmd, style) {
+        ("/code", Style::Markdown) => {
+            let fence = if body.contains("```") { "~~~~" } else { "```" };
+            format!("{fence}\n{body}\n{fence}")
+        }
+        ("/quote", Style::Markdown) => body.lines().map(|l| format!("> {l}")).collect::<Vec<_>>().join("\n"),
+        ("/me", Style::Markdown) => format!("*{actor} {body}*"),
+        ("/code", Style::Plain) => body.to_string(),
+        ("/quote", Style::Plain) => body.lines().map(|l| format!("> {l}")).collect::<Vec<_>>().join("\n"),
+        ("/me", Style::Plain) => format!("{actor} {body}"),
+        _ => text.to_string(),
+    }
+}
+
+/// True for `/code` messages, whose body must not be rewritten.
+pub fn is_code(text: &str) -> bool {
+    text.starts_with("/code ") || text.starts_with("/code\n")
+}
+
+/// Rewrites `@mention_name` and `(emoticon)` tokens with target-specific text.
+/// Keys are matched case-insensitively; unknown tokens stay as they are.
+#[derive(Debug, Default, Clone)]
+pub struct TextRewriter {
+    mentions: HashMap<String, String>,
+    emoticons: HashMap<String, String>,
+}
+
+impl TextRewriter {
+    /// An empty rewriter.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `@name` (any case) becomes `replacement`. The first mapping for a name wins.
+    pub fn mention(&mut self, name: &str, replacement: String) {
+        if !name.is_empty() {
+            self.mentions.entry(name.to_lowercase()).or_insert(replacement);
+        }
+    }
+
+    /// `(shortcut)` becomes `replacement`.
+    pub fn emoticon(&mut self, shortcut: &str, replacement: String) {
+        if !shortcut.is_empty() {
+            self.emoticons.entry(shortcut.to_lowercase()).or_insert(replacement);
+        }
+    }
+
+    /// Applies both rewrites.
+    pub fn rewrite(&self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len() + 16);
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        let mut copied = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            let prev_ok = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+            if b == b'@' && prev_ok && !self.mentions.is_empty() {
+                let len = text[i + 1..].bytes().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-')).count();
+                let mut name = &text[i + 1..i + 1 + len];
+                name = name.trim_end_matches(['.', '-']);
+                if let Some(rep) = (!name.is_empty()).then(|| self.mentions.get(&name.to_lowercase())).flatten() {
+                    out.push_str(&text[copied..i]);
+                    out.push_str(rep);
+                    i += 1 + name.len();
+                    copied = i;
+                    continue;
+                }
+            }
+            if b == b'(' && !self.emoticons.is_empty() {
+                let len = text[i + 1..].bytes().take_while(u8::is_ascii_alphanumeric).count();
+                if len > 0 && len <= 50 && bytes.get(i + 1 + len) == Some(&b')') {
+                    if let Some(rep) = self.emoticons.get(&text[i + 1..i + 1 + len].to_lowercase()) {
+                        out.push_str(&text[copied..i]);
+                        out.push_str(rep);
+                        i += len + 2;
+                        copied = i;
+                        continue;
+                    }
+                }
+            }
+            i += 1;
+        }
+        out.push_str(&text[copied..]);
+        out
+    }
+}
+
+/// What a room event looked like in Hipchat, as a sentence: topic changes,
+/// archiving and guest access. `None` for kinds that are not events.
+pub fn event_text(kind: &MessageKind, actor: &str) -> Option<String> {
+    Some(match kind {
+        MessageKind::Topic { topic } if topic.is_empty() => format!("{actor} cleared the room topic"),
+        MessageKind::Topic { topic } => format!("{actor} changed the room topic to: {topic}"),
+        MessageKind::Archive { is_archived: true } => format!("{actor} archived the room"),
+        MessageKind::Archive { is_archived: false } => format!("{actor} unarchived the room"),
+        MessageKind::GuestAccess { enabled: true, url } if !url.is_empty() => format!("{actor} enabled guest access: {url}"),
+        MessageKind::GuestAccess { enabled: true, .. } => format!("{actor} enabled guest access"),
+        MessageKind::GuestAccess { enabled: false, .. } => format!("{actor} disabled guest access"),
+        _ => return None,
+    })
+}
+
+/// A notification (integration card) as text: the body (HTML converted only when
+/// the format says HTML), then the card's title, URL and description when the body
+/// does not already show them.
+pub fn notification_text(m: &Message, style: Style) -> String {
+    let MessageKind::Notification { format, card, .. } = &m.kind else {
+        return m.text.clone();
+    };
+    let mut body = if format.eq_ignore_ascii_case("html") {
+        match style {
+            Style::Markdown => html_to_markdown(&m.text),
+            Style::Plain => html_to_plain(&m.text),
+        }
+    } else {
+        m.text.clone()
+    };
+    if let Some(card) = card.as_ref().and_then(|c| c.as_object()) {
+        let get = |k: &str| card.get(k).and_then(|v| v.as_str()).map(str::trim).filter(|s| !s.is_empty());
+        let mut extra = Vec::new();
+        match (get("title"), get("url")) {
+            (Some(t), Some(u)) if !body.contains(u) => extra.push(match style {
+                Style::Markdown => format!("[{t}]({u})"),
+                Style::Plain => format!("{t} ({u})"),
+            }),
+            (Some(t), _) if !body.contains(t) => extra.push(t.to_string()),
+            (None, Some(u)) if !body.contains(u) => extra.push(u.to_string()),
+            _ => {}
+        }
+        if let Some(d) = get("description").filter(|d| !body.contains(d)) {
+            extra.push(d.to_string());
+        }
+        if !extra.is_empty() {
+            if !body.is_empty() {
+                body.push_str("\n\n");
+            }
+            body.push_str(&extra.join("\n"));
+        }
+    }
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn html_conversions() {
+        let html = "Card <b>Sample</b> &amp; <a href=\"http://x.com/a\">link</a>";
+        assert_eq!(html_to_markdown(html), "Card **Sample** & [link](http://x.com/a)");
+        assert_eq!(html_to_plain(html), "Card Sample & link (http://x.com/a)");
+        assert_eq!(html_to_plain("a<br>b<ul><li>x</li></ul>"), "a\nb\n- x");
+        assert_eq!(decode_entities("&lt;tag&gt; &#65;&#x42; &bogus; & x"), "<tag> AB &bogus; & x");
+    }
+
+    #[test]
+    fn split_is_lossless_and_prefers_line_breaks() {
+        let text = format!("{}\n{}", "a".repeat(30), "b".repeat(30));
+        let parts = split_chars(&text, 40);
+        assert_eq!(parts, vec![format!("{}\n", "a".repeat(30)), "b".repeat(30)]);
+        assert_eq!(split_chars("short", 40), vec!["short"]);
+        assert_eq!(split_chars("ééééé", 2), vec!["éé", "éé", "é"]);
+    }
+
+    proptest! {
+        #[test]
+        fn split_concatenates_back(text in "\\PC{0,300}", max in 1usize..50) {
+            let parts = split_chars(&text, max);
+            prop_assert_eq!(parts.concat(), text.clone());
+            for p in &parts {
+                prop_assert!(p.chars().count() <= max);
+                prop_assert!(!p.is_empty() || text.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn slash_commands() {
+        assert_eq!(slash_command("/code fn x() {}", "Ann", Style::Markdown), "```\nfn x() {}\n```");
+        assert_eq!(slash_command("/quote a\nb", "Ann", Style::Markdown), "> a\n> b");
+        assert_eq!(slash_command("/me waves", "Ann", Style::Markdown), "*Ann waves*");
+        assert_eq!(slash_command("/me waves", "Ann", Style::Plain), "Ann waves");
+        assert_eq!(slash_command("/codex no", "Ann", Style::Markdown), "/codex no");
+    }
+
+    #[test]
+    fn mentions_and_emoticons() {
+        let mut r = TextRewriter::new();
+        r.mention("OtherUser", "@other.user".into());
+        r.emoticon("hcdc", ":hcdc:".into());
+        assert_eq!(r.rewrite("hi @otheruser. (hcdc) (nope) mail@OtherUser x"), "hi @other.user. :hcdc: (nope) mail@OtherUser x");
+        assert_eq!(r.rewrite("@OtherUser"), "@other.user");
+        assert_eq!(r.rewrite("ümlaut @OtherUser ü"), "ümlaut @other.user ü");
+    }
+
+    #[test]
+    fn events() {
+        assert_eq!(event_text(&MessageKind::Topic { topic: "t".into() }, "Ann").unwrap(), "Ann changed the room topic to: t");
+        assert_eq!(event_text(&MessageKind::Archive { is_archived: false }, "Ann").unwrap(), "Ann unarchived the room");
+        assert!(event_text(&MessageKind::User, "Ann").is_none());
+    }
+}
