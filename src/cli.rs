@@ -4,6 +4,7 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -14,6 +15,7 @@ use crate::files::FileStore;
 use crate::hipchat::{self, Export, ReadOptions};
 use crate::output::{OutputShape, Staging};
 use crate::password::PasswordSource;
+use crate::progress::{Mode, Progress};
 use crate::report::Report;
 use crate::writers::{self, Target, WriterOptions};
 
@@ -25,6 +27,7 @@ Exit status:
   3  wrong password, or an encrypted file that is not an hc-migrate archive
   4  damaged or unreadable input (truncated, corrupt, malformed JSON, missing file)
   5  cannot write the output (exists without --force, disk full, permissions)
+130  interrupted (Ctrl-C); no output and no temporary folder is left behind
 
 Password, first found: --password-file FILE, --password (visible to other users),
 the HCCONV_PASSWORD environment variable, then a prompt when stdin is a terminal.";
@@ -67,6 +70,8 @@ struct ConvertArgs {
     report: Option<PathBuf>,
     #[command(flatten)]
     input: InputArgs,
+    #[command(flatten)]
+    filters: FilterArgs,
     #[command(flatten)]
     writer: WriterOptions,
     #[command(flatten)]
@@ -113,6 +118,39 @@ struct InputArgs {
     max_entry_size: u64,
 }
 
+/// What to leave out (reported as skipped, never silently dropped).
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Filters")]
+struct FilterArgs {
+    /// Convert only messages at or after DATE (YYYY-MM-DD, UTC, or RFC 3339).
+    #[arg(long, value_name = "DATE")]
+    since: Option<String>,
+    /// Convert only messages before DATE (a YYYY-MM-DD date includes that whole day).
+    #[arg(long, value_name = "DATE")]
+    until: Option<String>,
+    /// Convert only these rooms, by id or name (comma-separated or repeated).
+    #[arg(long, value_name = "ROOM", value_delimiter = ',')]
+    rooms: Vec<String>,
+    /// Leave private (1:1) messages out.
+    #[arg(long)]
+    no_private: bool,
+    /// Leave attachment files out; the messages keep their text.
+    #[arg(long)]
+    no_files: bool,
+}
+
+impl FilterArgs {
+    fn parse(&self) -> Result<crate::filter::Filters> {
+        Ok(crate::filter::Filters {
+            since: self.since.as_deref().map(|d| crate::filter::parse_date(d, false)).transpose()?,
+            until: self.until.as_deref().map(|d| crate::filter::parse_date(d, true)).transpose()?,
+            rooms: self.rooms.iter().map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect(),
+            no_private: self.no_private,
+            no_files: self.no_files,
+        })
+    }
+}
+
 #[derive(ValueEnum, Clone, Copy, Debug)]
 enum KdfArg {
     Md5,
@@ -139,6 +177,7 @@ pub fn main() -> i32 {
             return if e.use_stderr() { ErrorKind::Usage.exit_code() } else { 0 };
         }
     };
+    install_interrupt_handler();
     let outcome = match cli.command {
         Some(Command::Inspect(args)) => run_inspect(&args),
         None => run_convert(&cli.convert),
@@ -153,22 +192,29 @@ pub fn main() -> i32 {
 }
 
 impl InputArgs {
-    fn read(&self, export: &Path, files: FileStore, spool_dir: &Path, report: &mut Report) -> Result<Export> {
+    fn read(&self, export: &Path, files: FileStore, spool_dir: &Path, progress: &Progress, report: &mut Report) -> Result<Export> {
         let source = PasswordSource { file: self.password_file.clone(), literal: self.password.clone() };
         let password = move || source.resolve();
+        let bar = progress.handle();
+        let on_read = move |n: u64| bar.set_position(n);
+        progress.phase("reading", &export.display().to_string());
         let kdf = self.kdf.map(|k| match k {
             KdfArg::Md5 => Kdf::Md5,
             KdfArg::Sha256 => Kdf::Sha256,
             KdfArg::Pbkdf2 => Kdf::Pbkdf2(self.iter),
         });
         let opts = ReadOptions {
-            open: OpenOptions { password: &password, kdf, iter: self.iter, max_entry_size: self.max_entry_size },
+            open: OpenOptions { password: &password, kdf, iter: self.iter, max_entry_size: self.max_entry_size, on_read: Some(&on_read) },
             skip_damaged: self.skip_damaged,
             spool_dir: spool_dir.to_path_buf(),
             files,
             spool_budget: crate::spool::DEFAULT_BUDGET,
         };
-        hipchat::read_export(export, opts, report)
+        let mut data = hipchat::read_export(export, opts, report)?;
+        progress.count_messages(data.messages.raw_len());
+        let bar = progress.handle();
+        data.messages.set_progress(Box::new(move |n| bar.set_position(n)));
+        Ok(data)
     }
 
     fn warn_if_literal(&self, log: &LogArgs) {
@@ -182,8 +228,11 @@ fn run_inspect(args: &InspectArgs) -> Result<()> {
     args.input.warn_if_literal(&args.log);
     let scratch = tempfile::Builder::new().prefix("hcconv-inspect-").tempdir().map_err(|e| Error::new(ErrorKind::Other, format!("cannot create a temporary folder: {e}")))?;
     let mut report = Report::new();
-    let export = args.input.read(&args.export, FileStore::measured(), scratch.path(), &mut report)?;
+    let progress = Progress::new(Mode::detect(args.log.quiet), input_size(&args.export));
+    let export = args.input.read(&args.export, FileStore::measured(), scratch.path(), &progress, &mut report)?;
+    progress.phase("counting", "messages");
     let inventory = crate::inspect::Inventory::collect(export, &mut report)?;
+    progress.finish();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&inventory).expect("inventory serialises"));
     } else {
@@ -204,8 +253,10 @@ fn run_convert(args: &ConvertArgs) -> Result<()> {
     };
     args.input.warn_if_literal(&args.log);
     let out = args.output.clone().unwrap_or_else(|| default_output(export, target, &args.writer));
+    args.filters.parse()?;
     let mut report = Report::new();
     let result = convert(args, target, export, &out, &mut report);
+    clear_cleanup();
     if let Some(path) = &args.report {
         write_report_file(path, &report, &out, result.as_ref().err())?;
     }
@@ -224,8 +275,14 @@ fn convert(args: &ConvertArgs, target: Target, export: &Path, out: &Path, report
     let spool_dir = staging.work_dir().join("spool");
     std::fs::create_dir_all(&files_dir).output_ctx(&files_dir)?;
     std::fs::create_dir_all(&spool_dir).output_ctx(&spool_dir)?;
-    let mut export_data = args.input.read(export, FileStore::staged(&files_dir), &spool_dir, report)?;
+    register_cleanup(&staging);
+    let filters = args.filters.parse()?;
+    let progress = Progress::new(Mode::detect(args.log.quiet), input_size(export));
+    let mut export_data = args.input.read(export, FileStore::staged(&files_dir), &spool_dir, &progress, report)?;
+    filters.apply(&mut export_data, report)?;
+    progress.phase("writing", &format!("{} for {}", out.display(), target.name()));
     writers::write(target, &mut export_data, &staging.path(), &args.writer, report)?;
+    progress.finish();
     if args.log.verbose {
         for w in &report.warnings {
             eprintln!("hcconv: warning: {w}");
@@ -259,6 +316,39 @@ fn write_report_file(path: &Path, report: &Report, out: &Path, error: Option<&Er
     }
     let text = serde_json::to_string_pretty(&value).expect("report serialises");
     std::fs::write(path, text + "\n").output_ctx(path)
+}
+
+/// Hidden output folders to remove if the user interrupts the run.
+static CLEANUP: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn register_cleanup(staging: &Staging) {
+    if let Ok(mut dirs) = CLEANUP.lock() {
+        dirs.extend(staging.hidden_dirs());
+    }
+}
+
+fn clear_cleanup() {
+    if let Ok(mut dirs) = CLEANUP.lock() {
+        dirs.clear();
+    }
+}
+
+/// On Ctrl-C (or SIGTERM), removes the half-written output and exits with 130, so
+/// an interrupted run leaves neither an OUT that looks complete nor temporary folders.
+fn install_interrupt_handler() {
+    let _ = ctrlc::set_handler(|| {
+        if let Ok(dirs) = CLEANUP.lock() {
+            for d in dirs.iter() {
+                let _ = std::fs::remove_dir_all(d);
+            }
+        }
+        eprintln!("\nhcconv: interrupted; nothing was written");
+        std::process::exit(130);
+    });
+}
+
+fn input_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| if m.is_file() { m.len() } else { 0 }).unwrap_or(0)
 }
 
 /// True when progress output may be drawn (stderr is a terminal).

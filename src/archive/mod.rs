@@ -40,6 +40,27 @@ pub struct OpenOptions<'a> {
     pub iter: u32,
     /// Entries larger than this are refused (a decompression-bomb guard).
     pub max_entry_size: u64,
+    /// Told how many bytes of the input have been read so far (for progress bars).
+    pub on_read: Option<&'a (dyn Fn(u64) + Sync)>,
+}
+
+/// Passes reads through and reports the running total; lets a progress bar follow
+/// the encrypted input, the only size known up front.
+struct CountingReader<'a, R> {
+    inner: R,
+    total: u64,
+    on_read: Option<&'a (dyn Fn(u64) + Sync)>,
+}
+
+impl<R: Read> Read for CountingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.total += n as u64;
+        if let Some(f) = self.on_read {
+            f(self.total);
+        }
+        Ok(n)
+    }
 }
 
 /// Opens `input`, detects its kind by content and calls `visit` for every entry, in
@@ -51,7 +72,7 @@ pub fn walk(input: &Path, opts: &OpenOptions, visit: &mut dyn FnMut(EntryEvent) 
         return Ok(InputKind::Folder);
     }
     let file = File::open(input).map_err(|e| Error::input(input.display(), format!("cannot open: {e}")))?;
-    let mut reader = BufReader::with_capacity(256 * 1024, file);
+    let mut reader = BufReader::with_capacity(256 * 1024, CountingReader { inner: file, total: 0, on_read: opts.on_read });
     let head = peek(&mut reader, 512).map_err(|e| Error::input(input.display(), e))?;
     let what = input.display().to_string();
     if head.starts_with(crypto::SALTED_MAGIC) {

@@ -1,11 +1,13 @@
 //! The message stream: sorted spool → de-duplicated messages with resolved files.
 
+use std::collections::BTreeSet;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use crate::error::Result;
 use crate::files::FileStore;
+use crate::filter::Filters;
 use crate::model::{Attachment, Conversation, FileRef, Message, Timestamp};
 use crate::report::{Entity, Report, SkipReason};
 use crate::spool::SortedSpool;
@@ -22,11 +24,24 @@ pub struct MessageStream {
     files: Arc<FileStore>,
     group: Option<(Conversation, Timestamp)>,
     seen: Vec<(String, u64)>,
+    filter: Option<(Filters, BTreeSet<u64>)>,
+    delivered: u64,
+    on_progress: Option<Box<dyn Fn(u64)>>,
 }
 
 impl MessageStream {
     pub(super) fn new(spool: SortedSpool, files: Arc<FileStore>) -> Self {
-        MessageStream { spool, files, group: None, seen: Vec::new() }
+        MessageStream { spool, files, group: None, seen: Vec::new(), filter: None, delivered: 0, on_progress: None }
+    }
+
+    /// Calls `f` with the number of spool records consumed, every 1024 records.
+    pub fn set_progress(&mut self, f: Box<dyn Fn(u64)>) {
+        self.on_progress = Some(f);
+    }
+
+    /// Leaves out what `filters` reject; `rooms` are the room ids still selected.
+    pub fn set_filter(&mut self, filters: Filters, rooms: BTreeSet<u64>) {
+        self.filter = Some((filters, rooms));
     }
 
     /// Messages waiting, duplicates included.
@@ -38,12 +53,35 @@ impl MessageStream {
     /// Duplicates and missing files are recorded in `report`.
     pub fn next(&mut self, report: &mut Report) -> Result<Option<Message>> {
         while let Some(mut m) = self.spool.next_message()? {
+            self.delivered += 1;
+            if self.delivered % 1024 == 0 {
+                if let Some(f) = &self.on_progress {
+                    f(self.delivered);
+                }
+            }
             if self.is_duplicate(&m) {
                 report.skip(Entity::Message, format!("{} id {}", m.conversation, m.id), SkipReason::Duplicate, format!("second copy (in {})", m.source));
                 continue;
             }
+            if let Some((filters, rooms)) = &self.filter {
+                if let Some(why) = filters.rejects(&m, &|id| rooms.contains(&id)) {
+                    if m.attachment.is_some() {
+                        report.input(Entity::Attachment);
+                        report.skip(Entity::Attachment, format!("{} message {}", m.conversation, m.id), SkipReason::Filtered, why);
+                    }
+                    report.skip(Entity::Message, format!("{} id {}", m.conversation, m.id), SkipReason::Filtered, why);
+                    continue;
+                }
+            }
+            let no_files = self.filter.as_ref().is_some_and(|(f, _)| f.no_files);
             if let Some(a) = m.attachment.as_mut() {
                 report.input(Entity::Attachment);
+                if no_files {
+                    a.file = None;
+                    a.thumbnail = None;
+                    report.skip(Entity::Attachment, format!("{} message {}", m.conversation, m.id), SkipReason::Filtered, "--no-files");
+                    return Ok(Some(m));
+                }
                 resolve_attachment(&self.files, m.conversation, m.sender.id, a);
                 if a.file.is_none() {
                     report.skip(Entity::Attachment, format!("{} message {}", m.conversation, m.id), SkipReason::MissingFile, format!("{} is not in the export", a.declared_path));
