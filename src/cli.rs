@@ -159,6 +159,7 @@ enum KdfArg {
 }
 
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Output messages")]
 struct LogArgs {
     /// Print every warning as it is recorded, and the key derivation used.
     #[arg(short, long)]
@@ -192,11 +193,16 @@ pub fn main() -> i32 {
 }
 
 impl InputArgs {
-    fn read(&self, export: &Path, files: FileStore, spool_dir: &Path, progress: &Progress, report: &mut Report) -> Result<Export> {
+    fn read(&self, export: &Path, files: FileStore, spool_dir: &Path, progress: &Progress, verbose: bool, report: &mut Report) -> Result<Export> {
         let source = PasswordSource { file: self.password_file.clone(), literal: self.password.clone() };
         let password = move || source.resolve();
         let bar = progress.handle();
         let on_read = move |n: u64| bar.set_position(n);
+        let on_kdf = move |kdf: Kdf| {
+            if verbose {
+                eprintln!("hcconv: decrypting with key derivation {kdf}");
+            }
+        };
         progress.phase("reading", &export.display().to_string());
         let kdf = self.kdf.map(|k| match k {
             KdfArg::Md5 => Kdf::Md5,
@@ -204,7 +210,7 @@ impl InputArgs {
             KdfArg::Pbkdf2 => Kdf::Pbkdf2(self.iter),
         });
         let opts = ReadOptions {
-            open: OpenOptions { password: &password, kdf, iter: self.iter, max_entry_size: self.max_entry_size, on_read: Some(&on_read) },
+            open: OpenOptions { password: &password, kdf, iter: self.iter, max_entry_size: self.max_entry_size, on_read: Some(&on_read), on_kdf: Some(&on_kdf) },
             skip_damaged: self.skip_damaged,
             spool_dir: spool_dir.to_path_buf(),
             files,
@@ -229,7 +235,7 @@ fn run_inspect(args: &InspectArgs) -> Result<()> {
     let scratch = tempfile::Builder::new().prefix("hcconv-inspect-").tempdir().map_err(|e| Error::new(ErrorKind::Other, format!("cannot create a temporary folder: {e}")))?;
     let mut report = Report::new();
     let progress = Progress::new(Mode::detect(args.log.quiet), input_size(&args.export));
-    let export = args.input.read(&args.export, FileStore::measured(), scratch.path(), &progress, &mut report)?;
+    let export = args.input.read(&args.export, FileStore::measured(), scratch.path(), &progress, args.log.verbose, &mut report)?;
     progress.phase("counting", "messages");
     let inventory = crate::inspect::Inventory::collect(export, &mut report)?;
     progress.finish();
@@ -278,7 +284,7 @@ fn convert(args: &ConvertArgs, target: Target, export: &Path, out: &Path, report
     register_cleanup(&staging);
     let filters = args.filters.parse()?;
     let progress = Progress::new(Mode::detect(args.log.quiet), input_size(export));
-    let mut export_data = args.input.read(export, FileStore::staged(&files_dir), &spool_dir, &progress, report)?;
+    let mut export_data = args.input.read(export, FileStore::staged(&files_dir), &spool_dir, &progress, args.log.verbose, report)?;
     filters.apply(&mut export_data, report)?;
     progress.phase("writing", &format!("{} for {}", out.display(), target.name()));
     writers::write(target, &mut export_data, &staging.path(), &args.writer, report)?;

@@ -191,10 +191,12 @@ pub fn open_encrypted<R: Read>(mut inner: R, password: &[u8], forced: Option<Kdf
         let mut plain = probe[..usable].to_vec();
         decrypt_in_place(&mut keys.decryptor(), &mut plain);
         let plain = if whole_file { strip_padding(&plain).ok()? } else { &plain[..] };
-        looks_like_payload(plain).then_some(keys)
+        looks_like_payload(plain).then_some((kdf, keys))
     });
-    let keys = chosen.ok_or(DecryptError::WrongPassword)?;
-    Ok(DecryptReader::new(io::Cursor::new(probe).chain(inner), &keys))
+    let (kdf, keys) = chosen.ok_or(DecryptError::WrongPassword)?;
+    let mut reader = DecryptReader::new(io::Cursor::new(probe).chain(inner), &keys);
+    reader.kdf = Some(kdf);
+    Ok(reader)
 }
 
 /// Reads until `buf` is full or the input ends; returns how much was read.
@@ -244,9 +246,15 @@ pub struct DecryptReader<R> {
     held: Option<[u8; BLOCK]>,
     done: bool,
     read_buf: Vec<u8>,
+    kdf: Option<Kdf>,
 }
 
 impl<R: Read> DecryptReader<R> {
+    /// The key derivation that was detected (or forced).
+    pub fn kdf(&self) -> Option<Kdf> {
+        self.kdf
+    }
+
     fn new(inner: R, keys: &KeyIv) -> Self {
         DecryptReader {
             inner,
@@ -257,6 +265,7 @@ impl<R: Read> DecryptReader<R> {
             held: None,
             done: false,
             read_buf: vec![0u8; CHUNK],
+            kdf: None,
         }
     }
 

@@ -42,6 +42,8 @@ pub struct OpenOptions<'a> {
     pub max_entry_size: u64,
     /// Told how many bytes of the input have been read so far (for progress bars).
     pub on_read: Option<&'a (dyn Fn(u64) + Sync)>,
+    /// Told which key derivation decrypts the export (verbose output, reports).
+    pub on_kdf: Option<&'a dyn Fn(crypto::Kdf)>,
 }
 
 /// Passes reads through and reports the running total; lets a progress bar follow
@@ -78,6 +80,9 @@ pub fn walk(input: &Path, opts: &OpenOptions, visit: &mut dyn FnMut(EntryEvent) 
     if head.starts_with(crypto::SALTED_MAGIC) {
         let password = (opts.password)()?;
         let plain = crypto::open_encrypted(reader, &password, opts.kdf, opts.iter).map_err(|e| classify(&what, e))?;
+        if let (Some(f), Some(kdf)) = (opts.on_kdf, plain.kdf()) {
+            f(kdf);
+        }
         walk_payload(BufReader::with_capacity(256 * 1024, plain), &what, opts, visit)?;
         return Ok(InputKind::Encrypted);
     }
