@@ -53,7 +53,8 @@ enum Command {
 #[derive(Args, Debug)]
 struct ConvertArgs {
     /// The export: hc-migrate's encrypted .tar.gz.aes, a .tar.gz, a .tar, or an unpacked
-    /// folder (decided by content, not by name).
+    /// folder (decided by content, not by name). Several exports are date slices of one
+    /// instance, given oldest first: merged, newest users and rooms, each message once.
     #[arg(value_name = "EXPORT", required = true)]
     exports: Vec<PathBuf>,
     /// Target system.
@@ -193,7 +194,7 @@ pub fn main() -> i32 {
 }
 
 impl InputArgs {
-    fn read(&self, export: &Path, files: FileStore, spool_dir: &Path, progress: &Progress, verbose: bool, report: &mut Report) -> Result<Export> {
+    fn read(&self, exports: &[PathBuf], files: FileStore, spool_dir: &Path, progress: &Progress, verbose: bool, report: &mut Report) -> Result<Export> {
         let source = PasswordSource { file: self.password_file.clone(), literal: self.password.clone() };
         let password = move || source.resolve();
         let bar = progress.handle();
@@ -203,7 +204,8 @@ impl InputArgs {
                 eprintln!("hcconv: decrypting with key derivation {kdf}");
             }
         };
-        progress.phase("reading", &export.display().to_string());
+        let names: Vec<String> = exports.iter().map(|e| e.display().to_string()).collect();
+        progress.phase("reading", &names.join(", "));
         let kdf = self.kdf.map(|k| match k {
             KdfArg::Md5 => Kdf::Md5,
             KdfArg::Sha256 => Kdf::Sha256,
@@ -216,7 +218,7 @@ impl InputArgs {
             files,
             spool_budget: crate::spool::DEFAULT_BUDGET,
         };
-        let mut data = hipchat::read_export(export, opts, report)?;
+        let mut data = hipchat::read_slices(exports, opts, report)?;
         progress.count_messages(data.messages.raw_len());
         let bar = progress.handle();
         data.messages.set_progress(Box::new(move |n| bar.set_position(n)));
@@ -235,7 +237,7 @@ fn run_inspect(args: &InspectArgs) -> Result<()> {
     let scratch = tempfile::Builder::new().prefix("hcconv-inspect-").tempdir().map_err(|e| Error::new(ErrorKind::Other, format!("cannot create a temporary folder: {e}")))?;
     let mut report = Report::new();
     let progress = Progress::new(Mode::detect(args.log.quiet), input_size(&args.export));
-    let export = args.input.read(&args.export, FileStore::measured(), scratch.path(), &progress, args.log.verbose, &mut report)?;
+    let export = args.input.read(std::slice::from_ref(&args.export), FileStore::measured(), scratch.path(), &progress, args.log.verbose, &mut report)?;
     progress.phase("counting", "messages");
     let inventory = crate::inspect::Inventory::collect(export, &mut report)?;
     progress.finish();
@@ -254,14 +256,12 @@ fn run_inspect(args: &InspectArgs) -> Result<()> {
 
 fn run_convert(args: &ConvertArgs) -> Result<()> {
     let target = args.to.ok_or_else(|| Error::usage("--to is required"))?;
-    let [export] = args.exports.as_slice() else {
-        return Err(Error::usage("converting several export slices in one run is not supported yet; convert one export at a time"));
-    };
+    let export = args.exports.last().ok_or_else(|| Error::usage("no EXPORT given"))?;
     args.input.warn_if_literal(&args.log);
     let out = args.output.clone().unwrap_or_else(|| default_output(export, target, &args.writer));
     args.filters.parse()?;
     let mut report = Report::new();
-    let result = convert(args, target, export, &out, &mut report);
+    let result = convert(args, target, &out, &mut report);
     clear_cleanup();
     if let Some(path) = &args.report {
         write_report_file(path, &report, &out, result.as_ref().err())?;
@@ -274,7 +274,7 @@ fn run_convert(args: &ConvertArgs) -> Result<()> {
     Ok(())
 }
 
-fn convert(args: &ConvertArgs, target: Target, export: &Path, out: &Path, report: &mut Report) -> Result<()> {
+fn convert(args: &ConvertArgs, target: Target, out: &Path, report: &mut Report) -> Result<()> {
     let shape = writers::output_shape(target, &args.writer);
     let staging = Staging::new(out, shape, args.force)?;
     let files_dir = staging.work_dir().join("files");
@@ -283,8 +283,8 @@ fn convert(args: &ConvertArgs, target: Target, export: &Path, out: &Path, report
     std::fs::create_dir_all(&spool_dir).output_ctx(&spool_dir)?;
     register_cleanup(&staging);
     let filters = args.filters.parse()?;
-    let progress = Progress::new(Mode::detect(args.log.quiet), input_size(export));
-    let mut export_data = args.input.read(export, FileStore::staged(&files_dir), &spool_dir, &progress, args.log.verbose, report)?;
+    let progress = Progress::new(Mode::detect(args.log.quiet), args.exports.iter().map(|e| input_size(e)).sum());
+    let mut export_data = args.input.read(&args.exports, FileStore::staged(&files_dir), &spool_dir, &progress, args.log.verbose, report)?;
     filters.apply(&mut export_data, report)?;
     progress.phase("writing", &format!("{} for {}", out.display(), target.name()));
     writers::write(target, &mut export_data, &staging.path(), &args.writer, report)?;

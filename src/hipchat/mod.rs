@@ -68,6 +68,8 @@ pub struct ReadStats {
     pub unknown_senders: BTreeSet<UserId>,
     /// Rooms with history but no rooms.json entry.
     pub unknown_rooms: BTreeSet<RoomId>,
+    /// Number of export slices read.
+    pub slices: u64,
     /// Whether each of the documented top-level files was present.
     pub top_level_files: BTreeMap<String, bool>,
     /// Earliest and latest message time.
@@ -94,9 +96,20 @@ const SMALL_FILE_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// Reads the export at `input` in one pass. Skips and warnings go into `report`.
 pub fn read_export(input: &Path, opts: ReadOptions, report: &mut Report) -> Result<Export> {
+    read_slices(&[input.to_path_buf()], opts, report)
+}
+
+/// Reads several export slices (exports made for consecutive date ranges) as one,
+/// each in one pass, **oldest first**: a user or room listed in several slices takes
+/// its fields from the last slice given, and a message present in overlapping slices
+/// is kept once (the copies are reported as duplicates).
+pub fn read_slices(inputs: &[PathBuf], opts: ReadOptions, report: &mut Report) -> Result<Export> {
     let mut files = opts.files;
-    if input.is_dir() {
-        files = FileStore::folder(input);
+    // A single unpacked folder is used in place; with several slices its files are staged.
+    if let [only] = inputs {
+        if only.is_dir() && files.has_contents() {
+            files = FileStore::folder(only);
+        }
     }
     let mut reader = Reader {
         spool: SpoolWriter::new(&opts.spool_dir, opts.spool_budget),
@@ -114,12 +127,19 @@ pub fn read_export(input: &Path, opts: ReadOptions, report: &mut Report) -> Resu
         last_archive: BTreeMap::new(),
         last_topic: BTreeMap::new(),
         history_rooms: BTreeSet::new(),
+        slice: 0,
+        user_slice: BTreeMap::new(),
+        room_slice: BTreeMap::new(),
     };
     for name in TOP_LEVEL_FILES {
         reader.stats.top_level_files.insert((*name).to_string(), false);
     }
-    let kind = archive::walk(input, &opts.open, &mut |event| reader.on_entry(event, report))?;
-    reader.stats.input_kind = Some(kind);
+    for (slice, input) in inputs.iter().enumerate() {
+        reader.slice = slice;
+        let kind = archive::walk(input, &opts.open, &mut |event| reader.on_entry(event, report))?;
+        reader.stats.input_kind = Some(kind);
+    }
+    reader.stats.slices = inputs.len() as u64;
     reader.finish(report)
 }
 
@@ -144,6 +164,11 @@ struct Reader {
     last_topic: BTreeMap<RoomId, ((i64, u64), String)>,
     /// Rooms that have at least one message.
     history_rooms: BTreeSet<RoomId>,
+    /// Index of the slice being read.
+    slice: usize,
+    /// Which slice each kept user and room came from.
+    user_slice: BTreeMap<UserId, usize>,
+    room_slice: BTreeMap<RoomId, usize>,
 }
 
 /// What an archive path is, by the hc-migrate layout.
@@ -239,13 +264,19 @@ impl Reader {
             report.skip(Entity::User, clip(&v.to_string()), SkipReason::Malformed, "users.json entry without a usable id");
             return;
         };
-        if self.users.contains_key(&user.id) {
-            report.skip(Entity::User, user.id.to_string(), SkipReason::Duplicate, "users.json lists this id twice; the first entry is kept");
-            return;
+        match self.user_slice.get(&user.id) {
+            Some(s) if *s == self.slice => {
+                report.skip(Entity::User, user.id.to_string(), SkipReason::Duplicate, "users.json lists this id twice; the first entry is kept");
+                return;
+            }
+            Some(_) => report.skip(Entity::User, user.id.to_string(), SkipReason::Duplicate, "also in a newer slice, whose entry is kept"),
+            None => {}
         }
+        self.avatars.remove(&user.id);
         if let Some(a) = avatar {
             self.avatars.insert(user.id, a);
         }
+        self.user_slice.insert(user.id, self.slice);
         self.users.insert(user.id, user);
     }
 
@@ -255,10 +286,15 @@ impl Reader {
             report.skip(Entity::Room, clip(&v.to_string()), SkipReason::Malformed, "rooms.json entry without a usable id");
             return;
         };
-        if self.rooms.contains_key(&room.id) {
-            report.skip(Entity::Room, room.id.to_string(), SkipReason::Duplicate, "rooms.json lists this id twice; the first entry is kept");
-            return;
+        match self.room_slice.get(&room.id) {
+            Some(s) if *s == self.slice => {
+                report.skip(Entity::Room, room.id.to_string(), SkipReason::Duplicate, "rooms.json lists this id twice; the first entry is kept");
+                return;
+            }
+            Some(_) => report.skip(Entity::Room, room.id.to_string(), SkipReason::Duplicate, "also in a newer slice, whose entry is kept"),
+            None => {}
         }
+        self.room_slice.insert(room.id, self.slice);
         self.rooms.insert(room.id, room);
     }
 
