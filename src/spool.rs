@@ -18,7 +18,7 @@ use crate::error::{Error, OutputContext, Result};
 use crate::model::{Conversation, Message};
 
 /// Bytes of serialized messages held in memory before a run is written.
-pub const DEFAULT_BUDGET: usize = 24 * 1024 * 1024;
+pub const DEFAULT_BUDGET: usize = 8 * 1024 * 1024;
 
 /// The order messages come out in: by conversation, then time, then export position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -129,7 +129,7 @@ impl SpoolWriter {
         let mut heap = BinaryHeap::new();
         for (i, path) in self.runs.iter().enumerate() {
             let file = File::open(path).map_err(|e| Error::input(path.display(), e))?;
-            let mut r = RunReader { reader: BufReader::with_capacity(64 * 1024, file), path: path.clone() };
+            let mut r = RunReader { reader: BufReader::with_capacity(16 * 1024, file), path: path.clone() };
             if let Some(rec) = r.next_record()? {
                 heap.push(Reverse((rec.0, i, rec.1)));
             }

@@ -438,7 +438,8 @@ fn scaled_tar<W: Write>(spec: ScaleSpec, out: W) -> io::Result<W> {
         buf.push(b'[');
         for i in 0..n {
             seq += 1;
-            let from = 1 + seq % spec.users;
+            // About 20 regular posters per room, as in real rooms.
+            let from = 1 + (r * 7 + seq % 20) % spec.users;
             let mut msg = json!({"id": format!("{r:08x}-{i:012x}"), "type": "muc_message", "sender": {"id": from, "mention_name": "", "name": format!("User {from}"), "version": ""},
                 "message": format!("message {seq} in room {r}: the quick brown fox jumps over the lazy dog"), "timestamp": stamp(seq)});
             if spec.attachment_every > 0 && seq % spec.attachment_every == 0 {
@@ -464,7 +465,7 @@ fn scaled_tar<W: Write>(spec: ScaleSpec, out: W) -> io::Result<W> {
         let mut buf = vec![b'['];
         for i in 0..per_user {
             seq += 1;
-            let other = 1 + (u + i) % spec.users;
+            let other = 1 + (u + i % 7) % spec.users;
             let msg = json!({"PrivateUserMessage": {"id": format!("p{u:06}-{i:010}"), "attachment": null, "attachment_path": null, "mentions": [],
                 "message": format!("private {i} from {u}"), "receiver": {"id": other}, "sender": {"id": u}, "timestamp": stamp(seq), "type": "private"}});
             if i > 0 {

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Benchmark: hcconv against the `openssl enc -d | tar xz` baseline on generated exports.
+#
+#   scripts/bench.sh [SIZES...]        e.g. scripts/bench.sh 50000 500000 5000000
+#
+# For each size: generates an encrypted export with the repo's generator (1 message in
+# 100 with a 20 kB attachment, 10 % private), then alternates baseline and hcconv runs
+# (REPEAT times, default 5) for each target, all writing to /dev/shm, and prints the
+# best and the spread of wall time, the ratio to the baseline's best, messages per
+# second and peak RSS (from /usr/bin/time -v). Environment: REPEAT, TARGETS, WORK.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sizes=("${@:-50000}")
+repeat=${REPEAT:-5}
+targets=(${TARGETS:-mattermost pixtoome qiscus})
+work=${WORK:-/dev/shm/hcconv-bench}
+command -v openssl >/dev/null || { echo "openssl is needed for the baseline" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "/usr/bin/time is needed (apt-get install time)" >&2; exit 1; }
+
+cargo build --release --quiet --example gen_fixture
+cargo build --release --quiet
+bin=target/release/hcconv
+gen=target/release/examples/gen_fixture
+mkdir -p "$work"
+pw="$work/password"
+printf 'bench password\n' > "$pw"
+
+# Runs a command under /usr/bin/time; prints "wall_seconds max_rss_kib".
+measure() {
+  local log="$work/time.log"
+  /usr/bin/time -v -o "$log" "$@" >/dev/null 2>"$work/stderr.log" || { cat "$work/stderr.log" >&2; return 1; }
+  local wall rss
+  wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$log" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
+  rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log")
+  echo "$wall $rss"
+}
+
+stats() { # best min, max of a list of numbers
+  printf '%s\n' "$@" | sort -g | awk 'NR==1{min=$1} {max=$1} END{printf "%.3f %.3f", min, max}'
+}
+
+printf '%-10s %-11s %9s %9s %7s %12s %9s\n' messages side best_s worst_s ratio msgs_per_s rss_MiB
+for n in "${sizes[@]}"; do
+  export_file="$work/export-$n.tar.gz.aes"
+  if [ ! -f "$export_file" ]; then
+    "$gen" scale --messages "$n" --rooms $(( n / 1000 > 10 ? n / 1000 : 10 )) --users 500 --password "bench password" -o "$export_file"
+  fi
+  declare -A walls=() rsss=()
+  for ((i = 0; i < repeat; i++)); do
+    rm -rf "$work/base" && mkdir -p "$work/base"
+    read -r w r < <(measure bash -c "openssl enc -d -aes-256-cbc -md md5 -pass file:'$pw' -in '$export_file' | tar xz -C '$work/base'")
+    walls[baseline]+="$w "; rsss[baseline]=$r
+    for t in "${targets[@]}"; do
+      rm -rf "$work/out-$t"
+      read -r w r < <(measure "$bin" "$export_file" --to "$t" -o "$work/out-$t" --password-file "$pw" --quiet)
+      walls[$t]+="$w "; rsss[$t]="${rsss[$t]:-0}"; [ "$r" -gt "${rsss[$t]}" ] && rsss[$t]=$r
+    done
+  done
+  read -r base_best base_worst < <(stats ${walls[baseline]})
+  printf '%-10s %-11s %9s %9s %7s %12s %9s\n' "$n" baseline "$base_best" "$base_worst" 1.00 "$(awk -v n="$n" -v t="$base_best" 'BEGIN{printf "%d", n/t}')" "$(( rsss[baseline] / 1024 ))"
+  for t in "${targets[@]}"; do
+    read -r best worst < <(stats ${walls[$t]})
+    printf '%-10s %-11s %9s %9s %7s %12s %9s\n' "$n" "$t" "$best" "$worst" "$(awk -v a="$best" -v b="$base_best" 'BEGIN{printf "%.2f", a/b}')" "$(awk -v n="$n" -v t="$best" 'BEGIN{printf "%d", n/t}')" "$(( rsss[$t] / 1024 ))"
+  done
+  rm -rf "$work/base" "$work"/out-*
+done
