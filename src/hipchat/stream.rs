@@ -18,7 +18,8 @@ use crate::spool::SortedSpool;
 /// message in both participants' histories) have the same id, time and content; the
 /// second is reported as a duplicate. Different messages that merely share text and
 /// time are kept: only an identical id *and* content counts as a copy. Id `"0"`
-/// (integrations) is not unique and never de-duplicated.
+/// (integrations) is not unique, so for it the content alone decides: same kind,
+/// sender, text and attachment at the same microsecond (as overlapping slices give).
 pub struct MessageStream {
     spool: SortedSpool,
     files: Arc<FileStore>,
@@ -97,9 +98,6 @@ impl MessageStream {
         if self.group != Some(group) {
             self.group = Some(group);
             self.seen.clear();
-        }
-        if m.id.is_empty() || m.id == "0" {
-            return false;
         }
         let fp = fingerprint(m);
         if self.seen.iter().any(|(id, f)| *id == m.id && *f == fp) {

@@ -1,0 +1,104 @@
+//! Filters and export slices, at the library level: what is left out is reported as
+//! `filtered`, slices merge with each message once and the newest users win.
+
+use std::path::{Path, PathBuf};
+
+use hcconv::archive::OpenOptions;
+use hcconv::files::FileStore;
+use hcconv::filter::{parse_date, Filters};
+use hcconv::hipchat::{read_slices, Export, ReadOptions};
+use hcconv::model::{Conversation, Message};
+use hcconv::report::{Entity, Report, SkipReason};
+use hcconv::testkit::{quirks_fixture, write_export, Container, Entry};
+
+fn write(dir: &Path, name: &str, entries: &[Entry]) -> PathBuf {
+    let path = dir.join(name);
+    let file = std::fs::File::create(&path).unwrap();
+    write_export(entries, Container::TarGz, "", file).unwrap();
+    path
+}
+
+fn read(inputs: &[PathBuf], scratch: &Path, report: &mut Report) -> Export {
+    let no_password = || Err(hcconv::error::Error::usage("no password"));
+    let opts = ReadOptions {
+        open: OpenOptions { password: &no_password, kdf: None, iter: 10_000, max_entry_size: u64::MAX, on_read: None, on_kdf: None },
+        skip_damaged: false,
+        spool_dir: scratch.to_path_buf(),
+        files: FileStore::measured(),
+        spool_budget: 1024,
+    };
+    read_slices(inputs, opts, report).unwrap()
+}
+
+fn drain(export: &mut Export, report: &mut Report) -> Vec<Message> {
+    let mut out = Vec::new();
+    while let Some(m) = export.messages.next(report).unwrap() {
+        out.push(m);
+    }
+    out
+}
+
+#[test]
+fn filters_leave_out_and_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (entries, manifest) = quirks_fixture();
+    let input = write(dir.path(), "q.tar.gz", &entries);
+    let mut report = Report::new();
+    let mut export = read(&[input], dir.path(), &mut report);
+    let filters = Filters {
+        since: Some(parse_date("2018-04-02T15:00:00Z", false).unwrap()),
+        until: Some(parse_date("2018-04-03", true).unwrap()),
+        rooms: vec!["Default".into(), "2".into()],
+        no_private: true,
+        no_files: true,
+    };
+    filters.apply(&mut export, &mut report).unwrap();
+    let kept = drain(&mut export, &mut report);
+    assert!(!kept.is_empty());
+    for m in &kept {
+        assert!(matches!(m.conversation, Conversation::Room(1) | Conversation::Room(2)), "{:?}", m.conversation);
+        assert!(m.time >= filters.since.unwrap() && m.time < filters.until.unwrap());
+        assert!(m.attachment.as_ref().is_none_or(|a| a.file.is_none()));
+    }
+    // Room 2's messages are on 2018-04-03, inside --until's whole day.
+    assert!(kept.iter().any(|m| m.conversation == Conversation::Room(2)));
+    assert!(export.catalog.conversations.is_empty());
+    assert_eq!(export.catalog.rooms.keys().copied().collect::<Vec<_>>(), vec![1, 2]);
+    let filtered = report.skipped_for(Entity::Message, SkipReason::Filtered);
+    let dups = report.skipped_for(Entity::Message, SkipReason::Duplicate);
+    assert_eq!(kept.len() as u64 + filtered + dups, manifest.messages_raw);
+    assert_eq!(report.skipped_for(Entity::Room, SkipReason::Filtered), 3, "rooms 3, 4 and 5 (6 is a placeholder)");
+    assert!(report.skipped_for(Entity::Attachment, SkipReason::Filtered) >= 3);
+}
+
+#[test]
+fn unknown_room_selector_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (entries, _) = quirks_fixture();
+    let input = write(dir.path(), "q.tar.gz", &entries);
+    let mut report = Report::new();
+    let mut export = read(&[input], dir.path(), &mut report);
+    let err = Filters { rooms: vec!["No Such Room".into()], ..Default::default() }.apply(&mut export, &mut report).unwrap_err();
+    assert_eq!(err.kind().exit_code(), 2);
+    assert!(err.message().contains("No Such Room"));
+}
+
+#[test]
+fn overlapping_slices_merge_once_and_newest_users_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let (entries, manifest) = quirks_fixture();
+    // The older slice: the same export, but user 1 had another name then.
+    let mut older = entries.clone();
+    for e in older.iter_mut().filter(|e| e.path == "users.json") {
+        e.bytes = String::from_utf8(e.bytes.clone()).unwrap().replace("\"HCDC User\"", "\"Old Name\"").into_bytes();
+    }
+    let a = write(dir.path(), "a.tar.gz", &older);
+    let b = write(dir.path(), "b.tar.gz", &entries);
+    let mut report = Report::new();
+    let mut export = read(&[a, b], dir.path(), &mut report);
+    assert_eq!(export.catalog.users[&1].name, "HCDC User");
+    let kept = drain(&mut export, &mut report);
+    assert_eq!(kept.len() as u64, manifest.messages_unique, "each message once across overlapping slices");
+    assert_eq!(report.counts_of(Entity::Message).input, 2 * manifest.messages_raw);
+    assert_eq!(report.skipped_for(Entity::Message, SkipReason::Duplicate), manifest.messages_raw + manifest.duplicates);
+}
