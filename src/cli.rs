@@ -138,6 +138,10 @@ struct FilterArgs {
     /// Leave attachment files out; the messages keep their text.
     #[arg(long)]
     no_files: bool,
+    /// CSV of new usernames and e-mails: Hipchat user id or e-mail, new username,
+    /// new e-mail (either may be empty). A row matching no user is an error.
+    #[arg(long, value_name = "FILE")]
+    user_map: Option<PathBuf>,
 }
 
 impl FilterArgs {
@@ -260,8 +264,9 @@ fn run_convert(args: &ConvertArgs) -> Result<()> {
     args.input.warn_if_literal(&args.log);
     let out = args.output.clone().unwrap_or_else(|| default_output(export, target, &args.writer));
     args.filters.parse()?;
+    let user_map = args.filters.user_map.as_deref().map(crate::usermap::read_map).transpose()?;
     let mut report = Report::new();
-    let result = convert(args, target, &out, &mut report);
+    let result = convert(args, target, &out, user_map.as_deref().unwrap_or_default(), &mut report);
     clear_cleanup();
     if let Some(path) = &args.report {
         write_report_file(path, &report, &out, result.as_ref().err())?;
@@ -274,7 +279,7 @@ fn run_convert(args: &ConvertArgs) -> Result<()> {
     Ok(())
 }
 
-fn convert(args: &ConvertArgs, target: Target, out: &Path, report: &mut Report) -> Result<()> {
+fn convert(args: &ConvertArgs, target: Target, out: &Path, user_map: &[crate::usermap::MapRow], report: &mut Report) -> Result<()> {
     let shape = writers::output_shape(target, &args.writer);
     let staging = Staging::new(out, shape, args.force)?;
     let files_dir = staging.work_dir().join("files");
@@ -285,6 +290,7 @@ fn convert(args: &ConvertArgs, target: Target, out: &Path, report: &mut Report) 
     let filters = args.filters.parse()?;
     let progress = Progress::new(Mode::detect(args.log.quiet), args.exports.iter().map(|e| input_size(e)).sum());
     let mut export_data = args.input.read(&args.exports, FileStore::staged(&files_dir), &spool_dir, &progress, args.log.verbose, report)?;
+    crate::usermap::apply(user_map, &mut export_data.catalog, report)?;
     filters.apply(&mut export_data, report)?;
     progress.phase("writing", &format!("{} for {}", out.display(), target.name()));
     writers::write(target, &mut export_data, &staging.path(), &args.writer, report)?;

@@ -21,4 +21,5 @@ pub mod progress;
 pub mod report;
 pub mod spool;
 pub mod testkit;
+pub mod usermap;
 pub mod writers;

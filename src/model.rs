@@ -116,6 +116,9 @@ pub struct User {
     pub roles: Vec<String>,
     /// True when this user is not in users.json and was made up for a sender id.
     pub is_placeholder: bool,
+    /// A username the operator chose (`--user-map`); writers use it, made valid for
+    /// the target, instead of deriving one from `mention_name`.
+    pub username: Option<String>,
 }
 
 impl User {

@@ -524,6 +524,7 @@ fn placeholder_user(id: UserId, name: &str) -> User {
         account_type: crate::model::AccountType::User,
         roles: vec!["user".into()],
         is_placeholder: true,
+        username: None,
     }
 }
 

@@ -50,6 +50,7 @@ pub fn parse_user(value: &Value) -> Option<(User, Option<AvatarSource>)> {
         account_type,
         roles,
         is_placeholder: false,
+        username: None,
     };
     Some((user, avatar_source(u)))
 }

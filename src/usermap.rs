@@ -1,0 +1,120 @@
+//! `--user-map FILE`: the operator's new usernames and e-mail addresses.
+//!
+//! Real migrations change e-mail domains and adopt LDAP usernames that differ from
+//! Hipchat's mention names. The CSV has one row per user: the Hipchat user id or
+//! current e-mail, the new username, the new e-mail (either may be empty to keep the
+//! derived one). A header row is allowed. A row that matches no user is an error, so
+//! a typo never silently leaves someone unmapped.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::model::Catalog;
+use crate::report::{Entity, Report};
+
+/// One row of the map.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapRow {
+    /// Hipchat user id or e-mail address.
+    pub key: String,
+    /// New username, if given.
+    pub username: Option<String>,
+    /// New e-mail, if given.
+    pub email: Option<String>,
+}
+
+/// Reads the CSV at `path`.
+pub fn read_map(path: &Path) -> Result<Vec<MapRow>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .comment(Some(b'#'))
+        .from_path(path)
+        .map_err(|e| Error::usage(format!("--user-map {}: cannot read: {e}", path.display())))?;
+    let mut rows = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| Error::usage(format!("--user-map {}: {e}", path.display())))?;
+        let field = |n: usize| record.get(n).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+        let Some(key) = field(0) else { continue };
+        let is_header = i == 0 && key.parse::<u64>().is_err() && !key.contains('@');
+        if is_header {
+            continue;
+        }
+        rows.push(MapRow { key, username: field(1), email: field(2) });
+    }
+    Ok(rows)
+}
+
+/// Applies `rows` to the catalog's users, recording each change as a rename.
+pub fn apply(rows: &[MapRow], catalog: &mut Catalog, report: &mut Report) -> Result<()> {
+    for row in rows {
+        let by_id = row.key.parse::<u64>().ok().filter(|id| catalog.users.contains_key(id));
+        let id = by_id.or_else(|| catalog.users.values().find(|u| u.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(&row.key))).map(|u| u.id));
+        let Some(id) = id else {
+            return Err(Error::usage(format!("--user-map: '{}' is neither the id nor the e-mail of a user in the export", row.key)));
+        };
+        let user = catalog.users.get_mut(&id).expect("found above");
+        if let Some(name) = &row.username {
+            report.rename(Entity::User, id.to_string(), user.mention_name.clone(), name.clone(), "--user-map username");
+            user.username = Some(name.clone());
+        }
+        if let Some(email) = &row.email {
+            report.rename(Entity::User, id.to_string(), user.email.clone().unwrap_or_default(), email.clone(), "--user-map e-mail");
+            user.email = Some(email.clone());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AccountType, User};
+
+    fn user(id: u64, email: &str) -> User {
+        User {
+            id,
+            name: format!("U{id}"),
+            mention_name: format!("u{id}"),
+            email: Some(email.into()),
+            title: String::new(),
+            avatar: None,
+            created: None,
+            is_deleted: false,
+            timezone: None,
+            account_type: AccountType::User,
+            roles: vec![],
+            is_placeholder: false,
+            username: None,
+        }
+    }
+
+    #[test]
+    fn reads_and_applies_by_id_or_email() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("map.csv");
+        std::fs::write(&path, "hipchat,username,email\n1,ann.smith,ann@new.example\n\"Bob@Old.example\",,bob@new.example\n# comment\n").unwrap();
+        let rows = read_map(&path).unwrap();
+        assert_eq!(rows.len(), 2);
+        let mut cat = Catalog::default();
+        cat.users.insert(1, user(1, "ann@old.example"));
+        cat.users.insert(2, user(2, "bob@old.example"));
+        let mut report = Report::new();
+        apply(&rows, &mut cat, &mut report).unwrap();
+        assert_eq!(cat.users[&1].username.as_deref(), Some("ann.smith"));
+        assert_eq!(cat.users[&1].email.as_deref(), Some("ann@new.example"));
+        assert_eq!(cat.users[&2].username, None);
+        assert_eq!(cat.users[&2].email.as_deref(), Some("bob@new.example"));
+        assert_eq!(report.renames.len(), 3);
+    }
+
+    #[test]
+    fn unmatched_rows_are_usage_errors() {
+        let mut cat = Catalog::default();
+        cat.users.insert(1, user(1, "a@x"));
+        let rows = vec![MapRow { key: "nobody@x".into(), username: Some("n".into()), email: None }];
+        let err = apply(&rows, &mut cat, &mut Report::new()).unwrap_err();
+        assert_eq!(err.kind().exit_code(), 2);
+    }
+}
