@@ -132,9 +132,50 @@ pub struct EmoticonCounts {
     pub missing_images: u64,
 }
 
+/// The headline numbers, flat, for scripts that want one level of keys.
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    /// Distinct users in users.json.
+    pub users: u64,
+    /// Distinct rooms in rooms.json.
+    pub rooms: u64,
+    /// Messages after de-duplication.
+    pub messages: u64,
+    /// Messages as read, copies included.
+    pub messages_raw: u64,
+    /// Duplicate copies.
+    pub duplicates: u64,
+    /// Messages deleted in Hipchat.
+    pub deleted_messages: u64,
+    /// Private messages (unique).
+    pub private_messages: u64,
+    /// Sender ids missing from users.json.
+    pub unknown_senders: u64,
+    /// Attachments referenced by unique messages.
+    pub attachments: u64,
+    /// Attachments whose file is in the export.
+    pub attachments_found: u64,
+    /// Attachments whose file is missing.
+    pub attachments_missing: u64,
+    /// Bytes of distinct attachment files found.
+    pub attachment_bytes: u64,
+    /// Emoticons listed.
+    pub emoticons: u64,
+    /// Users with an avatar image.
+    pub avatars: u64,
+    /// Messages of undocumented kinds.
+    pub unknown_kinds: u64,
+    /// First message (RFC 3339).
+    pub first_message: Option<String>,
+    /// Last message (RFC 3339).
+    pub last_message: Option<String>,
+}
+
 /// The whole inventory.
 #[derive(Debug, Default, Serialize)]
 pub struct Inventory {
+    /// Headline numbers.
+    pub summary: Summary,
     /// `encrypted`, `tar_gz`, `tar` or `folder`.
     pub input_kind: Option<crate::archive::InputKind>,
     /// Archive entries (files).
@@ -261,6 +302,25 @@ impl Inventory {
         inv.autojoin_memberships = cat.rooms.values().map(|r| r.autojoined_by.len() as u64).sum();
         inv.preference_entries = cat.preference_entries;
         inv.warnings = report.warnings.len() as u64 + report.warnings_not_listed;
+        inv.summary = Summary {
+            users: inv.users.total,
+            rooms: inv.rooms.total,
+            messages: inv.messages.unique,
+            messages_raw: inv.messages.raw,
+            duplicates: inv.messages.duplicates,
+            deleted_messages: inv.messages.deleted,
+            private_messages: inv.messages.private,
+            unknown_senders: inv.users.unknown_senders,
+            attachments: inv.files.attachments_referenced,
+            attachments_found: inv.files.attachments_found,
+            attachments_missing: inv.files.attachments_missing,
+            attachment_bytes: inv.files.attachment_bytes,
+            emoticons: inv.emoticons.listed,
+            avatars: inv.files.avatars,
+            unknown_kinds: inv.messages.unknown_kinds.values().sum(),
+            first_message: inv.messages.first.clone(),
+            last_message: inv.messages.last.clone(),
+        };
         Ok(inv)
     }
 
