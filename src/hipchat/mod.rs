@@ -264,19 +264,13 @@ impl Reader {
             report.skip(Entity::User, clip(&v.to_string()), SkipReason::Malformed, "users.json entry without a usable id");
             return;
         };
-        match self.user_slice.get(&user.id) {
-            Some(s) if *s == self.slice => {
-                report.skip(Entity::User, user.id.to_string(), SkipReason::Duplicate, "users.json lists this id twice; the first entry is kept");
-                return;
-            }
-            Some(_) => report.skip(Entity::User, user.id.to_string(), SkipReason::Duplicate, "also in a newer slice, whose entry is kept"),
-            None => {}
+        if !claim(&mut self.user_slice, user.id, self.slice, Entity::User, report) {
+            return;
         }
         self.avatars.remove(&user.id);
         if let Some(a) = avatar {
             self.avatars.insert(user.id, a);
         }
-        self.user_slice.insert(user.id, self.slice);
         self.users.insert(user.id, user);
     }
 
@@ -286,15 +280,9 @@ impl Reader {
             report.skip(Entity::Room, clip(&v.to_string()), SkipReason::Malformed, "rooms.json entry without a usable id");
             return;
         };
-        match self.room_slice.get(&room.id) {
-            Some(s) if *s == self.slice => {
-                report.skip(Entity::Room, room.id.to_string(), SkipReason::Duplicate, "rooms.json lists this id twice; the first entry is kept");
-                return;
-            }
-            Some(_) => report.skip(Entity::Room, room.id.to_string(), SkipReason::Duplicate, "also in a newer slice, whose entry is kept"),
-            None => {}
+        if !claim(&mut self.room_slice, room.id, self.slice, Entity::Room, report) {
+            return;
         }
-        self.room_slice.insert(room.id, self.slice);
         self.rooms.insert(room.id, room);
     }
 
@@ -502,6 +490,23 @@ impl Reader {
             }
         }
     }
+}
+
+/// Decides whether a users.json / rooms.json entry read from `slice` replaces an
+/// earlier one with the same id: within one slice the first entry wins, across
+/// slices the later (newer) slice wins. The losing entry is reported as a duplicate.
+fn claim(owners: &mut BTreeMap<u64, usize>, id: u64, slice: usize, entity: Entity, report: &mut Report) -> bool {
+    let file = if entity == Entity::User { "users.json" } else { "rooms.json" };
+    match owners.get(&id) {
+        Some(s) if *s == slice => {
+            report.skip(entity, id.to_string(), SkipReason::Duplicate, format!("{file} lists this id twice; the first entry is kept"));
+            return false;
+        }
+        Some(_) => report.skip(entity, id.to_string(), SkipReason::Duplicate, "also in a newer slice, whose entry is kept"),
+        None => {}
+    }
+    owners.insert(id, slice);
+    true
 }
 
 fn keep_latest<T>(map: &mut BTreeMap<RoomId, ((i64, u64), T)>, rid: RoomId, order: (i64, u64), value: T) {
