@@ -66,10 +66,10 @@ impl ChunkedArrays {
                 format!("a {} row is {alone} bytes as a file of its own, over the {}-byte limit per import file; it cannot be imported", self.kind, self.max_bytes),
             ));
         }
-        if let Some(open) = &self.current {
-            if open.bytes + (SEPARATOR.len() + bytes.len() + CLOSE.len()) as u64 > self.max_bytes {
-                self.close_current()?;
-            }
+        if let Some(open) = &self.current
+            && open.bytes + (SEPARATOR.len() + bytes.len() + CLOSE.len()) as u64 > self.max_bytes
+        {
+            self.close_current()?;
         }
         let open = match self.current.as_mut() {
             Some(open) => {

@@ -80,10 +80,11 @@ impl<'a> CommentWriter<'a> {
         if m.deleted.is_some() {
             return skip_with_attachment(report, m, &id, SkipReason::Deleted, "deleted in Hipchat; nothing left to import");
         }
-        if let Conversation::Room(rid) = m.conversation {
-            if self.settings.skip_deleted_rooms && catalog.rooms.get(&rid).is_some_and(|r| r.is_deleted) {
-                return skip_with_attachment(report, m, &id, SkipReason::DeletedRoom, "room deleted in Hipchat; left out by --skip-deleted-rooms");
-            }
+        if let Conversation::Room(rid) = m.conversation
+            && self.settings.skip_deleted_rooms
+            && catalog.rooms.get(&rid).is_some_and(|r| r.is_deleted)
+        {
+            return skip_with_attachment(report, m, &id, SkipReason::DeletedRoom, "room deleted in Hipchat; left out by --skip-deleted-rooms");
         }
         let (creator, actor) = self.author(catalog, m, report);
         let mut text = self.render(m, &actor, report);
