@@ -1,0 +1,257 @@
+//! Messages → `comments-NNNN.json`, streamed: one message in, its comment rows out.
+//!
+//! Every comment is `Type: text` (the API's advice); what Hipchat showed differently
+//! (slash commands, mentions, notifications, room events, attachments) is rendered as
+//! plain text. `CreatedAt` is strictly increasing within a room: Hipchat's
+//! microseconds are rounded to milliseconds and ties are moved forward by 1 ms, in the
+//! stream's order. Texts over the send limit are split into several comments that
+//! concatenate back to the exact text.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::convert::clock::StrictClock;
+use crate::convert::text::{event_text, is_code, notification_text, slash_command, split_chars, Style, TextRewriter};
+use crate::error::Result;
+use crate::hipchat::Export;
+use crate::model::{Catalog, Conversation, Message, MessageKind, Timestamp};
+use crate::report::{Entity, Report, SkipReason};
+
+use super::chunks::{ChunkedArrays, FileSummary};
+use super::identity::{display_name, Directory};
+use super::links::FileCopier;
+use super::rooms::room_unique_id;
+use super::rows::{rfc3339_millis, CommentRow};
+use super::{Settings, MAX_MESSAGE_BYTES, MAX_MESSAGE_CHARS};
+
+/// What the rooms file needs to know about a conversation's comments.
+#[derive(Clone, Debug, Default)]
+pub struct ConversationSummary {
+    /// Time of the first comment (the room's creation time when Hipchat has none).
+    pub first_time: Option<Timestamp>,
+    /// Author of the first comment (the creator of a single room).
+    pub first_creator: Option<String>,
+    /// Every comment author: all must be participants of the room.
+    pub creators: BTreeSet<String>,
+}
+
+/// The comment-writing state: bounded by users and conversations, never by messages.
+pub struct CommentWriter<'a> {
+    settings: &'a Settings,
+    directory: &'a mut Directory,
+    files: &'a mut FileCopier,
+    rewriter: TextRewriter,
+    arrays: ChunkedArrays,
+    clock: StrictClock,
+    current: Option<Conversation>,
+    summaries: BTreeMap<Conversation, ConversationSummary>,
+}
+
+impl<'a> CommentWriter<'a> {
+    /// A writer for `settings.out`, rewriting `@mention_name` to `@Display Name`.
+    pub fn new(catalog: &Catalog, settings: &'a Settings, directory: &'a mut Directory, files: &'a mut FileCopier) -> Self {
+        CommentWriter {
+            rewriter: mention_rewriter(catalog),
+            arrays: ChunkedArrays::new(&settings.out, "comments", settings.max_file_bytes),
+            settings,
+            directory,
+            files,
+            clock: StrictClock::new(),
+            current: None,
+            summaries: BTreeMap::new(),
+        }
+    }
+
+    /// Drains the export's messages; returns the per-conversation summaries and the files written.
+    pub fn run(mut self, export: &mut Export, report: &mut Report) -> Result<(BTreeMap<Conversation, ConversationSummary>, Vec<FileSummary>)> {
+        while let Some(m) = export.messages.next(report)? {
+            self.message(&export.catalog, &m, report)?;
+        }
+        report.add_extra("qiscus_created_at_shifted", self.clock.shifted);
+        Ok((self.summaries, self.arrays.finish()?))
+    }
+
+    fn message(&mut self, catalog: &Catalog, m: &Message, report: &mut Report) -> Result<()> {
+        if self.current != Some(m.conversation) {
+            // A new room: its own strictly increasing clock (the shift count runs on).
+            self.clock.reset();
+            self.current = Some(m.conversation);
+        }
+        let id = format!("{} message {}", m.conversation, m.id);
+        if m.deleted.is_some() {
+            return skip_with_attachment(report, m, &id, SkipReason::Deleted, "deleted in Hipchat; nothing left to import");
+        }
+        if let Conversation::Room(rid) = m.conversation
+            && self.settings.skip_deleted_rooms
+            && catalog.rooms.get(&rid).is_some_and(|r| r.is_deleted)
+        {
+            return skip_with_attachment(report, m, &id, SkipReason::DeletedRoom, "room deleted in Hipchat; left out by --skip-deleted-rooms");
+        }
+        let (creator, actor) = self.author(catalog, m, report);
+        let mut text = self.render(m, &actor, report);
+        if let Some(line) = self.attachment_line(m, report)? {
+            if !text.is_empty() {
+                text.push_str("\n\n");
+            }
+            text.push_str(&line);
+        }
+        if text.trim().is_empty() {
+            report.skip(Entity::Message, id, SkipReason::Invalid, "empty text and no attachment: nothing to show as a comment");
+            return Ok(());
+        }
+        self.emit(m, &creator, &text, report)
+    }
+
+    /// The comment author's e-mail and the name events and `/me` show.
+    fn author(&mut self, catalog: &Catalog, m: &Message, report: &mut Report) -> (String, String) {
+        match m.sender.id {
+            Some(uid) => {
+                let email = self.directory.user_email(uid, &m.sender.name, report);
+                let name = catalog.users.get(&uid).map(display_name).or_else(|| self.directory.user(uid).map(|i| i.name.clone())).unwrap_or_default();
+                (email, name)
+            }
+            None => (self.directory.integration_email(&m.sender.name, report), m.sender.name.trim().to_string()),
+        }
+    }
+
+    /// The message as plain text, before attachments.
+    fn render(&self, m: &Message, actor: &str, report: &mut Report) -> String {
+        match &m.kind {
+            MessageKind::Notification { .. } => notification_text(m, Style::Plain),
+            MessageKind::Topic { .. } | MessageKind::Archive { .. } | MessageKind::GuestAccess { .. } => event_text(&m.kind, actor).unwrap_or_default(),
+            MessageKind::Unknown { wrapper } => {
+                report.add_extra("qiscus_unknown_kinds_as_text", 1);
+                format!("[Hipchat {wrapper}] {}", self.user_text(&m.text, actor))
+            }
+            MessageKind::User | MessageKind::Private { .. } => self.user_text(&m.text, actor),
+        }
+    }
+
+    /// A person's text: `/code` kept verbatim, otherwise mentions rewritten; then the
+    /// slash command rendered as Hipchat showed it.
+    fn user_text(&self, text: &str, actor: &str) -> String {
+        if is_code(text) {
+            return slash_command(text, actor, Style::Plain);
+        }
+        slash_command(&self.rewriter.rewrite(text), actor, Style::Plain)
+    }
+
+    /// `Attachment: <name> <link>`, after copying the file; a note when it is missing.
+    fn attachment_line(&mut self, m: &Message, report: &mut Report) -> Result<Option<String>> {
+        let Some(a) = &m.attachment else {
+            return Ok(None);
+        };
+        let shown = a.name.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or(&a.name);
+        let Some(file) = &a.file else {
+            // Already reported as missing by the reader.
+            return Ok(Some(format!("Attachment {shown} (not in the Hipchat export)")));
+        };
+        if self.files.base().is_none() && self.files.copied() == 0 {
+            report.warn("qiscus: no --files-base-url: attachment links are relative paths (files/...) that readers cannot open");
+        }
+        let link = self.files.link(file)?;
+        report.written(Entity::Attachment);
+        Ok(Some(format!("Attachment {shown}: {link}")))
+    }
+
+    /// Writes the comment rows of one message (several when it is split).
+    fn emit(&mut self, m: &Message, creator: &str, text: &str, report: &mut Report) -> Result<()> {
+        let room = room_unique_id(m.conversation);
+        let base_id = comment_unique_id(&room, m);
+        let parts = split_for_qiscus(text);
+        for (i, part) in parts.iter().enumerate() {
+            let at = self.clock.next(m.time.millis());
+            let unique_id = if i == 0 { base_id.clone() } else { format!("{base_id}-part{}", i + 1) };
+            let row = CommentRow {
+                message: part.clone(),
+                disable_link_preview: false,
+                kind: "text",
+                unique_id,
+                creator_email: creator.to_string(),
+                room_unique_id: room.clone(),
+                created_at: rfc3339_millis(at),
+                payload: None,
+                parent_comment_unique_id: String::new(),
+            };
+            self.arrays.push(&row)?;
+        }
+        report.written(Entity::Message);
+        report.add_extra("qiscus_comments", parts.len() as u64);
+        if parts.len() > 1 {
+            report.add_extra("qiscus_parts_extra", parts.len() as u64 - 1);
+        }
+        let summary = self.summaries.entry(m.conversation).or_default();
+        summary.first_time.get_or_insert(m.time);
+        summary.first_creator.get_or_insert_with(|| creator.to_string());
+        summary.creators.insert(creator.to_string());
+        Ok(())
+    }
+}
+
+/// Skips a message and, when it has one, its attachment, for the same reason.
+fn skip_with_attachment(report: &mut Report, m: &Message, id: &str, reason: SkipReason, detail: &str) -> Result<()> {
+    report.skip(Entity::Message, id, reason, detail);
+    if m.attachment.as_ref().is_some_and(|a| a.file.is_some()) {
+        report.skip(Entity::Attachment, id, reason, detail);
+    }
+    Ok(())
+}
+
+/// `@mention_name` → `@Display Name`, users in id order (the first of two case-twins wins).
+fn mention_rewriter(catalog: &Catalog) -> TextRewriter {
+    let mut r = TextRewriter::new();
+    for user in catalog.users.values() {
+        r.mention(&user.mention_name, format!("@{}", display_name(user)));
+    }
+    r
+}
+
+/// `<room id>-<export position>[-<Hipchat id>]`: unique because the export position is,
+/// stable for the same export, and traceable to the Hipchat message.
+pub fn comment_unique_id(room: &str, m: &Message) -> String {
+    let hipchat: String = m.id.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')).take(64).collect();
+    if hipchat.is_empty() || hipchat == "0" {
+        format!("{room}-{}", m.seq)
+    } else {
+        format!("{room}-{}-{hipchat}", m.seq)
+    }
+}
+
+/// Parts of at most [`MAX_MESSAGE_CHARS`] characters and [`MAX_MESSAGE_BYTES`] UTF-8
+/// bytes that concatenate to `text`. Whether Qiscus counts characters, UTF-16 units or
+/// bytes is not documented; a part within the byte limit is within all three.
+pub fn split_for_qiscus(text: &str) -> Vec<String> {
+    let max_char_bytes = 4;
+    split_chars(text, MAX_MESSAGE_CHARS)
+        .into_iter()
+        .flat_map(|p| if p.len() <= MAX_MESSAGE_BYTES { vec![p] } else { split_chars(&p, MAX_MESSAGE_BYTES / max_char_bytes) })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn long_text_is_split_within_limits() {
+        let ascii: String = (0..1500).map(|i| format!("word{i:04} ")).collect();
+        let parts = split_for_qiscus(&ascii);
+        assert_eq!(parts.concat(), ascii);
+        assert_eq!(parts.len(), 4);
+        let wide = "漢".repeat(3000);
+        let parts = split_for_qiscus(&wide);
+        assert_eq!(parts.concat(), wide);
+        assert!(parts.iter().all(|p| p.len() <= MAX_MESSAGE_BYTES));
+    }
+
+    proptest! {
+        #[test]
+        fn split_is_lossless_and_bounded(text in "\\PC{0,9000}") {
+            let parts = split_for_qiscus(&text);
+            prop_assert_eq!(parts.concat(), text.clone());
+            for p in &parts {
+                prop_assert!(p.len() <= MAX_MESSAGE_BYTES && p.chars().count() <= MAX_MESSAGE_CHARS);
+            }
+        }
+    }
+}

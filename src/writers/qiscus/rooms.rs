@@ -1,0 +1,237 @@
+//! Rooms and private conversations → `rooms-NNNN.json`.
+//!
+//! Every Hipchat room becomes a `group` room; every private conversation between two
+//! people a `single` room with exactly those two, the creator among them (the API
+//! replaces a single room's name and requires exactly two participants). A
+//! conversation with oneself cannot be `single` (two distinct users are required), so
+//! it becomes a one-member `group` room named "Notes of <name>", which keeps its
+//! messages visible to that user only. Written after the comments, because every
+//! comment author must be a participant of the room the comment is in.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::model::{Catalog, Conversation, Privacy, Room, RoomId, Timestamp, UserId};
+use crate::report::{Entity, Report, SkipReason};
+
+use super::chunks::{ChunkedArrays, FileSummary};
+use super::comments::ConversationSummary;
+use super::identity::Directory;
+use super::rows::{rfc3339_seconds, RoomRow};
+use super::Settings;
+
+/// The `UniqueId` of the room a conversation becomes: stable and derived from Hipchat
+/// ids, with a distinct prefix per kind so no two can be equal.
+pub fn room_unique_id(conversation: Conversation) -> String {
+    match conversation {
+        Conversation::Room(id) => format!("hipchat-room-{id}"),
+        Conversation::Direct { low, high } if low == high => format!("hipchat-notes-{low}"),
+        Conversation::Direct { low, high } => format!("hipchat-dm-{low}-{high}"),
+    }
+}
+
+/// What Qiscus has no field for, kept as the `Options` JSON text.
+#[derive(Serialize, Default)]
+struct RoomOptions<'a> {
+    source: &'static str,
+    hipchat_kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hipchat_room_id: Option<RoomId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hipchat_user_ids: Option<[UserId; 2]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    canonical_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    topic: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    privacy: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    archived: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deleted: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    guest_access_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    not_in_rooms_json: bool,
+}
+
+impl RoomOptions<'_> {
+    fn to_text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Writes every room row; returns the files written.
+pub fn write_rooms(catalog: &Catalog, summaries: &BTreeMap<Conversation, ConversationSummary>, settings: &Settings, directory: &mut Directory, report: &mut Report) -> Result<Vec<FileSummary>> {
+    let mut arrays = ChunkedArrays::new(&settings.out, "rooms", settings.max_file_bytes);
+    let empty = ConversationSummary::default();
+    let mut room_ids: BTreeSet<RoomId> = catalog.rooms.keys().copied().collect();
+    room_ids.extend(summaries.keys().filter_map(|c| if let Conversation::Room(id) = c { Some(*id) } else { None }));
+    for id in room_ids {
+        let summary = summaries.get(&Conversation::Room(id)).unwrap_or(&empty);
+        match catalog.rooms.get(&id) {
+            Some(room) if room.is_deleted && settings.skip_deleted_rooms && !room.is_placeholder => {
+                report.skip(Entity::Room, id.to_string(), SkipReason::DeletedRoom, "deleted in Hipchat; left out by --skip-deleted-rooms");
+            }
+            Some(room) => {
+                arrays.push(&group_row(catalog, room, summary, settings, directory, report))?;
+                count_room(room.is_placeholder, report);
+            }
+            None => {
+                let stand_in = stand_in_room(id);
+                arrays.push(&group_row(catalog, &stand_in, summary, settings, directory, report))?;
+                count_room(true, report);
+            }
+        }
+    }
+    let mut conversations: BTreeSet<Conversation> = catalog.conversations.clone();
+    conversations.extend(summaries.keys().filter(|c| matches!(c, Conversation::Direct { .. })).copied());
+    for conversation in conversations {
+        let summary = summaries.get(&conversation).unwrap_or(&empty);
+        if let Conversation::Direct { low, high } = conversation {
+            let row = if low == high { notes_row(catalog, low, summary, settings, directory, report) } else { single_row(low, high, summary, settings, directory, report) };
+            arrays.push(&row)?;
+            report.add_extra(if low == high { "qiscus_notes_rooms" } else { "qiscus_single_rooms" }, 1);
+        }
+    }
+    arrays.finish()
+}
+
+fn count_room(placeholder: bool, report: &mut Report) {
+    report.add_extra("qiscus_group_rooms", 1);
+    if placeholder {
+        report.add_extra("qiscus_placeholder_rooms", 1);
+    } else {
+        report.written(Entity::Room);
+    }
+}
+
+/// A room that has history but no entry anywhere (the reader normally makes one).
+fn stand_in_room(id: RoomId) -> Room {
+    Room {
+        id,
+        name: String::new(),
+        canonical_name: String::new(),
+        created: None,
+        owner: None,
+        privacy: Privacy::Private,
+        is_archived: false,
+        is_deleted: false,
+        topic: String::new(),
+        guest_access_url: None,
+        members: Vec::new(),
+        participants: Vec::new(),
+        admins: Vec::new(),
+        autojoined_by: Vec::new(),
+        is_placeholder: true,
+    }
+}
+
+fn group_row(catalog: &Catalog, room: &Room, summary: &ConversationSummary, settings: &Settings, directory: &mut Directory, report: &mut Report) -> RoomRow {
+    let mut emails = BTreeSet::new();
+    let listed = room.owner.iter().chain(&room.admins).chain(&room.members).chain(&room.participants).chain(&room.autojoined_by);
+    for uid in listed.chain(catalog.room_posters.get(&room.id).into_iter().flatten()) {
+        match directory.user(*uid) {
+            Some(identity) => {
+                emails.insert(identity.email.clone());
+            }
+            None => report.warn(format!("qiscus: room {} lists user {uid}, who is not in users.json; left out of its participants", room.id)),
+        }
+    }
+    emails.extend(summary.creators.iter().cloned());
+    let creator = [room.owner].into_iter().flatten().chain(room.admins.iter().copied()).find_map(|u| directory.user(u).map(|i| i.email.clone()));
+    let creator = creator.or_else(|| emails.iter().next().cloned()).unwrap_or_else(|| directory.importer_email(report));
+    let name = match room.name.trim() {
+        "" => format!("Hipchat room {}", room.id),
+        n => n.to_string(),
+    };
+    let options = RoomOptions {
+        source: "hipchat",
+        hipchat_kind: "room",
+        hipchat_room_id: Some(room.id),
+        canonical_name: Some(room.canonical_name.as_str()).filter(|s| !s.is_empty()),
+        topic: Some(room.topic.as_str()),
+        privacy: Some(match room.privacy {
+            Privacy::Public => "public",
+            Privacy::Private => "private",
+        }),
+        archived: Some(room.is_archived),
+        deleted: Some(room.is_deleted),
+        guest_access_url: room.guest_access_url.as_deref(),
+        not_in_rooms_json: room.is_placeholder,
+        ..Default::default()
+    };
+    RoomRow {
+        name,
+        kind: "group",
+        options: options.to_text(),
+        created_at: created_at(room.created, summary, settings),
+        avatar_url: String::new(),
+        unique_id: room_unique_id(Conversation::Room(room.id)),
+        participant_emails: creator_first(&creator, emails),
+        creator_email: creator,
+    }
+}
+
+fn single_row(low: UserId, high: UserId, summary: &ConversationSummary, settings: &Settings, directory: &mut Directory, report: &mut Report) -> RoomRow {
+    let a = directory.user_email(low, "", report);
+    let b = directory.user_email(high, "", report);
+    let creator = summary.first_creator.clone().filter(|c| *c == a || *c == b).unwrap_or_else(|| a.clone());
+    let options = RoomOptions { source: "hipchat", hipchat_kind: "private", hipchat_user_ids: Some([low, high]), ..Default::default() };
+    RoomRow {
+        name: format!("{a} {b}"),
+        kind: "single",
+        options: options.to_text(),
+        created_at: created_at(None, summary, settings),
+        avatar_url: String::new(),
+        unique_id: room_unique_id(Conversation::Direct { low, high }),
+        participant_emails: creator_first(&creator, BTreeSet::from([a, b])),
+        creator_email: creator,
+    }
+}
+
+fn notes_row(catalog: &Catalog, user: UserId, summary: &ConversationSummary, settings: &Settings, directory: &mut Directory, report: &mut Report) -> RoomRow {
+    let email = directory.user_email(user, "", report);
+    let name = catalog.users.get(&user).map(super::identity::display_name).or_else(|| directory.user(user).map(|i| i.name.clone())).unwrap_or_default();
+    let options = RoomOptions { source: "hipchat", hipchat_kind: "self_conversation", hipchat_user_ids: Some([user, user]), ..Default::default() };
+    RoomRow {
+        name: format!("Notes of {name}"),
+        kind: "group",
+        options: options.to_text(),
+        created_at: created_at(None, summary, settings),
+        avatar_url: String::new(),
+        unique_id: room_unique_id(Conversation::Direct { low: user, high: user }),
+        participant_emails: vec![email.clone()],
+        creator_email: email,
+    }
+}
+
+/// Hipchat's creation time, else the first message's, else the run's default.
+fn created_at(created: Option<Timestamp>, summary: &ConversationSummary, settings: &Settings) -> String {
+    rfc3339_seconds(created.or(summary.first_time).unwrap_or(settings.default_created))
+}
+
+/// The creator, then everyone else in address order.
+fn creator_first(creator: &str, mut emails: BTreeSet<String>) -> Vec<String> {
+    emails.remove(creator);
+    std::iter::once(creator.to_string()).chain(emails).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_ids_differ_by_kind() {
+        let ids = [room_unique_id(Conversation::Room(12)), room_unique_id(Conversation::direct(1, 2)), room_unique_id(Conversation::direct(1, 1))];
+        assert_eq!(ids, ["hipchat-room-12", "hipchat-dm-1-2", "hipchat-notes-1"]);
+    }
+
+    #[test]
+    fn creator_comes_first_once() {
+        let set = BTreeSet::from(["b@x".to_string(), "a@x".to_string(), "c@x".to_string()]);
+        assert_eq!(creator_first("b@x", set), ["b@x", "a@x", "c@x"]);
+    }
+}

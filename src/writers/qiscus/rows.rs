@@ -1,0 +1,120 @@
+//! The three row shapes the Qiscus import API reads, with its exact key names.
+//!
+//! Key spelling is the API's, not ours: users carry `CreateAt`, rooms and comments
+//! `CreatedAt` (FORMATS.md 3.2). Field order is fixed by the struct, which keeps the
+//! output byte-identical across runs.
+
+use chrono::{DateTime, SecondsFormat};
+use serde::Serialize;
+
+use crate::model::Timestamp;
+
+/// One row of `users-NNNN.json`.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct UserRow {
+    /// Unique, lowercase; the user's identity everywhere else in the import.
+    #[serde(rename = "Email")]
+    pub email: String,
+    /// Display name.
+    #[serde(rename = "Name")]
+    pub name: String,
+    /// https URL of the avatar, or empty.
+    #[serde(rename = "AvatarUrl")]
+    pub avatar_url: String,
+    /// Unique token, derived from the secret.
+    #[serde(rename = "AuthenticationToken")]
+    pub authentication_token: String,
+    /// Plain password (Qiscus hashes it), derived from the secret.
+    #[serde(rename = "Password")]
+    pub password: String,
+    /// RFC 3339; note the API's spelling.
+    #[serde(rename = "CreateAt")]
+    pub create_at: String,
+}
+
+/// One row of `rooms-NNNN.json`.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct RoomRow {
+    /// Group name (Qiscus replaces it for single rooms).
+    #[serde(rename = "Name")]
+    pub name: String,
+    /// `group` or `single`.
+    #[serde(rename = "Type")]
+    pub kind: &'static str,
+    /// JSON text with what Qiscus has no field for.
+    #[serde(rename = "Options")]
+    pub options: String,
+    /// An existing user, and one of the participants.
+    #[serde(rename = "CreatorEmail")]
+    pub creator_email: String,
+    /// RFC 3339.
+    #[serde(rename = "CreatedAt")]
+    pub created_at: String,
+    /// Always empty: Hipchat rooms have no avatar.
+    #[serde(rename = "AvatarUrl")]
+    pub avatar_url: String,
+    /// Stable id derived from the Hipchat room or conversation.
+    #[serde(rename = "UniqueId")]
+    pub unique_id: String,
+    /// Every participant; exactly two for `single`.
+    #[serde(rename = "ParticipantEmails")]
+    pub participant_emails: Vec<String>,
+}
+
+/// One row of `comments-NNNN.json`.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct CommentRow {
+    /// The text (at most [`super::MAX_MESSAGE_BYTES`] bytes).
+    #[serde(rename = "Message")]
+    pub message: String,
+    /// Qiscus's link preview switch; left on, as Hipchat showed previews.
+    #[serde(rename = "DisableLinkPreview")]
+    pub disable_link_preview: bool,
+    /// Always `text`: the docs advise only `text` and `reply` for imports.
+    #[serde(rename = "Type")]
+    pub kind: &'static str,
+    /// Stable and unique.
+    #[serde(rename = "UniqueId")]
+    pub unique_id: String,
+    /// The author, an existing user.
+    #[serde(rename = "CreatorEmail")]
+    pub creator_email: String,
+    /// The room, an existing room.
+    #[serde(rename = "RoomUniqueId")]
+    pub room_unique_id: String,
+    /// RFC 3339 with milliseconds, strictly increasing within a room.
+    #[serde(rename = "CreatedAt")]
+    pub created_at: String,
+    /// `null` for `text`.
+    #[serde(rename = "Payload")]
+    pub payload: Option<serde_json::Value>,
+    /// `""`: not a reply.
+    #[serde(rename = "ParentCommentUniqueId")]
+    pub parent_comment_unique_id: String,
+}
+
+/// RFC 3339 to the second, as in the API's examples (users and rooms).
+pub fn rfc3339_seconds(t: Timestamp) -> String {
+    t.to_datetime().to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// RFC 3339 with milliseconds from Unix milliseconds (comments: the finest precision
+/// that survives a millisecond store, so bumped ties stay distinct).
+pub fn rfc3339_millis(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_spelling_and_time_formats() {
+        let u = UserRow { email: "a@b".into(), name: "A".into(), avatar_url: String::new(), authentication_token: "t".into(), password: "p".into(), create_at: "x".into() };
+        let json = serde_json::to_string(&u).unwrap();
+        assert_eq!(json, r#"{"Email":"a@b","Name":"A","AvatarUrl":"","AuthenticationToken":"t","Password":"p","CreateAt":"x"}"#);
+        assert_eq!(rfc3339_seconds(Timestamp(1_522_684_244_942_827)), "2018-04-02T15:50:44Z");
+        assert_eq!(rfc3339_millis(1_522_684_244_942), "2018-04-02T15:50:44.942Z");
+        assert_eq!(rfc3339_millis(1_522_684_244_000), "2018-04-02T15:50:44.000Z");
+    }
+}
