@@ -264,6 +264,7 @@ fn run_convert(args: &ConvertArgs) -> Result<()> {
     args.input.warn_if_literal(&args.log);
     let out = args.output.clone().unwrap_or_else(|| default_output(export, target, &args.writer));
     args.filters.parse()?;
+    writers::validate(target, &args.writer)?;
     let user_map = args.filters.user_map.as_deref().map(crate::usermap::read_map).transpose()?;
     let mut report = Report::new();
     let result = convert(args, target, &out, user_map.as_deref().unwrap_or_default(), &mut report);

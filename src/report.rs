@@ -227,6 +227,9 @@ impl Report {
         if !self.renames.is_empty() {
             out.push_str(&format!("renamed     {}\n", self.renames.len()));
         }
+        for (key, n) in &self.extra {
+            out.push_str(&format!("{key}: {n}\n"));
+        }
         let warnings = self.warnings.len() as u64 + self.warnings_not_listed;
         if warnings > 0 {
             out.push_str(&format!("warnings    {warnings}\n"));

@@ -61,6 +61,14 @@ pub fn output_shape(target: Target, opts: &WriterOptions) -> OutputShape {
     }
 }
 
+/// Checks `target`'s flags before the export is read, so a usage error costs no time.
+pub fn validate(target: Target, opts: &WriterOptions) -> Result<()> {
+    match target {
+        Target::Qiscus => qiscus::validate(opts),
+        Target::Mattermost | Target::Pixtoome => Ok(()),
+    }
+}
+
 /// Writes `export` for `target` at `out` (a staging path; see [`output_shape`]).
 pub fn write(target: Target, export: &mut Export, out: &Path, opts: &WriterOptions, report: &mut Report) -> Result<()> {
     match target {

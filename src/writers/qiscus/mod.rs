@@ -114,6 +114,11 @@ impl Settings {
     }
 }
 
+/// Checks the Qiscus flags before the (long) read of the export.
+pub fn validate(opts: &WriterOptions) -> Result<()> {
+    Settings::new(opts, Path::new("."), None).map(|_| ())
+}
+
 /// Writes the Qiscus import into the folder `out`.
 pub fn write(export: &mut Export, out: &Path, opts: &WriterOptions, report: &mut Report) -> Result<()> {
     let settings = Settings::new(opts, out, export.stats.first_message)?;
