@@ -32,7 +32,7 @@ pub enum Entity {
 impl fmt::Display for Entity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = serde_json::to_value(self).ok();
-        f.write_str(s.as_ref().and_then(|v| v.as_str()).unwrap_or("?"))
+        f.pad(s.as_ref().and_then(|v| v.as_str()).unwrap_or("?"))
     }
 }
 
