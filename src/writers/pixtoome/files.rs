@@ -162,10 +162,12 @@ pub fn write_avatars(out: &Path, files: &FileStore, users: &BTreeMap<u64, &User>
     write_json(&dir.join("records.json"), &records)
 }
 
-/// Emoji names Zulip accepts: `[0-9a-z.\-_]`, not ending in `.`, `-` or `_`.
+/// Emoji names Zulip accepts and renders: the model allows `[0-9a-z.\-_]` not
+/// ending in `.`, `-` or `_`, and the Markdown syntax `:[\w\-\+]+:` has no `.`,
+/// so letters, digits, `-` and `_` only.
 pub fn emoji_name(shortcut: &str) -> String {
-    let lowered: String = shortcut.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' }).collect();
-    lowered.trim_end_matches(['.', '-', '_']).to_string()
+    let lowered: String = shortcut.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_') { c } else { '_' }).collect();
+    lowered.trim_end_matches(['-', '_']).to_string()
 }
 
 /// Writes custom emoticons as realm emoji (largest image, an owner as author);
@@ -184,7 +186,7 @@ pub fn write_emoji(out: &Path, files: &FileStore, emoticons: &[Emoticon], plan: 
         let base = if base.is_empty() { format!("emoji-{}", e.id) } else { base };
         let name = names.claim(&base, 100);
         if name != e.shortcut {
-            report.rename(Entity::Emoticon, e.id.to_string(), &e.shortcut, &name, "Zulip emoji names are lowercase letters, digits, '.', '-' and '_', unique");
+            report.rename(Entity::Emoticon, e.id.to_string(), &e.shortcut, &name, "Zulip emoji names are lowercase letters, digits, '-' and '_', unique");
         }
         let ext = image.file_name().rsplit_once('.').map_or("png".to_string(), |(_, x)| x.to_ascii_lowercase());
         let file_name = format!("{name}.{ext}");
@@ -264,6 +266,7 @@ mod tests {
         assert_eq!(emoji_name("hcdc"), "hcdc");
         assert_eq!(emoji_name("Party Parrot!"), "party_parrot");
         assert_eq!(emoji_name("___"), "");
+        assert_eq!(emoji_name("a.b"), "a_b");
     }
 
     #[test]
