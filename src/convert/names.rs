@@ -86,6 +86,25 @@ impl UniqueNames {
         }
         unreachable!("an unused suffix always exists")
     }
+
+    /// As [`UniqueNames::claim_with`], but the limit counts characters, not bytes:
+    /// for targets whose limit is a database `varchar(N)` (Zulip's stream names), so
+    /// a non-ASCII name is not cut shorter than it needs to be.
+    pub fn claim_chars(&mut self, base: &str, max_chars: usize, joiner: &str) -> String {
+        let first = truncate_chars(base, max_chars).to_string();
+        if self.taken.insert(first.to_lowercase()) {
+            return first;
+        }
+        for n in 2u64.. {
+            let suffix = format!("{joiner}{n}");
+            let room = max_chars.saturating_sub(suffix.chars().count());
+            let candidate = format!("{}{suffix}", truncate_chars(base, room));
+            if self.taken.insert(candidate.to_lowercase()) {
+                return candidate;
+            }
+        }
+        unreachable!("an unused suffix always exists")
+    }
 }
 
 /// A stable placeholder address for a user Hipchat exported without one:
@@ -124,5 +143,17 @@ mod tests {
         assert_eq!(u.claim("abcdef", 6), "abcd-2");
         u.reserve("all");
         assert_eq!(u.claim("ALL", 64), "ALL-2");
+    }
+
+    #[test]
+    fn unique_names_by_characters() {
+        let mut u = UniqueNames::new();
+        let cyrillic = "Б".repeat(60);
+        assert_eq!(u.claim_chars(&cyrillic, 60, "-"), cyrillic);
+        let second = u.claim_chars(&cyrillic, 60, "-");
+        assert_eq!(second.chars().count(), 60);
+        assert!(second.ends_with("-2"));
+        assert_eq!(u.claim_chars("Dev Ops", 60, "-"), "Dev Ops");
+        assert_eq!(u.claim_chars("dev ops", 60, "-"), "dev ops-2");
     }
 }

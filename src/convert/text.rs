@@ -206,7 +206,15 @@ impl TextRewriter {
 
     /// Applies both rewrites.
     pub fn rewrite(&self, text: &str) -> String {
+        self.rewrite_collect(text).0
+    }
+
+    /// Applies both rewrites and also returns the mention names (lowercased, as
+    /// registered) that were replaced, in order of appearance: writers that flag
+    /// mentioned users (Zulip's `mentioned` bit) need to know whom a text names.
+    pub fn rewrite_collect(&self, text: &str) -> (String, Vec<String>) {
         let mut out = String::with_capacity(text.len() + 16);
+        let mut mentioned = Vec::new();
         let bytes = text.as_bytes();
         let mut i = 0;
         let mut copied = 0;
@@ -217,9 +225,11 @@ impl TextRewriter {
                 let len = text[i + 1..].bytes().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-')).count();
                 let mut name = &text[i + 1..i + 1 + len];
                 name = name.trim_end_matches(['.', '-']);
-                if let Some(rep) = (!name.is_empty()).then(|| self.mentions.get(&name.to_lowercase())).flatten() {
+                let key = name.to_lowercase();
+                if let Some(rep) = (!name.is_empty()).then(|| self.mentions.get(&key)).flatten() {
                     out.push_str(&text[copied..i]);
                     out.push_str(rep);
+                    mentioned.push(key);
                     i += 1 + name.len();
                     copied = i;
                     continue;
@@ -240,7 +250,7 @@ impl TextRewriter {
             i += 1;
         }
         out.push_str(&text[copied..]);
-        out
+        (out, mentioned)
     }
 }
 
@@ -351,6 +361,9 @@ mod tests {
         assert_eq!(r.rewrite("hi @otheruser. (hcdc) (nope) mail@OtherUser x"), "hi @other.user. :hcdc: (nope) mail@OtherUser x");
         assert_eq!(r.rewrite("@OtherUser"), "@other.user");
         assert_eq!(r.rewrite("ümlaut @OtherUser ü"), "ümlaut @other.user ü");
+        let (text, names) = r.rewrite_collect("@OtherUser and @otheruser, not @nobody");
+        assert_eq!(text, "@other.user and @other.user, not @nobody");
+        assert_eq!(names, vec!["otheruser", "otheruser"]);
     }
 
     #[test]

@@ -1,0 +1,400 @@
+//! Messages and their per-user rows, streamed into `messages-000001.json`, … with
+//! 1000 messages per file (the converters' `MESSAGE_BATCH_CHUNK_SIZE`).
+//!
+//! Facts from Zulip 3.4 (`import_realm.py`, `models.py`): the importer reads message
+//! files from number 1 until the first missing one; with `sort_by_date` it orders
+//! messages by (whole seconds of `date_sent`, our id), so ids increase with time
+//! inside a conversation; `rendered_content: null` makes it render the Markdown;
+//! a user sees a message in feeds only through a `zerver_usermessage` row, whose
+//! `flags_mask` it renames to `flags`. Content is capped at 10000 characters.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::convert::text::{event_text, is_code, notification_text, slash_command, split_chars, Style};
+use crate::error::{OutputContext, Result};
+use crate::hipchat::Export;
+use crate::model::{Conversation, Message, MessageKind};
+use crate::report::{Entity, Report, SkipReason};
+
+use super::files::Uploads;
+use super::plan::{Plan, ZUser};
+use super::profile::FormatProfile;
+use super::{PixtoomeOptions, TopicScheme};
+
+/// Messages per file.
+pub const MESSAGES_PER_FILE: usize = 1000;
+/// Topic of every stream message with `--pixtoome-topic room`.
+pub const ROOM_TOPIC: &str = "imported from hipchat";
+/// The `zerver_client` id messages are sent with.
+pub const SENDING_CLIENT: u64 = 1;
+
+/// A `zerver_message` row. Its keys are the profile's `zerver_message` set (a
+/// unit test compares them), typed because exports hold millions of these.
+#[derive(Serialize, Debug)]
+pub struct MessageRow {
+    id: u64,
+    sender: u64,
+    recipient: u64,
+    subject: String,
+    content: String,
+    rendered_content: Option<String>,
+    rendered_content_version: Option<u32>,
+    date_sent: f64,
+    sending_client: u64,
+    last_edit_time: Option<f64>,
+    edit_history: Option<String>,
+    has_attachment: bool,
+    has_image: bool,
+    has_link: bool,
+}
+
+/// A `zerver_usermessage` row.
+#[derive(Serialize, Debug, Clone, Copy)]
+pub struct UserMessageRow {
+    id: u64,
+    user_profile: u64,
+    message: u64,
+    flags_mask: u32,
+}
+
+#[derive(Serialize)]
+struct MessageFile<'a> {
+    zerver_message: &'a [MessageRow],
+    zerver_usermessage: &'a [UserMessageRow],
+}
+
+/// Buffers one file's worth of rows and writes numbered files without gaps.
+struct MessageFiles {
+    out: PathBuf,
+    number: u32,
+    messages: Vec<MessageRow>,
+    user_messages: Vec<UserMessageRow>,
+    next_message: u64,
+    next_user_message: u64,
+}
+
+impl MessageFiles {
+    fn new(out: &Path) -> Self {
+        MessageFiles { out: out.to_path_buf(), number: 0, messages: Vec::new(), user_messages: Vec::new(), next_message: 1, next_user_message: 1 }
+    }
+
+    fn take_message_id(&mut self) -> u64 {
+        let id = self.next_message;
+        self.next_message += 1;
+        id
+    }
+
+    fn push(&mut self, row: MessageRow, readers: &[(u64, u32)]) -> Result<()> {
+        for (user, flags) in readers {
+            self.user_messages.push(UserMessageRow { id: self.next_user_message, user_profile: *user, message: row.id, flags_mask: *flags });
+            self.next_user_message += 1;
+        }
+        self.messages.push(row);
+        if self.messages.len() >= MESSAGES_PER_FILE {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.messages.is_empty() {
+            return Ok(());
+        }
+        self.number += 1;
+        let path = self.out.join(format!("messages-{:06}.json", self.number));
+        let file = std::fs::File::create(&path).output_ctx(&path)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        let body = MessageFile { zerver_message: &self.messages, zerver_usermessage: &self.user_messages };
+        serde_json::to_writer(&mut w, &body).map_err(|e| crate::error::Error::output(&path, e))?;
+        std::io::Write::write_all(&mut w, b"\n").output_ctx(&path)?;
+        std::io::Write::flush(&mut w).output_ctx(&path)?;
+        self.messages.clear();
+        self.user_messages.clear();
+        Ok(())
+    }
+}
+
+/// Totals for the report and the docs' measurements.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MessageTotals {
+    /// Message rows written (parts of split messages counted).
+    pub rows: u64,
+    /// Usermessage rows written.
+    pub user_message_rows: u64,
+    /// Message files.
+    pub files: u32,
+}
+
+/// Everything one message needs from outside.
+pub struct MessageContext<'a> {
+    /// Users, streams, rewriting.
+    pub plan: &'a mut Plan,
+    /// Attachments.
+    pub uploads: &'a mut Uploads,
+    /// Release facts.
+    pub profile: &'static FormatProfile,
+    /// Writer flags.
+    pub opts: &'a PixtoomeOptions,
+}
+
+/// Drains the export's messages into message files.
+pub fn write_messages(export: &mut Export, out: &Path, ctx: &mut MessageContext, report: &mut Report) -> Result<MessageTotals> {
+    let mut files = MessageFiles::new(out);
+    let mut totals = MessageTotals::default();
+    while let Some(m) = export.messages.next(report)? {
+        if let Some(reason) = skip_reason(&m, ctx.plan) {
+            skip_message(&m, reason, report);
+            continue;
+        }
+        let before = files.next_user_message;
+        let parts = convert_message(&m, ctx, &mut files, report)?;
+        totals.rows += parts;
+        totals.user_message_rows += files.next_user_message - before;
+        report.written(Entity::Message);
+        if parts > 1 {
+            report.add_extra("pixtoome_parts_extra", parts - 1);
+        }
+    }
+    files.flush()?;
+    totals.files = files.number;
+    report.add_extra("pixtoome_message_rows", totals.rows);
+    report.add_extra("pixtoome_usermessage_rows", totals.user_message_rows);
+    report.add_extra("pixtoome_message_files", u64::from(totals.files));
+    Ok(totals)
+}
+
+fn skip_reason(m: &Message, plan: &Plan) -> Option<(SkipReason, String)> {
+    if m.deleted.is_some() {
+        return Some((SkipReason::Deleted, "deleted in Hipchat".to_string()));
+    }
+    match m.conversation {
+        Conversation::Room(r) if plan.skipped_rooms.contains(&r) => Some((SkipReason::DeletedRoom, format!("room {r} was left out (--skip-deleted-rooms)"))),
+        _ => None,
+    }
+}
+
+fn skip_message(m: &Message, (reason, detail): (SkipReason, String), report: &mut Report) {
+    let id = format!("{} id {}", m.conversation, m.id);
+    if m.attachment.as_ref().is_some_and(|a| a.file.is_some()) {
+        report.skip(Entity::Attachment, id.clone(), reason, format!("its message was skipped: {detail}"));
+    }
+    report.skip(Entity::Message, id, reason, detail);
+}
+
+/// Where a message goes and who gets a copy.
+struct Destination {
+    recipient: u64,
+    topic: String,
+    is_private: bool,
+    public_stream: bool,
+    /// Users with a row regardless of mentions: stream subscribers under the
+    /// policy, or the two people of a private message.
+    readers: Vec<u64>,
+}
+
+/// Converts one message into one or more rows; returns how many.
+fn convert_message(m: &Message, ctx: &mut MessageContext, files: &mut MessageFiles, report: &mut Report) -> Result<u64> {
+    let sender = sender_index(m, ctx, report);
+    let sender_user = ctx.plan.user(sender).clone();
+    let Some(dest) = destination(m, &sender_user, ctx, report) else {
+        return Ok(0);
+    };
+    let (body, mentioned, wildcard) = body_text(m, &sender_user, ctx, report);
+    let max = ctx.profile.max_message;
+    let mut parts = split_chars(&body, max);
+    let file = m.attachment.as_ref().and_then(|a| a.file.as_ref().map(|f| (a.name.as_str(), f)));
+    let link = match file {
+        Some((name, f)) => Some(ctx.uploads.prepare(f, name, sender_user.id, m.time.seconds_f64())?),
+        None => None,
+    };
+    if let Some(link) = &link {
+        let last = parts.last_mut().map_or(0, |p| p.chars().count());
+        if last > 0 && last + 1 + link.markdown.chars().count() > max {
+            parts.push(String::new());
+        }
+        let part = parts.last_mut().ok_or_else(|| crate::error::Error::new(crate::error::ErrorKind::Other, "no message part"))?;
+        if !part.is_empty() && !part.ends_with('\n') {
+            part.push('\n');
+        }
+        part.push_str(&link.markdown);
+    }
+    let ids: Vec<u64> = parts.iter().map(|_| files.take_message_id()).collect();
+    let last = parts.len() - 1;
+    let has_image = link.as_ref().is_some_and(|l| l.is_image);
+    let has_attachment = link.is_some();
+    if let Some((_, f)) = file {
+        ctx.uploads.attach(f, ids[last], dest.public_stream);
+        report.written(Entity::Attachment);
+    }
+    let readers = readers_with_flags(&dest, sender_user.id, &mentioned, wildcard, ctx.profile);
+    for (i, (content, id)) in parts.into_iter().zip(ids).enumerate() {
+        let with_file = has_attachment && i == last;
+        let row = MessageRow {
+            id,
+            sender: sender_user.id,
+            recipient: dest.recipient,
+            subject: dest.topic.clone(),
+            has_link: content.contains("http://") || content.contains("https://") || with_file,
+            content,
+            rendered_content: None,
+            rendered_content_version: None,
+            date_sent: m.time.seconds_f64(),
+            sending_client: SENDING_CLIENT,
+            last_edit_time: None,
+            edit_history: None,
+            has_attachment: with_file,
+            has_image: has_image && with_file,
+        };
+        files.push(row, &readers)?;
+    }
+    Ok(last as u64 + 1)
+}
+
+/// The user who sent `m`: a Hipchat user, a mirror dummy, or an integration bot.
+fn sender_index(m: &Message, ctx: &mut MessageContext, report: &mut Report) -> usize {
+    if let Some(i) = m.sender.id.and_then(|id| ctx.plan.by_hipchat.get(&id)) {
+        return *i;
+    }
+    if let Some(id) = m.sender.id {
+        report.warn(format!("{} id {}: sender {id} is not a known user; an integration bot named after it stands in", m.conversation, m.id));
+    }
+    let name = if m.sender.name.trim().is_empty() { m.sender.id.map(|id| format!("Hipchat user {id}")).unwrap_or_default() } else { m.sender.name.clone() };
+    ctx.plan.integration_user(&name, ctx.profile, report)
+}
+
+fn destination(m: &Message, sender: &ZUser, ctx: &mut MessageContext, report: &mut Report) -> Option<Destination> {
+    match (m.conversation, &m.kind) {
+        (Conversation::Room(room), _) => {
+            let Some(stream) = ctx.plan.by_room.get(&room).map(|i| &ctx.plan.streams[*i]) else {
+                report.warn(format!("room {room} id {}: the room is unknown; message written nowhere", m.id));
+                return None;
+            };
+            let topic = match ctx.opts.topic {
+                TopicScheme::Room => ROOM_TOPIC.to_string(),
+                TopicScheme::Month => m.time.to_datetime().format("%Y-%m").to_string(),
+            };
+            let policy = ctx.opts.usermessages;
+            let readers = stream
+                .subscribers
+                .iter()
+                .copied()
+                .filter(|id| ctx.plan.user_by_id(*id).is_some_and(|u| u.gets_stream_rows(policy)))
+                .collect();
+            Some(Destination { recipient: stream.recipient, topic, is_private: false, public_stream: !stream.invite_only, readers })
+        }
+        (Conversation::Direct { low, high }, kind) => {
+            let receiver_hipchat = match kind {
+                MessageKind::Private { receiver } => *receiver,
+                _ => if m.sender.id == Some(low) { high } else { low },
+            };
+            let receiver = ctx.plan.by_hipchat.get(&receiver_hipchat).map(|i| ctx.plan.user(*i).clone());
+            let Some(receiver) = receiver else {
+                report.warn(format!("{} id {}: receiver {receiver_hipchat} is unknown; written to the sender's own conversation", m.conversation, m.id));
+                return Some(Destination { recipient: sender.recipient, topic: String::new(), is_private: true, public_stream: false, readers: vec![sender.id] });
+            };
+            let readers: BTreeSet<u64> = [sender.id, receiver.id].into();
+            Some(Destination { recipient: receiver.recipient, topic: String::new(), is_private: true, public_stream: false, readers: readers.into_iter().collect() })
+        }
+    }
+}
+
+/// The Markdown text of `m`, the users it mentions and whether it says `@all`.
+fn body_text(m: &Message, sender: &ZUser, ctx: &MessageContext, report: &mut Report) -> (String, BTreeSet<u64>, bool) {
+    let plan = &*ctx.plan;
+    let (text, keys) = match &m.kind {
+        MessageKind::Notification { .. } => plan.rewriter.rewrite_collect(&notification_text(m, Style::Markdown)),
+        kind @ (MessageKind::Topic { .. } | MessageKind::Archive { .. } | MessageKind::GuestAccess { .. }) => {
+            (event_text(kind, &sender.full_name).unwrap_or_default(), Vec::new())
+        }
+        _ if is_code(&m.text) => (slash_command(&m.text, &sender.full_name, Style::Markdown), Vec::new()),
+        _ => {
+            let (rewritten, keys) = plan.rewriter.rewrite_collect(&m.text);
+            (slash_command(&rewritten, &sender.full_name, Style::Markdown), keys)
+        }
+    };
+    if let MessageKind::Unknown { wrapper } = &m.kind {
+        report.warn(format!("{} id {}: {wrapper} is not a documented kind; its text was written as an ordinary message", m.conversation, m.id));
+    }
+    let mut mentioned: BTreeSet<u64> = m.mentions.iter().filter_map(|h| plan.by_hipchat.get(h)).map(|i| plan.user(*i).id).collect();
+    let mut wildcard = false;
+    for key in keys {
+        match plan.mention_users.get(&key) {
+            Some(i) => {
+                mentioned.insert(plan.user(*i).id);
+            }
+            None => wildcard = true,
+        }
+    }
+    (clean_content(text, m, report), mentioned, wildcard)
+}
+
+/// Drops NUL characters (PostgreSQL text cannot hold them) and fills empty texts.
+fn clean_content(text: String, m: &Message, report: &mut Report) -> String {
+    let text = if text.contains('\0') {
+        report.warn(format!("{} id {}: NUL characters removed", m.conversation, m.id));
+        text.replace('\0', "")
+    } else {
+        text
+    };
+    if text.trim().is_empty() && m.attachment.as_ref().and_then(|a| a.file.as_ref()).is_none() {
+        return "(empty message)".to_string();
+    }
+    text
+}
+
+/// One row per reader, plus the sender and mentioned users, with flag bits.
+fn readers_with_flags(dest: &Destination, sender: u64, mentioned: &BTreeSet<u64>, wildcard: bool, profile: &FormatProfile) -> Vec<(u64, u32)> {
+    let flags = profile.flags;
+    let mut users: BTreeSet<u64> = dest.readers.iter().copied().collect();
+    users.insert(sender);
+    if !dest.is_private {
+        users.extend(mentioned);
+    }
+    users
+        .into_iter()
+        .map(|u| {
+            let mut f = flags.read;
+            if mentioned.contains(&u) {
+                f |= flags.mentioned;
+            }
+            if wildcard && !dest.is_private {
+                f |= flags.wildcard_mentioned;
+            }
+            if dest.is_private {
+                f |= flags.is_private;
+            }
+            (u, f)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::writers::pixtoome::profile::ZULIP_3_4;
+
+    #[test]
+    fn message_rows_have_exactly_the_profile_keys() {
+        let row = MessageRow {
+            id: 1, sender: 1, recipient: 1, subject: String::new(), content: "x".into(), rendered_content: None, rendered_content_version: None,
+            date_sent: 1.5, sending_client: 1, last_edit_time: None, edit_history: None, has_attachment: false, has_image: false, has_link: false,
+        };
+        let v = serde_json::to_value(&row).unwrap();
+        ZULIP_3_4.check_row("zerver_message", v.as_object().unwrap()).unwrap();
+        let um = serde_json::to_value(UserMessageRow { id: 1, user_profile: 1, message: 1, flags_mask: 1 }).unwrap();
+        ZULIP_3_4.check_row("zerver_usermessage", um.as_object().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn flags_for_mentions_wildcards_and_private_messages() {
+        let stream = Destination { recipient: 9, topic: "t".into(), is_private: false, public_stream: true, readers: vec![2, 3] };
+        let rows = readers_with_flags(&stream, 1, &[4].into(), true, &ZULIP_3_4);
+        assert_eq!(rows, vec![(1, 1 | 16), (2, 1 | 16), (3, 1 | 16), (4, 1 | 8 | 16)]);
+        let pm = Destination { recipient: 9, topic: String::new(), is_private: true, public_stream: false, readers: vec![1, 2] };
+        let rows = readers_with_flags(&pm, 1, &[2].into(), false, &ZULIP_3_4);
+        assert_eq!(rows, vec![(1, 1 | 2048), (2, 1 | 8 | 2048)]);
+    }
+}

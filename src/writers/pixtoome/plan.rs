@@ -1,0 +1,478 @@
+//! The organisation as Zulip will hold it: users, streams, recipients and who is
+//! subscribed where, decided from the catalog before any message is read.
+//!
+//! Ids are handed out in a fixed order (users by Hipchat id, then integration
+//! bots by name; streams by room id; personal recipients, then stream recipients),
+//! so the same export always gives the same ids. The importer replaces every id
+//! anyway; ours only need to be unique per table and consistent between files.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::convert::names::{placeholder_email, slug, truncate_chars, UniqueNames};
+use crate::convert::text::TextRewriter;
+use crate::model::{Catalog, Privacy, RoomId, User, UserId};
+use crate::report::{Entity, Report, SkipReason};
+
+use super::profile::FormatProfile;
+use super::{PixtoomeOptions, UserMessagePolicy};
+
+/// The realm id used inside the files (the importer allocates the real one).
+pub const REALM_ID: u64 = 1;
+
+/// Where a Zulip user came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A users.json entry.
+    Hipchat(UserId),
+    /// A sender users.json lacks (a mirror-dummy user).
+    Placeholder(UserId),
+    /// An integration (sender without a user), as a deactivated bot.
+    Integration(String),
+}
+
+/// One Zulip user.
+#[derive(Debug, Clone)]
+pub struct ZUser {
+    /// Zulip id in the files.
+    pub id: u64,
+    /// Where the user came from.
+    pub origin: Origin,
+    /// Address (unique ignoring case, valid).
+    pub email: String,
+    /// Display name (at most 100 characters).
+    pub full_name: String,
+    /// Role value of the profile.
+    pub role: u16,
+    /// Can log in.
+    pub is_active: bool,
+    /// Integration bot.
+    pub is_bot: bool,
+    /// Mirror dummy (unknown sender).
+    pub is_mirror_dummy: bool,
+    /// IANA timezone or empty.
+    pub timezone: String,
+    /// When the account was created (seconds).
+    pub date_joined: f64,
+    /// An uploaded avatar was written for this user.
+    pub has_avatar: bool,
+    /// Personal recipient id.
+    pub recipient: u64,
+}
+
+impl ZUser {
+    /// Whether this user's copies of stream messages are written under `policy`.
+    pub fn gets_stream_rows(&self, policy: UserMessagePolicy) -> bool {
+        match policy {
+            UserMessagePolicy::All => true,
+            UserMessagePolicy::Active => self.is_active && !self.is_bot && !self.is_mirror_dummy,
+            UserMessagePolicy::Participants => false,
+        }
+    }
+}
+
+/// One stream made from a room.
+#[derive(Debug, Clone)]
+pub struct ZStream {
+    /// Zulip id in the files.
+    pub id: u64,
+    /// The Hipchat room.
+    pub room: RoomId,
+    /// Unique name, at most 60 characters.
+    pub name: String,
+    /// One-line description.
+    pub description: String,
+    /// Private room.
+    pub invite_only: bool,
+    /// Archived or deleted in Hipchat.
+    pub deactivated: bool,
+    /// Creation time (seconds).
+    pub date_created: f64,
+    /// Stream recipient id.
+    pub recipient: u64,
+    /// Subscribed Zulip user ids, sorted.
+    pub subscribers: Vec<u64>,
+    /// A default stream for new users.
+    pub is_default: bool,
+}
+
+/// Everything decided before the messages.
+#[derive(Debug)]
+pub struct Plan {
+    /// All users: Hipchat users and placeholders by Hipchat id, then integration bots.
+    pub users: Vec<ZUser>,
+    /// Streams by room id.
+    pub streams: Vec<ZStream>,
+    /// Hipchat user id → index in `users`.
+    pub by_hipchat: BTreeMap<UserId, usize>,
+    /// Integration name → index in `users`.
+    pub by_integration: BTreeMap<String, usize>,
+    /// Room id → index in `streams` (absent when the room is left out).
+    pub by_room: BTreeMap<RoomId, usize>,
+    /// Rooms left out (`--skip-deleted-rooms`).
+    pub skipped_rooms: BTreeSet<RoomId>,
+    /// `@mention_name` → `@**Full Name**`, `(shortcut)` → `:name:`.
+    pub rewriter: TextRewriter,
+    /// Lowercased mention name → index in `users` (same first-wins rule as the rewriter).
+    pub mention_users: BTreeMap<String, usize>,
+    /// Earliest known time, used where Hipchat gives none (deterministic, never "now").
+    pub epoch: f64,
+    /// Used e-mail addresses (lowercased).
+    emails: UniqueNames,
+    /// Used stream names (lowercased).
+    stream_names: UniqueNames,
+    /// Domain for made-up addresses.
+    pub email_domain: String,
+    next_recipient: u64,
+}
+
+impl Plan {
+    /// Builds users and streams from the catalog, recording renames and counts.
+    pub fn build(catalog: &Catalog, first_message: Option<f64>, opts: &PixtoomeOptions, skip_deleted_rooms: bool, profile: &FormatProfile, report: &mut Report) -> Plan {
+        let epoch = earliest(catalog, first_message);
+        let mut plan = Plan {
+            users: Vec::new(),
+            streams: Vec::new(),
+            by_hipchat: BTreeMap::new(),
+            by_integration: BTreeMap::new(),
+            by_room: BTreeMap::new(),
+            skipped_rooms: BTreeSet::new(),
+            rewriter: TextRewriter::new(),
+            mention_users: BTreeMap::new(),
+            epoch,
+            emails: UniqueNames::new(),
+            stream_names: UniqueNames::new(),
+            email_domain: opts.email_domain.clone().unwrap_or_else(|| "example.com".to_string()),
+            next_recipient: 1,
+        };
+        for user in catalog.users.values() {
+            plan.add_hipchat_user(user, profile, report);
+        }
+        for name in &catalog.integrations {
+            plan.integration_user(name, profile, report);
+        }
+        plan.ensure_owner(profile, report);
+        plan.set_mention_names(catalog);
+        for room in catalog.rooms.values() {
+            plan.add_room(room, catalog, skip_deleted_rooms, profile, report);
+        }
+        plan.number_stream_recipients();
+        plan.set_default_streams(catalog, profile);
+        plan
+    }
+
+    fn add_hipchat_user(&mut self, user: &User, profile: &FormatProfile, report: &mut Report) {
+        let id = self.users.len() as u64 + 1;
+        let email = self.email_for(user, report);
+        let full_name = self.full_name_for(user, profile, report);
+        let role = if user.is_owner() {
+            profile.roles.owner
+        } else if user.is_admin() {
+            profile.roles.admin
+        } else if user.is_guest() {
+            profile.roles.guest
+        } else {
+            profile.roles.member
+        };
+        let timezone = user.timezone.clone().unwrap_or_default();
+        let timezone = if timezone.chars().count() > profile.max_timezone {
+            report.warn(format!("user {}: timezone {timezone:?} is longer than {} characters and was left out", user.id, profile.max_timezone));
+            String::new()
+        } else {
+            timezone
+        };
+        let recipient = self.take_recipient();
+        self.by_hipchat.insert(user.id, self.users.len());
+        self.users.push(ZUser {
+            id,
+            origin: if user.is_placeholder { Origin::Placeholder(user.id) } else { Origin::Hipchat(user.id) },
+            email,
+            full_name,
+            role: if user.is_placeholder { profile.roles.member } else { role },
+            is_active: !user.is_deleted && !user.is_placeholder,
+            is_bot: false,
+            is_mirror_dummy: user.is_placeholder,
+            timezone,
+            date_joined: user.created.map_or(self.epoch, |t| t.seconds_f64()),
+            has_avatar: false,
+            recipient,
+        });
+        if user.is_placeholder {
+            report.add_extra("pixtoome_mirror_dummy_users", 1);
+        } else {
+            report.written(Entity::User);
+        }
+    }
+
+    /// The index of the bot standing for integration `name`, made on first use.
+    pub fn integration_user(&mut self, name: &str, profile: &FormatProfile, report: &mut Report) -> usize {
+        if let Some(i) = self.by_integration.get(name) {
+            return *i;
+        }
+        let shown = if name.trim().is_empty() { "Unknown integration" } else { name.trim() };
+        let base = slug(shown, |c| c.is_ascii_alphanumeric(), '-');
+        let base = if base.is_empty() { "integration".to_string() } else { base };
+        let email = self.claim_email(&format!("{}-bot", truncate_chars(&base, 40)));
+        let recipient = self.take_recipient();
+        let index = self.users.len();
+        self.users.push(ZUser {
+            id: index as u64 + 1,
+            origin: Origin::Integration(name.to_string()),
+            email,
+            full_name: truncate_chars(shown, profile.max_full_name).to_string(),
+            role: profile.roles.member,
+            is_active: false,
+            is_bot: true,
+            is_mirror_dummy: false,
+            timezone: String::new(),
+            date_joined: self.epoch,
+            has_avatar: false,
+            recipient,
+        });
+        self.by_integration.insert(name.to_string(), index);
+        report.add_extra("pixtoome_integration_bots", 1);
+        index
+    }
+
+    fn take_recipient(&mut self) -> u64 {
+        let r = self.next_recipient;
+        self.next_recipient += 1;
+        r
+    }
+
+    fn email_for(&mut self, user: &User, report: &mut Report) -> String {
+        let given = user.email.as_deref().map(str::trim).unwrap_or("");
+        if is_valid_email(given) && !self.emails.is_taken(given) {
+            self.emails.reserve(given);
+            return given.to_string();
+        }
+        let placeholder = self.placeholder_for(user.id);
+        let why = if given.is_empty() {
+            "no e-mail address in the export"
+        } else if is_valid_email(given) {
+            "e-mail address already used by another user"
+        } else {
+            "e-mail address is not valid"
+        };
+        report.rename(Entity::User, user.id.to_string(), given, &placeholder, why);
+        placeholder
+    }
+
+    fn placeholder_for(&mut self, user_id: UserId) -> String {
+        let first = placeholder_email(user_id, &self.email_domain);
+        if !self.emails.is_taken(&first) {
+            self.emails.reserve(&first);
+            return first;
+        }
+        self.claim_email(&format!("hipchat-user-{user_id}"))
+    }
+
+    /// `local@domain`, or `local-2@domain`, … whichever is free.
+    fn claim_email(&mut self, local: &str) -> String {
+        let mut n = 1u64;
+        loop {
+            let candidate = if n == 1 { format!("{local}@{}", self.email_domain) } else { format!("{local}-{n}@{}", self.email_domain) };
+            if !self.emails.is_taken(&candidate) {
+                self.emails.reserve(&candidate);
+                return candidate;
+            }
+            n += 1;
+        }
+    }
+
+    fn full_name_for(&mut self, user: &User, profile: &FormatProfile, report: &mut Report) -> String {
+        let given = user.name.trim();
+        let base = if given.is_empty() {
+            if user.mention_name.is_empty() { format!("Hipchat user {}", user.id) } else { user.mention_name.clone() }
+        } else {
+            given.to_string()
+        };
+        let name = truncate_chars(&base, profile.max_full_name).to_string();
+        if name != user.name {
+            report.rename(Entity::User, user.id.to_string(), &user.name, &name, "display name empty or longer than the target allows");
+        }
+        name
+    }
+
+    /// Zulip needs an owner to administer the organisation (and realm emoji need an
+    /// author). When Hipchat named none, the first active administrator becomes one.
+    fn ensure_owner(&mut self, profile: &FormatProfile, report: &mut Report) {
+        if self.users.iter().any(|u| u.is_active && u.role == profile.roles.owner) {
+            return;
+        }
+        match self.users.iter_mut().find(|u| u.is_active && u.role == profile.roles.admin) {
+            Some(u) => {
+                u.role = profile.roles.owner;
+                report.warn(format!("no active Hipchat owner: {} ({}) becomes the organization owner", u.full_name, u.email));
+            }
+            None => report.warn("no active Hipchat owner or administrator: the imported organization has no owner; make one with ./manage.py change_user_role"),
+        }
+    }
+
+    /// Registers every user's `@mention_name` (first user by Hipchat id wins a
+    /// case-insensitive clash, the same rule as the rewriter), then `@all`/`@here`.
+    fn set_mention_names(&mut self, catalog: &Catalog) {
+        for user in catalog.users.values() {
+            let Some(index) = self.by_hipchat.get(&user.id).copied() else { continue };
+            if user.mention_name.is_empty() {
+                continue;
+            }
+            let key = user.mention_name.to_lowercase();
+            self.rewriter.mention(&user.mention_name, format!("@**{}**", self.users[index].full_name));
+            self.mention_users.entry(key).or_insert(index);
+        }
+        for wildcard in ["all", "here"] {
+            self.rewriter.mention(wildcard, "@**all**".to_string());
+        }
+    }
+
+    fn add_room(&mut self, room: &crate::model::Room, catalog: &Catalog, skip_deleted_rooms: bool, profile: &FormatProfile, report: &mut Report) {
+        if skip_deleted_rooms && room.is_deleted {
+            self.skipped_rooms.insert(room.id);
+            if !room.is_placeholder {
+                report.skip(Entity::Room, room.id.to_string(), SkipReason::DeletedRoom, format!("{} was deleted in Hipchat (--skip-deleted-rooms)", room.name));
+            }
+            return;
+        }
+        let name = self.stream_name(room, profile, report);
+        let description = one_line(&room.topic);
+        let description = if description.chars().count() > profile.max_stream_description {
+            report.warn(format!("room {}: topic longer than {} characters was shortened for the stream description", room.id, profile.max_stream_description));
+            truncate_chars(&description, profile.max_stream_description).to_string()
+        } else {
+            description
+        };
+        let mut members: BTreeSet<UserId> = BTreeSet::new();
+        members.extend(room.members.iter().chain(&room.participants).chain(&room.admins).chain(&room.autojoined_by));
+        members.extend(room.owner);
+        if let Some(posters) = catalog.room_posters.get(&room.id) {
+            members.extend(posters);
+        }
+        let subscribers: Vec<u64> = members.iter().filter_map(|h| self.by_hipchat.get(h)).map(|i| self.users[*i].id).collect::<BTreeSet<_>>().into_iter().collect();
+        self.by_room.insert(room.id, self.streams.len());
+        self.streams.push(ZStream {
+            id: self.streams.len() as u64 + 1,
+            room: room.id,
+            name,
+            description,
+            invite_only: room.privacy == Privacy::Private,
+            deactivated: room.is_archived || room.is_deleted,
+            date_created: room.created.map_or(self.epoch, |t| t.seconds_f64()),
+            recipient: 0, // numbered in `number_stream_recipients`
+            subscribers,
+            is_default: false,
+        });
+        if room.is_placeholder {
+            report.add_extra("pixtoome_placeholder_streams", 1);
+        } else {
+            report.written(Entity::Room);
+        }
+    }
+
+    fn stream_name(&mut self, room: &crate::model::Room, profile: &FormatProfile, report: &mut Report) -> String {
+        let cleaned: String = room.name.chars().filter(|c| !c.is_control()).collect();
+        let cleaned = cleaned.trim();
+        let base = if cleaned.is_empty() { format!("Hipchat room {}", room.id) } else { cleaned.to_string() };
+        let name = self.stream_names.claim_chars(&base, profile.max_stream_name, " ");
+        if name != room.name {
+            let why = if base.chars().count() > profile.max_stream_name && !name.starts_with(truncate_chars(&base, profile.max_stream_name)) {
+                "longer than 60 characters, and the shortened name was taken"
+            } else if base.chars().count() > profile.max_stream_name {
+                "longer than 60 characters"
+            } else if name != base {
+                "another stream has this name (ignoring case)"
+            } else {
+                "empty or with control characters"
+            };
+            report.rename(Entity::Room, room.id.to_string(), &room.name, &name, why);
+        }
+        name
+    }
+
+    /// Stream recipients come after every personal recipient; integration bots made
+    /// while messages stream get personal recipients after those.
+    fn number_stream_recipients(&mut self) {
+        for s in &mut self.streams {
+            s.recipient = self.next_recipient;
+            self.next_recipient += 1;
+        }
+    }
+
+    /// Public, active rooms that at least half of the active members auto-join in
+    /// Hipchat become default streams (Zulip subscribes new users to those).
+    fn set_default_streams(&mut self, catalog: &Catalog, profile: &FormatProfile) {
+        let members: BTreeSet<u64> = self.users.iter().filter(|u| u.is_active && !u.is_bot && u.role != profile.roles.guest).map(|u| u.id).collect();
+        if members.is_empty() {
+            return;
+        }
+        for stream in &mut self.streams {
+            if stream.invite_only || stream.deactivated {
+                continue;
+            }
+            let Some(room) = catalog.rooms.get(&stream.room) else { continue };
+            let joined = room.autojoined_by.iter().filter_map(|h| self.by_hipchat.get(h)).map(|i| self.users[*i].id).filter(|id| members.contains(id)).count();
+            stream.is_default = joined > 0 && joined * 2 >= members.len();
+        }
+    }
+
+    /// The user at `index`.
+    pub fn user(&self, index: usize) -> &ZUser {
+        &self.users[index]
+    }
+
+    /// The user with Zulip id `id` (ids are positions + 1 by construction).
+    pub fn user_by_id(&self, id: u64) -> Option<&ZUser> {
+        self.users.get(usize::try_from(id).ok()?.checked_sub(1)?)
+    }
+}
+
+/// Newlines and tabs become spaces (Zulip descriptions are one line).
+pub fn one_line(s: &str) -> String {
+    let joined: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    joined.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+/// The earliest time the export knows, for rows that need a date Hipchat lacks.
+fn earliest(catalog: &Catalog, first_message: Option<f64>) -> f64 {
+    let users = catalog.users.values().filter_map(|u| u.created).map(|t| t.seconds_f64());
+    let rooms = catalog.rooms.values().filter_map(|r| r.created).map(|t| t.seconds_f64());
+    users.chain(rooms).chain(first_message).fold(None, |acc: Option<f64>, t| Some(acc.map_or(t, |a| a.min(t)))).unwrap_or(0.0)
+}
+
+/// A plain `local@domain.tld` address Django's validator accepts: dot-atom local
+/// part, ASCII domain labels, a top-level domain of at least two characters.
+pub fn is_valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.rsplit_once('@') else { return false };
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|l| !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-') && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        && labels.last().is_some_and(|t| t.len() >= 2);
+    local_ok && domain_ok && email.len() <= 254
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        assert!(is_valid_email("User@Example.com"));
+        assert!(is_valid_email("a.b+c@sub.example.org"));
+        assert!(!is_valid_email("no-at-sign"));
+        assert!(!is_valid_email("two@@example.com"));
+        assert!(!is_valid_email("a@localhost"));
+        assert!(!is_valid_email("a b@example.com"));
+        assert!(!is_valid_email("a@-x.com"));
+        assert!(!is_valid_email(""));
+    }
+
+    #[test]
+    fn descriptions_are_one_line() {
+        assert_eq!(one_line("a\nb\t c  "), "a b c");
+    }
+}

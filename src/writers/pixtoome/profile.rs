@@ -1,0 +1,337 @@
+//! Release-specific facts of the Zulip data-import format, kept in one place.
+//!
+//! The Zulip importer builds database rows with `Model(**row)`: a key the model does
+//! not have crashes the import, a key it indexes directly (`row["date_sent"]`) must be
+//! present. So every table's key set depends on the server release. Everything that
+//! would change with a newer release lives here: table names, the exact key set and
+//! model defaults of each row, limits and flag bits. A later profile (say Zulip 4.x)
+//! is a second [`FormatProfile`] value; the writer code does not change.
+//!
+//! Source of the 3.4 facts (tag 3.4, commit 974b95b): `zerver/models.py` (fields,
+//! defaults, limits, `UserMessage.ALL_FLAGS` order), `zerver/lib/import_realm.py`
+//! (tables read unconditionally, keys deleted or renamed on import, DATE_FIELDS use),
+//! `zerver/lib/export.py` (`DATE_FIELDS`), `zerver/data_import/import_util.py`
+//! (converter conventions: clients, `authentication_methods` as pairs).
+
+use clap::ValueEnum;
+use serde_json::{json, Map, Value};
+
+/// The import formats `--pixtoome-format` accepts.
+#[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FormatVersion {
+    /// Zulip 3.4 (the release Pixtoome's documented commands match).
+    #[default]
+    #[value(name = "3.4")]
+    Zulip3_4,
+}
+
+/// A table's keys: the ones every row carries, and those left out on purpose so
+/// the server fills them (random secrets, values rendered on import).
+#[derive(Debug)]
+pub struct TableKeys {
+    /// Table name as in the export files.
+    pub table: &'static str,
+    /// Keys every row of this table carries, no more, no fewer.
+    pub keys: &'static [&'static str],
+    /// Model fields deliberately not written (the server computes them).
+    pub server_filled: &'static [&'static str],
+}
+
+/// Everything release-specific about the format.
+#[derive(Debug)]
+pub struct FormatProfile {
+    /// Shown in reports and docs, e.g. `3.4`.
+    pub name: &'static str,
+    /// Every table the importer reads from realm.json without checking it exists.
+    pub realm_tables: &'static [&'static str],
+    /// Key sets per table (realm tables, message files, attachment.json).
+    pub tables: &'static [TableKeys],
+    /// `Stream.MAX_NAME_LENGTH` (a `varchar`, counted in characters).
+    pub max_stream_name: usize,
+    /// `Stream.MAX_DESCRIPTION_LENGTH`.
+    pub max_stream_description: usize,
+    /// `MAX_TOPIC_NAME_LENGTH`.
+    pub max_topic: usize,
+    /// `MAX_MESSAGE_LENGTH` (characters).
+    pub max_message: usize,
+    /// `UserProfile.MAX_NAME_LENGTH`.
+    pub max_full_name: usize,
+    /// `UserProfile.timezone` max_length.
+    pub max_timezone: usize,
+    /// `UserMessage` flag bits.
+    pub flags: Flags,
+    /// `UserProfile` role values.
+    pub roles: Roles,
+    /// `UserProfile.INCOMING_WEBHOOK_BOT`.
+    pub incoming_webhook_bot: u8,
+    /// `Recipient` type values.
+    pub recipient_types: RecipientTypes,
+    /// `RealmEmoji.PATH_ID_TEMPLATE` without the placeholders: `<realm>/emoji/images/`.
+    pub emoji_dir: &'static str,
+    /// Colours the server assigns to subscriptions (`STREAM_ASSIGNMENT_COLORS`).
+    pub stream_colors: &'static [&'static str],
+    /// `Realm.AUTHENTICATION_FLAGS`, in bit order.
+    pub authentication_flags: &'static [&'static str],
+}
+
+/// `UserMessage.flags` bits, from the order of `ALL_FLAGS`.
+#[derive(Debug, Clone, Copy)]
+pub struct Flags {
+    /// `read`.
+    pub read: u32,
+    /// `mentioned`.
+    pub mentioned: u32,
+    /// `wildcard_mentioned` (`@**all**`).
+    pub wildcard_mentioned: u32,
+    /// `is_private`.
+    pub is_private: u32,
+}
+
+/// `UserProfile.role` values.
+#[derive(Debug, Clone, Copy)]
+pub struct Roles {
+    /// Organization owner.
+    pub owner: u16,
+    /// Organization administrator.
+    pub admin: u16,
+    /// Member.
+    pub member: u16,
+    /// Guest.
+    pub guest: u16,
+}
+
+/// `Recipient.type` values.
+#[derive(Debug, Clone, Copy)]
+pub struct RecipientTypes {
+    /// One user (private messages go to the receiver's personal recipient).
+    pub personal: u8,
+    /// A stream.
+    pub stream: u8,
+}
+
+/// Picks the profile for a `--pixtoome-format` value.
+pub fn profile(version: FormatVersion) -> &'static FormatProfile {
+    match version {
+        FormatVersion::Zulip3_4 => &ZULIP_3_4,
+    }
+}
+
+impl FormatProfile {
+    /// The key set of `table`.
+    pub fn keys(&self, table: &str) -> Option<&'static TableKeys> {
+        self.tables.iter().find(|t| t.table == table)
+    }
+
+    /// Checks that `row` has exactly the keys the profile lists for `table`, so a
+    /// writer bug shows as an error here instead of a crash in the middle of an import.
+    pub fn check_row(&self, table: &str, row: &Map<String, Value>) -> Result<(), String> {
+        let Some(spec) = self.keys(table) else {
+            return Err(format!("table {table} is not in the Zulip {} profile", self.name));
+        };
+        let missing: Vec<&str> = spec.keys.iter().copied().filter(|k| !row.contains_key(*k)).collect();
+        let unknown: Vec<&str> = row.keys().map(String::as_str).filter(|k| !spec.keys.contains(k)).collect();
+        if missing.is_empty() && unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{table} row does not fit Zulip {}: missing {missing:?}, unknown {unknown:?}", self.name))
+        }
+    }
+
+    /// The realm row at the model's defaults, with the values a converter sets.
+    /// The importer replaces `name` and `string_id` by the subdomain it is given.
+    pub fn realm_row(&self, id: u64, description: &str, date_created: f64) -> Map<String, Value> {
+        let methods: Vec<Value> = self.authentication_flags.iter().map(|f| json!([f, true])).collect();
+        merge(&[json!({ "id": id, "name": "", "description": description, "string_id": "", "date_created": date_created, "deactivated": false, "emails_restricted_to_domains": false, "invite_required": true, "invite_by_admins_only": false, "_max_invites": null, "disallow_disposable_email_addresses": true, "authentication_methods": methods, "inline_image_preview": true, "inline_url_embed_preview": false, "digest_emails_enabled": false, "digest_weekday": 1, "send_welcome_emails": true, "message_content_allowed_in_email_notifications": true, "mandatory_topics": false, "add_emoji_by_admins_only": false }),
+            json!({ "name_changes_disabled": false, "email_changes_disabled": false, "avatar_changes_disabled": false, "create_stream_policy": 1, "invite_to_stream_policy": 1, "user_group_edit_policy": 1, "private_message_policy": 1, "email_address_visibility": 1, "waiting_period_threshold": 0, "allow_message_deleting": false, "message_content_delete_limit_seconds": 600, "allow_message_editing": true, "message_content_edit_limit_seconds": 600, "allow_edit_history": true, "allow_community_topic_editing": true, "default_twenty_four_hour_time": false, "default_language": "en", "notifications_stream": null, "signup_notifications_stream": null, "message_retention_days": -1 }),
+            json!({ "message_visibility_limit": null, "first_visible_message_id": 0, "org_type": 1, "plan_type": 1, "bot_creation_policy": 1, "upload_quota_gb": null, "video_chat_provider": 1, "default_code_block_language": null, "icon_source": "G", "icon_version": 1, "logo_source": "D", "logo_version": 1, "night_logo_source": "D", "night_logo_version": 1 })])
+    }
+
+    /// A user row at the model's defaults; the caller sets identity, role and state.
+    pub fn user_row_defaults(&self) -> Map<String, Value> {
+        merge(&[json!({ "id": 0, "password": null, "last_login": null, "is_superuser": false, "delivery_email": "", "email": "", "realm": 0, "recipient": null, "full_name": "", "date_joined": 0.0, "tos_version": null, "api_key": "", "is_staff": false, "is_active": true, "is_billing_admin": false, "is_bot": false, "bot_type": null, "bot_owner": null, "role": self.roles.member, "long_term_idle": false }),
+            json!({ "last_active_message_id": null, "is_mirror_dummy": false, "is_api_super_user": false, "enable_stream_desktop_notifications": false, "enable_stream_email_notifications": false, "enable_stream_push_notifications": false, "enable_stream_audible_notifications": false, "notification_sound": "zulip", "wildcard_mentions_notify": true, "enable_desktop_notifications": true, "pm_content_in_desktop_notifications": true, "enable_sounds": true, "enable_offline_email_notifications": true, "message_content_in_email_notifications": true, "enable_offline_push_notifications": true, "enable_online_push_notifications": true, "desktop_icon_count_display": 1, "enable_digest_emails": true, "enable_login_emails": true, "realm_name_in_notifications": false }),
+            json!({ "presence_enabled": true, "last_reminder": null, "rate_limits": "", "default_sending_stream": null, "default_events_register_stream": null, "default_all_public_streams": false, "enter_sends": false, "left_side_userlist": false, "default_language": "en", "dense_mode": true, "fluid_layout_width": false, "high_contrast_mode": false, "translate_emoticons": false, "twenty_four_hour_time": false, "starred_message_counts": false, "color_scheme": 1, "demote_inactive_streams": 1, "timezone": "", "emojiset": "google-blob", "avatar_source": "G" }),
+            json!({ "avatar_version": 1, "avatar_hash": null, "tutorial_status": "W", "onboarding_steps": "[]", "zoom_token": null, "groups": [], "user_permissions": [] })])
+    }
+
+    /// A stream row at the model's defaults (without the server-filled keys).
+    pub fn stream_row_defaults(&self) -> Map<String, Value> {
+        let row = json!({
+            "id": 0, "name": "", "realm": 0, "date_created": 0.0, "deactivated": false, "description": "",
+            "recipient": null, "invite_only": false, "history_public_to_subscribers": true, "is_web_public": false,
+            "stream_post_policy": 1, "is_in_zephyr_realm": false, "message_retention_days": null,
+            "first_message_id": null
+        });
+        into_map(row)
+    }
+
+    /// A subscription row at the model's defaults.
+    pub fn subscription_row(&self, id: u64, user: u64, recipient: u64, color: &str) -> Map<String, Value> {
+        let row = json!({
+            "id": id, "user_profile": user, "recipient": recipient, "active": true, "is_muted": false,
+            "color": color, "pin_to_top": false, "desktop_notifications": null, "audible_notifications": null,
+            "push_notifications": null, "email_notifications": null, "wildcard_mentions_notify": null
+        });
+        into_map(row)
+    }
+}
+
+/// One object from several `json!` pieces (one literal would exceed the macro's
+/// recursion limit).
+fn merge(pieces: &[Value]) -> Map<String, Value> {
+    let mut out = Map::new();
+    for piece in pieces {
+        out.extend(into_map(piece.clone()));
+    }
+    out
+}
+
+fn into_map(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+const USER_KEYS: &[&str] = &[
+    "id", "password", "last_login", "is_superuser", "delivery_email", "email", "realm", "recipient", "full_name",
+    "date_joined", "tos_version", "api_key", "is_staff", "is_active", "is_billing_admin", "is_bot", "bot_type",
+    "bot_owner", "role", "long_term_idle", "last_active_message_id", "is_mirror_dummy", "is_api_super_user",
+    "enable_stream_desktop_notifications", "enable_stream_email_notifications", "enable_stream_push_notifications",
+    "enable_stream_audible_notifications", "notification_sound", "wildcard_mentions_notify",
+    "enable_desktop_notifications", "pm_content_in_desktop_notifications", "enable_sounds",
+    "enable_offline_email_notifications", "message_content_in_email_notifications",
+    "enable_offline_push_notifications", "enable_online_push_notifications", "desktop_icon_count_display",
+    "enable_digest_emails", "enable_login_emails", "realm_name_in_notifications", "presence_enabled",
+    "last_reminder", "rate_limits", "default_sending_stream", "default_events_register_stream",
+    "default_all_public_streams", "enter_sends", "left_side_userlist", "default_language", "dense_mode",
+    "fluid_layout_width", "high_contrast_mode", "translate_emoticons", "twenty_four_hour_time",
+    "starred_message_counts", "color_scheme", "demote_inactive_streams", "timezone", "emojiset", "avatar_source",
+    "avatar_version", "avatar_hash", "tutorial_status", "onboarding_steps", "zoom_token", "groups",
+    "user_permissions",
+];
+
+/// The Zulip 3.4 profile.
+pub static ZULIP_3_4: FormatProfile = FormatProfile {
+    name: "3.4",
+    realm_tables: &[
+        "zerver_realm", "zerver_userprofile", "zerver_userprofile_mirrordummy", "zerver_userprofile_crossrealm",
+        "zerver_stream", "zerver_huddle", "zerver_client", "zerver_recipient", "zerver_subscription",
+        "zerver_defaultstream", "zerver_realmemoji", "zerver_realmdomain", "zerver_realmfilter",
+        "zerver_userpresence", "zerver_useractivity", "zerver_useractivityinterval", "zerver_customprofilefield",
+        "zerver_customprofilefieldvalue", "zerver_reaction",
+    ],
+    tables: &[
+        TableKeys {
+            table: "zerver_realm",
+            keys: &[
+                "id", "name", "description", "string_id", "date_created", "deactivated", "emails_restricted_to_domains",
+                "invite_required", "invite_by_admins_only", "_max_invites", "disallow_disposable_email_addresses",
+                "authentication_methods", "inline_image_preview", "inline_url_embed_preview", "digest_emails_enabled",
+                "digest_weekday", "send_welcome_emails", "message_content_allowed_in_email_notifications",
+                "mandatory_topics", "add_emoji_by_admins_only", "name_changes_disabled", "email_changes_disabled",
+                "avatar_changes_disabled", "create_stream_policy", "invite_to_stream_policy", "user_group_edit_policy",
+                "private_message_policy", "email_address_visibility", "waiting_period_threshold",
+                "allow_message_deleting", "message_content_delete_limit_seconds", "allow_message_editing",
+                "message_content_edit_limit_seconds", "allow_edit_history", "allow_community_topic_editing",
+                "default_twenty_four_hour_time", "default_language", "notifications_stream",
+                "signup_notifications_stream", "message_retention_days", "message_visibility_limit",
+                "first_visible_message_id", "org_type", "plan_type", "bot_creation_policy", "upload_quota_gb",
+                "video_chat_provider", "default_code_block_language", "icon_source", "icon_version", "logo_source",
+                "logo_version", "night_logo_source", "night_logo_version",
+            ],
+            server_filled: &[],
+        },
+        TableKeys { table: "zerver_userprofile", keys: USER_KEYS, server_filled: &[] },
+        TableKeys { table: "zerver_userprofile_mirrordummy", keys: USER_KEYS, server_filled: &[] },
+        TableKeys {
+            table: "zerver_stream",
+            keys: &[
+                "id", "name", "realm", "date_created", "deactivated", "description", "recipient", "invite_only",
+                "history_public_to_subscribers", "is_web_public", "stream_post_policy", "is_in_zephyr_realm",
+                "message_retention_days", "first_message_id",
+            ],
+            // rendered_description: rendered on import when absent; email_token: a
+            // secret the model generates at random (a derived one would be guessable).
+            server_filled: &["rendered_description", "email_token"],
+        },
+        TableKeys { table: "zerver_recipient", keys: &["id", "type_id", "type"], server_filled: &[] },
+        TableKeys {
+            table: "zerver_subscription",
+            keys: &[
+                "id", "user_profile", "recipient", "active", "is_muted", "color", "pin_to_top", "desktop_notifications",
+                "audible_notifications", "push_notifications", "email_notifications", "wildcard_mentions_notify",
+            ],
+            server_filled: &[],
+        },
+        TableKeys { table: "zerver_defaultstream", keys: &["id", "realm", "stream"], server_filled: &[] },
+        TableKeys { table: "zerver_realmemoji", keys: &["id", "author", "realm", "name", "file_name", "deactivated"], server_filled: &[] },
+        TableKeys { table: "zerver_client", keys: &["id", "name"], server_filled: &[] },
+        TableKeys {
+            table: "zerver_message",
+            keys: &[
+                "id", "sender", "recipient", "subject", "content", "rendered_content", "rendered_content_version",
+                "date_sent", "sending_client", "last_edit_time", "edit_history", "has_attachment", "has_image",
+                "has_link",
+            ],
+            server_filled: &[],
+        },
+        TableKeys { table: "zerver_usermessage", keys: &["id", "user_profile", "message", "flags_mask"], server_filled: &[] },
+        TableKeys {
+            table: "zerver_attachment",
+            keys: &["id", "file_name", "path_id", "owner", "realm", "create_time", "size", "is_realm_public", "messages"],
+            server_filled: &[],
+        },
+    ],
+    max_stream_name: 60,
+    max_stream_description: 1024,
+    max_topic: 60,
+    max_message: 10_000,
+    max_full_name: 100,
+    max_timezone: 40,
+    // ALL_FLAGS: read, starred, collapsed, mentioned, wildcard_mentioned, summarize_in_home,
+    // summarize_in_stream, force_expand, force_collapse, has_alert_word, historical, is_private, …
+    flags: Flags { read: 1, mentioned: 8, wildcard_mentioned: 16, is_private: 2048 },
+    roles: Roles { owner: 100, admin: 200, member: 400, guest: 600 },
+    incoming_webhook_bot: 2,
+    recipient_types: RecipientTypes { personal: 1, stream: 2 },
+    emoji_dir: "emoji/images",
+    stream_colors: &[
+        "#76ce90", "#fae589", "#a6c7e5", "#e79ab5", "#bfd56f", "#f4ae55", "#b0a5fd", "#addfe5", "#f5ce6e", "#c2726a",
+        "#94c849", "#bd86e5", "#ee7e4a", "#a6dcbf", "#95a5fd", "#53a063", "#9987e1", "#e4523d", "#c2c2c2", "#4f8de4",
+        "#c6a8ad", "#e7cc4d", "#c8bebf", "#a47462",
+    ],
+    authentication_flags: &["Google", "Email", "GitHub", "LDAP", "Dev", "RemoteUser", "AzureAD", "SAML", "GitLab", "Apple"],
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_rows_fit_their_key_sets() {
+        let p = &ZULIP_3_4;
+        p.check_row("zerver_realm", &p.realm_row(1, "x", 0.0)).unwrap();
+        p.check_row("zerver_userprofile", &p.user_row_defaults()).unwrap();
+        p.check_row("zerver_stream", &p.stream_row_defaults()).unwrap();
+        p.check_row("zerver_subscription", &p.subscription_row(1, 1, 1, "#c2c2c2")).unwrap();
+    }
+
+    #[test]
+    fn a_wrong_row_is_refused() {
+        let p = &ZULIP_3_4;
+        let mut row = p.stream_row_defaults();
+        row.insert("creator".into(), Value::Null);
+        row.remove("invite_only");
+        let err = p.check_row("zerver_stream", &row).unwrap_err();
+        assert!(err.contains("invite_only") && err.contains("creator"), "{err}");
+    }
+
+    #[test]
+    fn flag_bits_follow_the_model_order() {
+        let order = ["read", "starred", "collapsed", "mentioned", "wildcard_mentioned", "summarize_in_home", "summarize_in_stream", "force_expand", "force_collapse", "has_alert_word", "historical", "is_private"];
+        let bit = |name: &str| 1u32 << order.iter().position(|f| *f == name).unwrap();
+        let f = ZULIP_3_4.flags;
+        assert_eq!((f.read, f.mentioned, f.wildcard_mentioned, f.is_private), (bit("read"), bit("mentioned"), bit("wildcard_mentioned"), bit("is_private")));
+    }
+}

@@ -1,0 +1,147 @@
+//! `realm.json`: every table the Zulip importer reads, built from the [`Plan`].
+//!
+//! Written last, after the messages, because integration senders met while
+//! streaming become users too. Facts (Zulip 3.4 `import_realm.py`): mirror-dummy
+//! users go in their own table and are merged into the user table on import; every
+//! user needs a personal recipient and a subscription to it; `groups` and
+//! `user_permissions` are deleted from each user row (so must be present);
+//! `authentication_methods` is a list of `[name, enabled]` pairs.
+
+use std::path::Path;
+
+use serde_json::{json, Map, Value};
+
+use crate::error::Result;
+
+use super::files::{check, write_json};
+use super::messages::SENDING_CLIENT;
+use super::plan::{Origin, Plan, ZUser, REALM_ID};
+use super::profile::FormatProfile;
+
+/// Writes `realm.json` with `emoji` as the realm emoji rows.
+pub fn write_realm(out: &Path, plan: &Plan, emoji: Vec<Value>, profile: &FormatProfile) -> Result<()> {
+    let mut tables: Map<String, Value> = profile.realm_tables.iter().map(|t| (t.to_string(), json!([]))).collect();
+    let realm = profile.realm_row(REALM_ID, "Organization imported from Hipchat!", plan.epoch);
+    check(profile, "zerver_realm", &Value::Object(realm.clone()))?;
+    tables.insert("zerver_realm".into(), json!([realm]));
+    let (users, dummies) = user_rows(plan, profile)?;
+    tables.insert("zerver_userprofile".into(), Value::Array(users));
+    tables.insert("zerver_userprofile_mirrordummy".into(), Value::Array(dummies));
+    tables.insert("zerver_stream".into(), Value::Array(stream_rows(plan, profile)?));
+    tables.insert("zerver_recipient".into(), Value::Array(recipient_rows(plan, profile)?));
+    tables.insert("zerver_subscription".into(), Value::Array(subscription_rows(plan, profile)?));
+    tables.insert("zerver_defaultstream".into(), Value::Array(default_stream_rows(plan, profile)?));
+    tables.insert("zerver_client".into(), json!([{"id": SENDING_CLIENT, "name": "populate_db"}]));
+    tables.insert("zerver_realmemoji".into(), Value::Array(emoji));
+    tables.insert("sort_by_date".into(), json!(true));
+    write_json(&out.join("realm.json"), &tables)
+}
+
+fn user_rows(plan: &Plan, profile: &FormatProfile) -> Result<(Vec<Value>, Vec<Value>)> {
+    let (mut users, mut dummies) = (Vec::new(), Vec::new());
+    for u in &plan.users {
+        let row = Value::Object(user_row(u, profile));
+        check(profile, "zerver_userprofile", &row)?;
+        if u.is_mirror_dummy { dummies.push(row) } else { users.push(row) }
+    }
+    Ok((users, dummies))
+}
+
+fn user_row(u: &ZUser, profile: &FormatProfile) -> Map<String, Value> {
+    let mut row = profile.user_row_defaults();
+    let set = |row: &mut Map<String, Value>, k: &str, v: Value| {
+        row.insert(k.to_string(), v);
+    };
+    set(&mut row, "id", json!(u.id));
+    set(&mut row, "realm", json!(REALM_ID));
+    set(&mut row, "recipient", json!(u.recipient));
+    set(&mut row, "email", json!(u.email));
+    set(&mut row, "delivery_email", json!(u.email));
+    set(&mut row, "full_name", json!(u.full_name));
+    set(&mut row, "date_joined", json!(u.date_joined));
+    set(&mut row, "role", json!(u.role));
+    set(&mut row, "is_active", json!(u.is_active));
+    set(&mut row, "is_mirror_dummy", json!(u.is_mirror_dummy));
+    set(&mut row, "is_bot", json!(u.is_bot));
+    set(&mut row, "bot_type", if u.is_bot { json!(profile.incoming_webhook_bot) } else { Value::Null });
+    set(&mut row, "timezone", json!(u.timezone));
+    set(&mut row, "avatar_source", json!(if u.has_avatar { "U" } else { "G" }));
+    if let Origin::Integration(_) = u.origin {
+        set(&mut row, "tutorial_status", json!("F"));
+    }
+    row
+}
+
+fn stream_rows(plan: &Plan, profile: &FormatProfile) -> Result<Vec<Value>> {
+    plan.streams
+        .iter()
+        .map(|s| {
+            let mut row = profile.stream_row_defaults();
+            for (k, v) in [
+                ("id", json!(s.id)),
+                ("name", json!(s.name)),
+                ("realm", json!(REALM_ID)),
+                ("date_created", json!(s.date_created)),
+                ("deactivated", json!(s.deactivated)),
+                ("description", json!(s.description)),
+                ("recipient", json!(s.recipient)),
+                ("invite_only", json!(s.invite_only)),
+                // Public streams always show history; private rooms' history is
+                // visible to their members, as in Hipchat.
+                ("history_public_to_subscribers", json!(true)),
+            ] {
+                row.insert(k.to_string(), v);
+            }
+            let row = Value::Object(row);
+            check(profile, "zerver_stream", &row)?;
+            Ok(row)
+        })
+        .collect()
+}
+
+fn recipient_rows(plan: &Plan, profile: &FormatProfile) -> Result<Vec<Value>> {
+    let personal = plan.users.iter().map(|u| (u.recipient, u.id, profile.recipient_types.personal));
+    let streams = plan.streams.iter().map(|s| (s.recipient, s.id, profile.recipient_types.stream));
+    let mut all: Vec<(u64, u64, u8)> = personal.chain(streams).collect();
+    all.sort_unstable();
+    all.into_iter()
+        .map(|(id, type_id, kind)| {
+            let row = json!({"id": id, "type_id": type_id, "type": kind});
+            check(profile, "zerver_recipient", &row)?;
+            Ok(row)
+        })
+        .collect()
+}
+
+fn subscription_rows(plan: &Plan, profile: &FormatProfile) -> Result<Vec<Value>> {
+    let mut rows = Vec::new();
+    let gray = "#c2c2c2";
+    for u in &plan.users {
+        rows.push((u.id, u.recipient, gray.to_string()));
+    }
+    for (i, s) in plan.streams.iter().enumerate() {
+        let color = profile.stream_colors[i % profile.stream_colors.len()];
+        rows.extend(s.subscribers.iter().map(|u| (*u, s.recipient, color.to_string())));
+    }
+    rows.into_iter()
+        .enumerate()
+        .map(|(i, (user, recipient, color))| {
+            let row = Value::Object(profile.subscription_row(i as u64 + 1, user, recipient, &color));
+            check(profile, "zerver_subscription", &row)?;
+            Ok(row)
+        })
+        .collect()
+}
+
+fn default_stream_rows(plan: &Plan, profile: &FormatProfile) -> Result<Vec<Value>> {
+    plan.streams
+        .iter()
+        .filter(|s| s.is_default)
+        .enumerate()
+        .map(|(i, s)| {
+            let row = json!({"id": i as u64 + 1, "realm": REALM_ID, "stream": s.id});
+            check(profile, "zerver_defaultstream", &row)?;
+            Ok(row)
+        })
+        .collect()
+}

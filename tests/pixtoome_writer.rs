@@ -1,0 +1,466 @@
+//! The Pixtoome writer on the quirks fixture: layout, exact key sets of the Zulip
+//! 3.4 profile, references between rows, content rules, accounting, determinism.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use hcconv::writers::pixtoome::profile::ZULIP_3_4;
+use serde_json::Value;
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+fn manifest() -> Value {
+    serde_json::from_str(&fs::read_to_string(fixture().join("quirks.manifest.json")).unwrap()).unwrap()
+}
+
+/// Runs the conversion with `extra` flags; returns the output folder and the report.
+fn convert(dir: &Path, extra: &[&str]) -> (PathBuf, Value) {
+    let out = dir.join("out");
+    let report = dir.join("report.json");
+    Command::cargo_bin("hcconv")
+        .unwrap()
+        .arg(fixture().join("quirks.tar.gz.aes"))
+        .args(["--to", "pixtoome", "-o"])
+        .arg(&out)
+        .arg("--password-file")
+        .arg(fixture().join("quirks.password"))
+        .arg("--report")
+        .arg(&report)
+        .args(extra)
+        .assert()
+        .success();
+    (out, serde_json::from_str(&fs::read_to_string(report).unwrap()).unwrap())
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+}
+
+struct Output {
+    realm: Value,
+    messages: Vec<Value>,
+    usermessages: Vec<Value>,
+    attachments: Vec<Value>,
+    uploads: Vec<Value>,
+    avatars: Vec<Value>,
+    emoji: Vec<Value>,
+}
+
+fn load(out: &Path) -> Output {
+    let mut messages = Vec::new();
+    let mut usermessages = Vec::new();
+    for n in 1.. {
+        let p = out.join(format!("messages-{n:06}.json"));
+        if !p.exists() {
+            break;
+        }
+        let v = json(&p);
+        messages.extend(v["zerver_message"].as_array().unwrap().clone());
+        usermessages.extend(v["zerver_usermessage"].as_array().unwrap().clone());
+    }
+    Output {
+        realm: json(&out.join("realm.json")),
+        messages,
+        usermessages,
+        attachments: json(&out.join("attachment.json"))["zerver_attachment"].as_array().unwrap().clone(),
+        uploads: json(&out.join("uploads/records.json")).as_array().unwrap().clone(),
+        avatars: json(&out.join("avatars/records.json")).as_array().unwrap().clone(),
+        emoji: json(&out.join("emoji/records.json")).as_array().unwrap().clone(),
+    }
+}
+
+fn table<'a>(o: &'a Output, name: &str) -> &'a Vec<Value> {
+    o.realm[name].as_array().unwrap_or_else(|| panic!("realm.json lacks {name}"))
+}
+
+fn users(o: &Output) -> Vec<&Value> {
+    table(o, "zerver_userprofile").iter().chain(table(o, "zerver_userprofile_mirrordummy")).collect()
+}
+
+fn user_by_name<'a>(o: &'a Output, name: &str) -> &'a Value {
+    users(o).into_iter().find(|u| u["full_name"] == name).unwrap_or_else(|| panic!("no user {name}"))
+}
+
+fn stream_by_name<'a>(o: &'a Output, name: &str) -> &'a Value {
+    table(o, "zerver_stream").iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no stream {name}"))
+}
+
+fn message_with<'a>(o: &'a Output, text: &str) -> &'a Value {
+    o.messages.iter().find(|m| m["content"].as_str().unwrap().contains(text)).unwrap_or_else(|| panic!("no message containing {text:?}"))
+}
+
+fn rows_of(o: &Output, message_id: &Value) -> BTreeMap<u64, u64> {
+    o.usermessages.iter().filter(|r| r["message"] == *message_id).map(|r| (r["user_profile"].as_u64().unwrap(), r["flags_mask"].as_u64().unwrap())).collect()
+}
+
+fn ids(rows: &[Value]) -> BTreeSet<u64> {
+    rows.iter().map(|r| r["id"].as_u64().unwrap()).collect()
+}
+
+#[test]
+fn layout_has_every_file_and_no_gap_in_message_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = convert(dir.path(), &[]);
+    for f in ["realm.json", "attachment.json", "uploads/records.json", "avatars/records.json", "emoji/records.json", "messages-000001.json"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    assert!(!out.join("messages-000002.json").exists(), "36 messages fit one file");
+    let o = load(&out);
+    assert_eq!(o.realm["sort_by_date"], true);
+    let keys: BTreeSet<&str> = o.realm.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut expected: BTreeSet<&str> = ZULIP_3_4.realm_tables.iter().copied().collect();
+    expected.insert("sort_by_date");
+    assert_eq!(keys, expected, "realm.json holds exactly the 3.4 tables");
+    for record in o.uploads.iter() {
+        assert!(out.join("uploads").join(record["path"].as_str().unwrap()).is_file());
+    }
+    for record in o.avatars.iter().chain(&o.emoji) {
+        let folder = if record.get("user_profile_id").is_some() { "avatars" } else { "emoji" };
+        assert!(out.join(folder).join(record["path"].as_str().unwrap()).is_file(), "{record}");
+    }
+}
+
+#[test]
+fn every_row_has_exactly_the_profile_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = convert(dir.path(), &[]);
+    let o = load(&out);
+    let check = |table: &str, rows: &[Value]| {
+        for row in rows {
+            ZULIP_3_4.check_row(table, row.as_object().unwrap()).unwrap_or_else(|e| panic!("{e}: {row}"));
+        }
+    };
+    for t in ["zerver_realm", "zerver_userprofile", "zerver_userprofile_mirrordummy", "zerver_stream", "zerver_recipient", "zerver_subscription", "zerver_defaultstream", "zerver_realmemoji", "zerver_client"] {
+        check(t, table(&o, t));
+    }
+    check("zerver_message", &o.messages);
+    check("zerver_usermessage", &o.usermessages);
+    check("zerver_attachment", &o.attachments);
+    assert_eq!(table(&o, "zerver_realm").len(), 1);
+    let methods = table(&o, "zerver_realm")[0]["authentication_methods"].as_array().unwrap();
+    assert!(methods.iter().all(|p| p.as_array().is_some_and(|p| p.len() == 2 && p[1] == true)));
+    for u in users(&o) {
+        assert_eq!(u["groups"], serde_json::json!([]));
+        assert_eq!(u["user_permissions"], serde_json::json!([]));
+    }
+}
+
+#[test]
+fn references_between_rows_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = convert(dir.path(), &[]);
+    let o = load(&out);
+    let user_ids: BTreeSet<u64> = users(&o).iter().map(|u| u["id"].as_u64().unwrap()).collect();
+    let stream_ids = ids(table(&o, "zerver_stream"));
+    let recipients = table(&o, "zerver_recipient");
+    let recipient_ids = ids(recipients);
+    assert_eq!(recipient_ids.len(), recipients.len(), "recipient ids unique");
+    // Every user has one personal recipient and a subscription to it.
+    for u in users(&o) {
+        let id = u["id"].as_u64().unwrap();
+        let personal: Vec<&Value> = recipients.iter().filter(|r| r["type"] == 1 && r["type_id"] == id).collect();
+        assert_eq!(personal.len(), 1, "user {id}");
+        assert_eq!(u["recipient"], personal[0]["id"]);
+        assert!(table(&o, "zerver_subscription").iter().any(|s| s["user_profile"] == id && s["recipient"] == personal[0]["id"]));
+    }
+    for s in table(&o, "zerver_stream") {
+        let r: Vec<&Value> = recipients.iter().filter(|r| r["type"] == 2 && r["type_id"] == s["id"]).collect();
+        assert_eq!(r.len(), 1);
+        assert_eq!(s["recipient"], r[0]["id"]);
+    }
+    for r in recipients {
+        let target = if r["type"] == 1 { &user_ids } else { &stream_ids };
+        assert!(target.contains(&r["type_id"].as_u64().unwrap()), "{r}");
+    }
+    let mut pairs = BTreeSet::new();
+    for s in table(&o, "zerver_subscription") {
+        assert!(user_ids.contains(&s["user_profile"].as_u64().unwrap()));
+        assert!(recipient_ids.contains(&s["recipient"].as_u64().unwrap()));
+        assert!(pairs.insert((s["user_profile"].as_u64(), s["recipient"].as_u64())), "duplicate subscription {s}");
+    }
+    let message_ids = ids(&o.messages);
+    assert_eq!(message_ids.len(), o.messages.len(), "message ids unique");
+    for m in &o.messages {
+        assert!(user_ids.contains(&m["sender"].as_u64().unwrap()));
+        assert!(recipient_ids.contains(&m["recipient"].as_u64().unwrap()));
+        assert_eq!(m["sending_client"], table(&o, "zerver_client")[0]["id"]);
+        assert!(m["rendered_content"].is_null());
+        assert!(m["content"].as_str().unwrap().chars().count() <= 10_000);
+        let sender_rows = rows_of(&o, &m["id"]);
+        assert!(sender_rows.contains_key(&m["sender"].as_u64().unwrap()), "sender sees own message {m}");
+    }
+    for r in &o.usermessages {
+        assert!(message_ids.contains(&r["message"].as_u64().unwrap()));
+        assert!(user_ids.contains(&r["user_profile"].as_u64().unwrap()));
+        assert_eq!(r["flags_mask"].as_u64().unwrap() & 1, 1, "imported history is read");
+    }
+    // Attachments ↔ uploads ↔ messages.
+    let s3: BTreeSet<&str> = o.uploads.iter().map(|u| u["s3_path"].as_str().unwrap()).collect();
+    assert_eq!(o.attachments.len(), o.uploads.len());
+    for a in &o.attachments {
+        let path_id = a["path_id"].as_str().unwrap();
+        assert!(s3.contains(path_id), "{path_id} has an upload record");
+        assert!(user_ids.contains(&a["owner"].as_u64().unwrap()));
+        for mid in a["messages"].as_array().unwrap() {
+            let m = o.messages.iter().find(|m| m["id"] == *mid).expect("attachment message exists");
+            assert_eq!(m["has_attachment"], true);
+            assert!(m["content"].as_str().unwrap().contains(&format!("](/user_uploads/{path_id})")));
+        }
+    }
+    for m in o.messages.iter().filter(|m| m["has_attachment"] == true) {
+        assert!(o.attachments.iter().any(|a| a["messages"].as_array().unwrap().contains(&m["id"])));
+    }
+    for a in &o.avatars {
+        assert!(user_ids.contains(&a["user_profile_id"].as_u64().unwrap()));
+    }
+    let emoji_ids: Vec<&Value> = table(&o, "zerver_realmemoji").iter().collect();
+    assert_eq!(emoji_ids.len(), o.emoji.len());
+}
+
+#[test]
+fn users_roles_emails_avatars_and_dummies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, report) = convert(dir.path(), &[]);
+    let o = load(&out);
+    let hcdc = user_by_name(&o, "HCDC User");
+    assert_eq!((hcdc["role"].as_u64(), hcdc["avatar_source"].as_str(), hcdc["timezone"].as_str()), (Some(100), Some("U"), Some("Europe/Berlin")));
+    assert_eq!(user_by_name(&o, "Other User")["role"], 400);
+    assert_eq!(user_by_name(&o, "Other User")["avatar_source"], "U");
+    let guest = user_by_name(&o, "Guesty McGuest");
+    assert_eq!(guest["role"], 600);
+    assert_eq!(guest["email"], "hipchat-user-3@example.com");
+    let gone = user_by_name(&o, "Gone Person");
+    assert_eq!(gone["is_active"], false);
+    assert_eq!(gone["email"], "hipchat-user-4@example.com");
+    // Two users share bob@example.com: the later one gets a unique address.
+    assert_eq!(user_by_name(&o, "Bob Builder")["email"], "bob@example.com");
+    assert_eq!(user_by_name(&o, "Bob Twin")["email"], "hipchat-user-6@example.com");
+    let emails: Vec<String> = users(&o).iter().map(|u| u["email"].as_str().unwrap().to_lowercase()).collect();
+    assert_eq!(emails.iter().collect::<BTreeSet<_>>().len(), emails.len(), "emails unique ignoring case");
+    for u in users(&o) {
+        assert_eq!(u["email"], u["delivery_email"]);
+        let e = u["email"].as_str().unwrap();
+        assert!(e.contains('@') && e.rsplit('@').next().unwrap().contains('.'), "{e}");
+    }
+    let renames = report["renames"].as_array().unwrap();
+    for id in ["3", "4", "6"] {
+        assert!(renames.iter().any(|r| r["entity"] == "user" && r["id"] == id), "user {id} placeholder email reported");
+    }
+    // Unknown sender 99: a mirror dummy, inactive, in the mirror-dummy table.
+    let dummy = &table(&o, "zerver_userprofile_mirrordummy")[0];
+    assert_eq!((dummy["full_name"].as_str(), dummy["is_mirror_dummy"].as_bool(), dummy["is_active"].as_bool()), (Some("Ghost Writer"), Some(true), Some(false)));
+    // Integrations: deactivated bots named after them.
+    for name in ["JIRA", "Bitbucket"] {
+        let bot = user_by_name(&o, name);
+        assert_eq!((bot["is_bot"].as_bool(), bot["bot_type"].as_u64(), bot["is_active"].as_bool()), (Some(true), Some(2), Some(false)));
+    }
+    let jira = user_by_name(&o, "JIRA")["id"].clone();
+    assert_eq!(message_with(&o, "Sample link card")["sender"], jira);
+    // Avatars: image and .original, the original asks for thumbnailing.
+    let hcdc_id = hcdc["id"].as_u64().unwrap();
+    let mine: Vec<&Value> = o.avatars.iter().filter(|a| a["user_profile_id"] == hcdc_id).collect();
+    assert_eq!(mine.len(), 2);
+    assert!(mine.iter().any(|a| a["s3_path"].as_str().unwrap().ends_with(".original") && a["importer_should_thumbnail"] == true));
+    assert!(mine.iter().any(|a| a["s3_path"].as_str().unwrap().ends_with(".png")));
+}
+
+#[test]
+fn streams_names_privacy_archiving_and_subscriptions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = convert(dir.path(), &[]);
+    let o = load(&out);
+    let names: Vec<String> = table(&o, "zerver_stream").iter().map(|s| s["name"].as_str().unwrap().to_lowercase()).collect();
+    assert_eq!(names.iter().collect::<BTreeSet<_>>().len(), names.len(), "unique ignoring case");
+    assert!(names.iter().all(|n| !n.is_empty() && n.chars().count() <= 60));
+    let devops = stream_by_name(&o, "Dev Ops");
+    assert_eq!((devops["invite_only"].as_bool(), devops["history_public_to_subscribers"].as_bool()), (Some(true), Some(true)));
+    assert_eq!(devops["description"], "ops things");
+    assert_eq!(stream_by_name(&o, "dev-ops")["deactivated"], true, "archived by its last ArchiveRoomMessage");
+    assert_eq!(stream_by_name(&o, "Default")["deactivated"], false);
+    assert_eq!(stream_by_name(&o, "Default")["description"], "this is the purpose of the room");
+    assert!(stream_by_name(&o, "Hipchat room 6")["invite_only"].as_bool().unwrap());
+    for s in table(&o, "zerver_stream") {
+        assert!(!s["description"].as_str().unwrap().contains('\n'));
+        assert!(s.get("email_token").is_none() && s.get("rendered_description").is_none(), "left to the server");
+    }
+    // Members, owner, posters and autojoiners are subscribed.
+    let subscribed = |stream: &Value| -> BTreeSet<String> {
+        let rid = &stream["recipient"];
+        let uids: BTreeSet<u64> = table(&o, "zerver_subscription").iter().filter(|s| s["recipient"] == *rid).map(|s| s["user_profile"].as_u64().unwrap()).collect();
+        users(&o).iter().filter(|u| uids.contains(&u["id"].as_u64().unwrap())).map(|u| u["full_name"].as_str().unwrap().to_string()).collect()
+    };
+    let devops_subs = subscribed(devops);
+    for n in ["Bob Builder", "Bob Twin", "Guesty McGuest", "HCDC User"] {
+        assert!(devops_subs.contains(n), "{n} in Dev Ops: {devops_subs:?}");
+    }
+    let default_subs = subscribed(stream_by_name(&o, "Default"));
+    for n in ["HCDC User", "Other User", "Bob Builder", "Ghost Writer"] {
+        assert!(default_subs.contains(n), "{n} in Default: {default_subs:?}");
+    }
+    // Default streams: autojoined by half of the active members, public.
+    let defaults = table(&o, "zerver_defaultstream");
+    assert_eq!(defaults.len(), 1);
+    assert_eq!(defaults[0]["stream"], stream_by_name(&o, "Default")["id"]);
+}
+
+#[test]
+fn message_content_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = convert(dir.path(), &[]);
+    let o = load(&out);
+    let first = message_with(&o, "anyone here?");
+    assert_eq!(first["content"], "anyone here? @**Other User** :hcdc:");
+    assert_eq!(first["subject"], "imported from hipchat");
+    assert_eq!(first["date_sent"].as_f64().unwrap(), 1522683644.942827, "microseconds kept");
+    let other = user_by_name(&o, "Other User")["id"].as_u64().unwrap();
+    assert_eq!(rows_of(&o, &first["id"])[&other], 1 | 8, "mentioned flag");
+    assert_eq!(message_with(&o, "Sample link card")["content"], "Card **Sample link card** & [link](http://www.website.com/some-article)\n\nTwo lines\nof text");
+    assert_eq!(message_with(&o, "println")["content"], "```\nfn main() {\n    println!(\"hi\");\n}\n```");
+    assert_eq!(message_with(&o, "to be or not")["content"], "> to be or not to be");
+    assert_eq!(message_with(&o, "waves")["content"], "*Other User waves*");
+    message_with(&o, "keep <username> and </rant> as text");
+    message_with(&o, "HCDC User changed the room topic to: this is the purpose of the room");
+    message_with(&o, "HCDC User enabled guest access: https://hipchat.example.com/gQ82tnQz5");
+    assert_eq!(o.messages.iter().filter(|m| m["content"] == "HCDC User archived the room").count(), 2);
+    message_with(&o, "lunch?");
+    // The 15000-character message: split into consecutive messages, nothing lost.
+    let parts: Vec<&Value> = o.messages.iter().filter(|m| m["content"].as_str().unwrap().starts_with("word") || m["content"].as_str().unwrap().contains("word1499")).collect();
+    assert_eq!(parts.len(), 2);
+    let joined: String = parts.iter().map(|m| m["content"].as_str().unwrap()).collect();
+    let expected: String = (0..1500).map(|i| format!("word{i:04} ")).collect();
+    assert_eq!(joined, expected);
+    assert_eq!(parts[1]["id"].as_u64().unwrap(), parts[0]["id"].as_u64().unwrap() + 1);
+    // Private messages: once, to the receiver's personal recipient, is_private flag.
+    let pm = message_with(&o, "have you heard of");
+    assert_eq!(o.messages.iter().filter(|m| m["content"].as_str().unwrap().contains("have you heard of")).count(), 1);
+    assert_eq!(pm["subject"], "");
+    assert_eq!(pm["recipient"], user_by_name(&o, "HCDC User")["recipient"]);
+    let rows = rows_of(&o, &pm["id"]);
+    assert_eq!(rows.len(), 2);
+    assert!(rows.values().all(|f| f & 2048 == 2048));
+    let note = message_with(&o, "note to self");
+    assert_eq!(rows_of(&o, &note["id"]).len(), 1, "self-chat: one row");
+    // Attachments: link to the upload, has_attachment.
+    let pic = message_with(&o, "same picture again");
+    assert!(pic["content"].as_str().unwrap().contains("[GOPR4259.png](/user_uploads/1/"));
+    assert_eq!((pic["has_attachment"].as_bool(), pic["has_image"].as_bool()), (Some(true), Some(true)));
+    assert_eq!(o.attachments.iter().find(|a| a["file_name"] == "GOPR4259.png").unwrap()["messages"].as_array().unwrap().len(), 2, "one file, two messages");
+    assert_eq!(message_with(&o, "lost file")["has_attachment"], false);
+    // Ids increase with time inside each conversation (the importer orders by
+    // whole seconds, then id). A private conversation is the pair of people.
+    let personal: BTreeMap<u64, u64> = table(&o, "zerver_recipient").iter().filter(|r| r["type"] == 1).map(|r| (r["id"].as_u64().unwrap(), r["type_id"].as_u64().unwrap())).collect();
+    let mut last: BTreeMap<(u64, u64), (f64, u64)> = BTreeMap::new();
+    for m in &o.messages {
+        let (t, id) = (m["date_sent"].as_f64().unwrap(), m["id"].as_u64().unwrap());
+        let recipient = m["recipient"].as_u64().unwrap();
+        let key = match personal.get(&recipient) {
+            Some(receiver) => {
+                let sender = m["sender"].as_u64().unwrap();
+                (sender.min(*receiver), sender.max(*receiver))
+            }
+            None => (0, recipient),
+        };
+        if let Some((pt, pid)) = last.insert(key, (t, id)) {
+            assert!(t >= pt && id > pid, "order within conversation {key:?}");
+        }
+    }
+}
+
+#[test]
+fn month_topics_and_usermessage_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = convert(dir.path(), &["--pixtoome-topic", "month", "--pixtoome-usermessages", "participants"]);
+    let o = load(&out);
+    assert_eq!(message_with(&o, "anyone here?")["subject"], "2018-04");
+    assert!(o.messages.iter().all(|m| m["subject"] == "2018-04" || m["subject"] == ""));
+    let first = message_with(&o, "anyone here?");
+    assert_eq!(rows_of(&o, &first["id"]).len(), 2, "sender and the mentioned user only");
+    let dir2 = tempfile::tempdir().unwrap();
+    let (full, _) = convert(dir2.path(), &[]);
+    assert!(load(&full).usermessages.len() > o.usermessages.len());
+}
+
+#[test]
+fn bad_format_version_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    Command::cargo_bin("hcconv")
+        .unwrap()
+        .arg(fixture().join("quirks.tar.gz.aes"))
+        .args(["--to", "pixtoome", "--pixtoome-format", "9.0", "-o"])
+        .arg(dir.path().join("out"))
+        .arg("--password-file")
+        .arg(fixture().join("quirks.password"))
+        .assert()
+        .code(2);
+    assert!(!dir.path().join("out").exists());
+}
+
+#[test]
+fn accounting_every_message_written_or_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, report) = convert(dir.path(), &[]);
+    let m = manifest();
+    let counts = &report["counts"];
+    let msg = &counts["message"];
+    assert_eq!(msg["input"], m["messages_raw"]);
+    let unique = m["messages_unique"].as_u64().unwrap();
+    let deleted = m["deleted"].as_u64().unwrap();
+    assert_eq!(msg["written"].as_u64().unwrap(), unique - deleted);
+    assert_eq!(report["skip_reasons"]["message"]["duplicate"], m["duplicates"]);
+    assert_eq!(report["skip_reasons"]["message"]["deleted"].as_u64().unwrap(), deleted);
+    let o = load(&out);
+    let extra_parts = report["extra"]["pixtoome_parts_extra"].as_u64().unwrap_or(0);
+    assert_eq!(o.messages.len() as u64, unique - deleted + extra_parts, "rows = written messages + extra parts");
+    assert_eq!(counts["attachment"]["written"].as_u64().unwrap(), m["attachments_referenced"].as_u64().unwrap() - m["attachments_missing"].as_u64().unwrap());
+    assert_eq!(counts["emoticon"]["written"].as_u64().unwrap(), table(&o, "zerver_realmemoji").len() as u64);
+    assert_eq!(counts["avatar"]["written"], m["avatars"]);
+    assert_eq!(counts["user"]["written"], m["users_distinct"]);
+    assert_eq!(counts["room"]["written"], m["rooms_listed"]);
+    for (entity, c) in counts.as_object().unwrap() {
+        if entity != "entry" {
+            assert_eq!(c["input"].as_u64().unwrap(), c["written"].as_u64().unwrap() + c["skipped"].as_u64().unwrap(), "{entity}");
+        }
+    }
+    assert_eq!(users(&o).len() as u64, m["users_distinct"].as_u64().unwrap() + 1 + 2, "users + one mirror dummy + two integration bots");
+}
+
+#[test]
+fn skipping_deleted_rooms_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, report) = convert(dir.path(), &["--skip-deleted-rooms"]);
+    let o = load(&out);
+    assert!(!table(&o, "zerver_stream").iter().any(|s| s["name"] == "Deleted room"));
+    assert_eq!(report["skip_reasons"]["room"]["deleted_room"], 1);
+}
+
+#[test]
+fn output_is_byte_identical_across_runs() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let (out_a, _) = convert(a.path(), &[]);
+    let (out_b, _) = convert(b.path(), &[]);
+    let list = |root: &Path| -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut files = BTreeMap::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    files.insert(p.strip_prefix(root).unwrap().to_path_buf(), fs::read(&p).unwrap());
+                }
+            }
+        }
+        files
+    };
+    let (fa, fb) = (list(&out_a), list(&out_b));
+    assert_eq!(fa.keys().collect::<Vec<_>>(), fb.keys().collect::<Vec<_>>());
+    for (k, v) in &fa {
+        assert!(v == &fb[k], "{} differs", k.display());
+    }
+}
