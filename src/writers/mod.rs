@@ -65,7 +65,8 @@ pub fn output_shape(target: Target, opts: &WriterOptions) -> OutputShape {
 pub fn validate(target: Target, opts: &WriterOptions) -> Result<()> {
     match target {
         Target::Qiscus => qiscus::validate(opts),
-        Target::Mattermost | Target::Pixtoome => Ok(()),
+        Target::Pixtoome => pixtoome::validate(opts),
+        Target::Mattermost => Ok(()),
     }
 }
 

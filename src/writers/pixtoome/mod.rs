@@ -73,15 +73,21 @@ pub struct PixtoomeOptions {
     pub email_domain: Option<String>,
 }
 
-/// Writes the Pixtoome import into the empty folder `out`.
-pub fn write(export: &mut Export, out: &Path, opts: &WriterOptions, report: &mut Report) -> Result<()> {
-    let options = &opts.pixtoome;
-    let profile = profile::profile(options.format);
-    if let Some(domain) = &options.email_domain {
+/// Checks the Pixtoome flags before the (long) read of the export.
+pub fn validate(opts: &WriterOptions) -> Result<()> {
+    if let Some(domain) = &opts.pixtoome.email_domain {
         if !plan::is_valid_email(&format!("x@{domain}")) {
             return Err(crate::error::Error::usage(format!("--pixtoome-email-domain {domain:?} is not a valid e-mail domain")));
         }
     }
+    Ok(())
+}
+
+/// Writes the Pixtoome import into the empty folder `out`.
+pub fn write(export: &mut Export, out: &Path, opts: &WriterOptions, report: &mut Report) -> Result<()> {
+    let options = &opts.pixtoome;
+    let profile = profile::profile(options.format);
+    validate(opts)?;
     let first = export.stats.first_message.map(|t| t.seconds_f64());
     let mut plan = Plan::build(&export.catalog, first, options, opts.skip_deleted_rooms, profile, report);
     let files = Arc::clone(&export.files);
