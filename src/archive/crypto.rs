@@ -116,7 +116,8 @@ impl fmt::Display for DecryptError {
         match self {
             DecryptError::WrongPassword => f.write_str(
                 "wrong password, or the file is not an hc-migrate archive (no key derivation \
-                 (md5, sha256, pbkdf2) gives a gzip or tar stream)",
+                 (md5, sha256, pbkdf2) gives a gzip or tar stream; a file made with \
+                 `openssl enc -pbkdf2 -iter N` also needs --iter N)",
             ),
             DecryptError::Damaged(why) => write!(f, "encrypted archive is damaged: {why}"),
         }
@@ -186,11 +187,24 @@ pub fn open_encrypted<R: Read>(mut inner: R, password: &[u8], forced: Option<Kdf
         None => vec![Kdf::Md5, Kdf::Sha256, Kdf::Pbkdf2(iter)],
     };
     let usable = probe.len() / BLOCK * BLOCK;
+    if usable == 0 {
+        // Nothing to try a password on: the file was cut right after (or inside) the
+        // first cipher block. That is damage, not a wrong password.
+        return Err(DecryptError::Damaged(if probe.is_empty() {
+            "no encrypted data after the header".into()
+        } else {
+            format!("ends {} bytes into the first cipher block (truncated download?)", probe.len())
+        })
+        .into());
+    }
     let chosen = candidates.into_iter().find_map(|kdf| {
         let keys = KeyIv::derive(kdf, password, &salt);
         let mut plain = probe[..usable].to_vec();
         decrypt_in_place(&mut keys.decryptor(), &mut plain);
-        let plain = if whole_file { strip_padding(&plain).ok()? } else { &plain[..] };
+        // A short file normally ends with valid padding; when it does not, it was cut
+        // short, and the start still tells a right password from a wrong one (the
+        // reader then reports the truncation as damage, not as a wrong password).
+        let plain = if whole_file { strip_padding(&plain).unwrap_or(&plain) } else { &plain[..] };
         looks_like_payload(plain).then_some((kdf, keys))
     });
     let (kdf, keys) = chosen.ok_or(DecryptError::WrongPassword)?;

@@ -108,10 +108,47 @@ pub fn walk(input: &Path, opts: &OpenOptions, visit: &mut dyn FnMut(EntryEvent) 
 fn walk_payload<R: io::BufRead>(mut reader: R, what: &str, opts: &OpenOptions, visit: &mut dyn FnMut(EntryEvent) -> Result<()>) -> Result<()> {
     let head = reader.fill_buf().map_err(|e| classify(what, e))?;
     if crypto::is_gzip(head) {
-        let gz = flate2::bufread::MultiGzDecoder::new(reader);
-        entries::walk_tar(BufReader::with_capacity(256 * 1024, gz), what, opts.max_entry_size, visit)
+        let mut gz = BufReader::with_capacity(256 * 1024, GzMembers { member: Some(flate2::bufread::GzDecoder::new(reader)) });
+        entries::walk_tar(&mut gz, what, opts.max_entry_size, visit)?;
+        // The tar walk stops at the end-of-archive blocks, before the gzip trailer; read
+        // on to the end so the gzip checksum (and the cipher padding) are verified and a
+        // corrupted file is reported instead of converted.
+        io::copy(&mut gz, &mut io::sink()).map_err(|e| classify(what, e))?;
+        Ok(())
     } else {
-        entries::walk_tar(reader, what, opts.max_entry_size, visit)
+        entries::walk_tar(&mut reader, what, opts.max_entry_size, visit)?;
+        // Likewise: an encrypted plain tar's cipher padding is checked at the very end.
+        io::copy(&mut reader, &mut io::sink()).map_err(|e| classify(what, e))?;
+        Ok(())
+    }
+}
+
+/// gzip members one after another, like `MultiGzDecoder`, each checked against its
+/// checksum; data after the last member that is not another member (tape padding,
+/// junk) is read through but ignored, as `gzip -d` does.
+struct GzMembers<R: io::BufRead> {
+    member: Option<flate2::bufread::GzDecoder<R>>,
+}
+
+impl<R: io::BufRead> Read for GzMembers<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while let Some(gz) = self.member.as_mut() {
+            let n = gz.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            // This member is complete and its checksum verified; what follows?
+            // (Only the first magic byte is looked at: the buffer may end right after it.)
+            let mut rest = self.member.take().expect("present").into_inner();
+            let next = rest.fill_buf()?.first().copied();
+            if next == Some(0x1f) {
+                self.member = Some(flate2::bufread::GzDecoder::new(rest));
+            } else if next.is_some() {
+                // Read to the end anyway, so a damaged encrypted stream still fails.
+                io::copy(&mut rest, &mut io::sink())?;
+            }
+        }
+        Ok(0)
     }
 }
 

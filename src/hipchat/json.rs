@@ -33,7 +33,15 @@ pub fn for_each_element(reader: impl Read, what: &str, each: &mut dyn FnMut(Valu
     if let Some(err) = failure.into_inner() {
         return Err(err);
     }
-    outcome.map_err(|e| json_error(what, &e))
+    outcome.map_err(|e| {
+        if e.is_io() {
+            // The archive stream under the entry broke (truncated, corrupt, bad padding):
+            // say so, without a JSON line and column that mean nothing here.
+            crate::archive::classify(what, e.into())
+        } else {
+            json_error(what, &e)
+        }
+    })
 }
 
 /// Formats a serde_json error as `what: malformed JSON: … at line L column C`.
