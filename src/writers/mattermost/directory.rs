@@ -79,6 +79,10 @@ pub struct Directory {
     pub emoji: Vec<EmojiPlan>,
     /// `@mention` and `(emoticon)` rewriting for message text.
     pub rewriter: TextRewriter,
+    /// Users whose mention name equals another user's after lowercasing: for a
+    /// message that lists one of them in `mentions`, that user wins the name.
+    pub ambiguous_mentions: BTreeSet<UserId>,
+    mention_pairs: Vec<(UserId, String, String)>,
 }
 
 impl Directory {
@@ -94,8 +98,18 @@ impl Directory {
         let integrations = plan_integrations(catalog, &mut usernames, &mut emails, report);
         let fallback = UserPlan { username: usernames.claim(FALLBACK_USERNAME, NAME_MAX_BYTES), email: unique_made_up_email("hipchat-import", &mut emails) };
         let emoji = plan_emoji(&catalog.emoticons, files, report);
-        let rewriter = make_rewriter(catalog, &users, &emoji);
-        Directory { team: team.to_string(), channels, skipped_rooms, users, integrations, fallback, emoji, rewriter }
+        let mention_pairs: Vec<(UserId, String, String)> = catalog.users.values().filter(|u| !u.mention_name.is_empty()).map(|u| (u.id, u.mention_name.clone(), format!("@{}", users[&u.id].username))).collect();
+        let ambiguous_mentions = ambiguous(&mention_pairs);
+        let rewriter = make_rewriter(mention_pairs.iter().map(|(_, name, rep)| (name, rep)), &emoji);
+        Directory { team: team.to_string(), channels, skipped_rooms, users, integrations, fallback, emoji, rewriter, ambiguous_mentions, mention_pairs }
+    }
+
+    /// A rewriter in which the users of `mentioned` own their mention names; only
+    /// built when one of them shares a name with another user (rare).
+    pub fn rewriter_preferring(&self, mentioned: &[UserId]) -> TextRewriter {
+        let first = self.mention_pairs.iter().filter(|(id, ..)| mentioned.contains(id));
+        let rest = self.mention_pairs.iter().filter(|(id, ..)| !mentioned.contains(id));
+        make_rewriter(first.chain(rest).map(|(_, name, rep)| (name, rep)), &self.emoji)
     }
 
     /// The username that authors a message from `sender`.
@@ -268,15 +282,88 @@ fn looks_like_image(file: &FileRef, files: &FileStore) -> bool {
         || head.trim_ascii_start().starts_with(b"<")
 }
 
-fn make_rewriter(catalog: &Catalog, users: &BTreeMap<UserId, UserPlan>, emoji: &[EmojiPlan]) -> TextRewriter {
+fn make_rewriter<'a>(mentions: impl Iterator<Item = (&'a String, &'a String)>, emoji: &[EmojiPlan]) -> TextRewriter {
     let mut rewriter = TextRewriter::new();
-    for user in catalog.users.values() {
-        if let Some(plan) = users.get(&user.id) {
-            rewriter.mention(&user.mention_name, format!("@{}", plan.username));
-        }
+    for (name, replacement) in mentions {
+        rewriter.mention(name, replacement.clone());
     }
     for plan in emoji {
         rewriter.emoticon(&plan.shortcut, format!(":{}:", plan.name));
     }
     rewriter
+}
+
+/// The users whose lowercased mention name another user also has.
+fn ambiguous(pairs: &[(UserId, String, String)]) -> BTreeSet<UserId> {
+    let mut by_name: BTreeMap<String, Vec<UserId>> = BTreeMap::new();
+    for (id, name, _) in pairs {
+        by_name.entry(name.to_lowercase()).or_default().push(*id);
+    }
+    by_name.into_values().filter(|ids| ids.len() > 1).flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::AccountType;
+
+    fn user(id: UserId, mention: &str, email: Option<&str>) -> User {
+        User {
+            id,
+            name: format!("User {id}"),
+            mention_name: mention.into(),
+            email: email.map(str::to_string),
+            title: String::new(),
+            avatar: None,
+            created: None,
+            is_deleted: false,
+            timezone: None,
+            account_type: AccountType::User,
+            roles: vec!["user".into()],
+            is_placeholder: false,
+        }
+    }
+
+    fn directory(users: Vec<User>) -> (Directory, Report) {
+        let mut catalog = Catalog::default();
+        for u in users {
+            catalog.users.insert(u.id, u);
+        }
+        catalog.integrations.insert("JIRA".into());
+        let mut report = Report::new();
+        let dir = Directory::build(&catalog, &FileStore::measured(), "team", false, &mut report);
+        (dir, report)
+    }
+
+    #[test]
+    fn case_twins_get_distinct_names_and_addresses() {
+        let (dir, report) = directory(vec![user(5, "Bob", Some("Bob@Example.com")), user(6, "bob", Some("bob@example.com")), user(7, "jira", None)]);
+        assert_eq!(dir.users[&5].username, "bob");
+        assert_eq!(dir.users[&6].username, "bob-2");
+        assert_eq!(dir.users[&5].email, "bob@example.com");
+        assert_eq!(dir.users[&6].email, "bob+hipchat-6@example.com");
+        assert_eq!(dir.users[&7].email, "hipchat-user-7@hipchat-import.invalid");
+        assert_eq!(dir.integrations["JIRA"].username, "jira-2", "people keep their names before integrations");
+        assert_eq!(dir.fallback.username, FALLBACK_USERNAME);
+        assert!(report.renames.iter().any(|r| r.to == "bob-2"));
+        assert!(report.renames.iter().any(|r| r.to == "bob+hipchat-6@example.com"));
+    }
+
+    #[test]
+    fn mentions_list_decides_between_case_twins() {
+        let (dir, _) = directory(vec![user(5, "Bob", None), user(6, "bob", None)]);
+        assert_eq!(dir.ambiguous_mentions, BTreeSet::from([5, 6]));
+        assert_eq!(dir.rewriter.rewrite("hi @bob"), "hi @bob");
+        assert_eq!(dir.rewriter_preferring(&[6]).rewrite("hi @bob"), "hi @bob-2");
+        assert_eq!(dir.rewriter_preferring(&[5]).rewrite("hi @Bob"), "hi @bob");
+    }
+
+    #[test]
+    fn authors_resolve_to_people_integrations_or_the_fallback() {
+        let (dir, _) = directory(vec![user(1, "Ann", None)]);
+        assert_eq!(dir.author(&Sender { id: Some(1), name: "Ann".into() }), "ann");
+        assert_eq!(dir.author(&Sender { id: None, name: "JIRA".into() }), "jira");
+        assert_eq!(dir.author(&Sender { id: None, name: "Unknown bot".into() }), FALLBACK_USERNAME);
+        assert_eq!(dir.author(&Sender { id: Some(42), name: "Nobody".into() }), FALLBACK_USERNAME);
+    }
 }

@@ -97,7 +97,7 @@ impl<'a> PostWriter<'a> {
         let actor = if m.sender.name.trim().is_empty() { author.to_string() } else { m.sender.name.clone() };
         let plain = |text: String| Rendered { text, kind: None, props: None };
         match &m.kind {
-            MessageKind::User | MessageKind::Private { .. } => plain(self.user_text(&m.text, &actor)),
+            MessageKind::User | MessageKind::Private { .. } => plain(self.user_text(m, &actor)),
             MessageKind::Notification { .. } => plain(notification_text(m, Style::Markdown)),
             MessageKind::Topic { topic } => {
                 let props = json!({"username": author, "old_header": self.topic, "new_header": topic});
@@ -110,18 +110,24 @@ impl<'a> PostWriter<'a> {
             }
             MessageKind::GuestAccess { .. } => plain(event_text(&m.kind, &actor).unwrap_or_default()),
             MessageKind::Unknown { wrapper } if m.text.trim().is_empty() => plain(format!("_[Hipchat {wrapper} without text]_")),
-            MessageKind::Unknown { .. } => plain(self.user_text(&m.text, &actor)),
+            MessageKind::Unknown { .. } => plain(self.user_text(m, &actor)),
         }
     }
 
     /// A person's text: mentions and emoticons rewritten (never inside `/code`),
-    /// then the slash command rendered.
-    fn user_text(&self, text: &str, actor: &str) -> String {
+    /// then the slash command rendered. When the message's `mentions` list names a
+    /// user whose mention name another user shares, that user gets the `@`.
+    fn user_text(&self, m: &Message, actor: &str) -> String {
+        let text = &m.text;
         if is_code(text) {
-            slash_command(text, actor, Style::Markdown)
-        } else {
-            slash_command(&self.dir.rewriter.rewrite(text), actor, Style::Markdown)
+            return slash_command(text, actor, Style::Markdown);
         }
+        let rewritten = if m.mentions.iter().any(|id| self.dir.ambiguous_mentions.contains(id)) {
+            self.dir.rewriter_preferring(&m.mentions).rewrite(text)
+        } else {
+            self.dir.rewriter.rewrite(text)
+        };
+        slash_command(&rewritten, actor, Style::Markdown)
     }
 
     /// The attachment, noted for the output; a missing file leaves a line in the text
