@@ -1,0 +1,254 @@
+//! The Mattermost writer: a bulk-import JSONL (`import.jsonl`) plus the files it
+//! references under `data/`, as a folder or one zip, for `mmctl import`.
+//!
+//! Lines follow the importer's order (version, emoji, team, channel, user, post,
+//! direct_channel, direct_post): the server imports runs of same-type lines one
+//! after another, so anything a line names is defined by an earlier run. All names
+//! are decided first ([`directory`]); posts then stream through ([`posts`]) with
+//! only per-conversation state. FORMATS.md section 1 lists the rules each line
+//! obeys; `tests/mattermost_writer.rs` checks them line by line.
+
+mod directory;
+mod lines;
+mod naming;
+mod posts;
+mod sink;
+mod system_emoji;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use clap::Args;
+
+use crate::error::{Error, Result};
+use crate::hipchat::Export;
+use crate::model::{Catalog, User, UserId};
+use crate::report::{Entity, Report};
+
+use super::WriterOptions;
+use directory::{ChannelPlan, Directory, UserPlan};
+use lines::*;
+use naming::{is_valid_team_name, split_person_name, DISPLAY_NAME_MAX_RUNES, POSITION_MAX_RUNES};
+use posts::PostWriter;
+use sink::Sink;
+
+/// Default team name (valid, and no reserved prefix).
+pub const DEFAULT_TEAM: &str = "hipchat";
+/// Default team display name.
+pub const DEFAULT_TEAM_DISPLAY_NAME: &str = "Hipchat";
+/// Default split length: what old servers and `mmctl import validate` accept.
+pub const DEFAULT_MAX_POST_RUNES: usize = 4000;
+/// Longest post current servers accept (`PostMessageMaxRunesV2`).
+pub const MAX_POST_RUNES: usize = 16383;
+
+/// Mattermost-specific flags.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Mattermost options")]
+pub struct MattermostOptions {
+    /// Write one OUT.zip (import.jsonl at its root, data/ beside it) for mmctl import upload.
+    #[arg(long)]
+    pub zip: bool,
+    /// Team to import into: 2-64 characters of a-z, 0-9 and '-', starting and ending
+    /// with a letter or digit, not starting with a reserved word (admin, api, help, post, …)
+    /// [default: hipchat].
+    #[arg(long = "team", value_name = "NAME")]
+    pub team: Option<String>,
+    /// Display name of the team (1-64 characters) [default: Hipchat].
+    #[arg(long = "team-display-name", value_name = "NAME")]
+    pub team_display_name: Option<String>,
+    /// Split messages longer than N characters into consecutive posts (1-16383;
+    /// 4000 suits every server and mmctl import validate; private messages are always
+    /// split at 4000 at most) [default: 4000].
+    #[arg(long = "max-post-runes", value_name = "N")]
+    pub max_post_runes: Option<usize>,
+}
+
+/// The options after validation.
+struct Settings {
+    team: String,
+    team_display_name: String,
+    max_post_runes: usize,
+}
+
+impl MattermostOptions {
+    /// Checks the flags (usage error, exit 2, when one is out of range).
+    fn settings(&self) -> Result<Settings> {
+        let team = self.team.clone().unwrap_or_else(|| DEFAULT_TEAM.into());
+        if !is_valid_team_name(&team) {
+            return Err(Error::usage(format!("--team {team:?}: a team name is 2-64 characters of a-z, 0-9 and '-', starts and ends with a letter or digit, and does not start with admin, api, boards, channel, claim, error, files, help, landing, login, mfa, oauth, playbooks, plug, plugins, post or signup")));
+        }
+        let team_display_name = self.team_display_name.clone().unwrap_or_else(|| DEFAULT_TEAM_DISPLAY_NAME.into());
+        let runes = team_display_name.chars().count();
+        if runes == 0 || runes > DISPLAY_NAME_MAX_RUNES || team_display_name.trim().is_empty() {
+            return Err(Error::usage(format!("--team-display-name must have 1-{DISPLAY_NAME_MAX_RUNES} characters")));
+        }
+        let max_post_runes = self.max_post_runes.unwrap_or(DEFAULT_MAX_POST_RUNES);
+        if !(1..=MAX_POST_RUNES).contains(&max_post_runes) {
+            return Err(Error::usage(format!("--max-post-runes {max_post_runes}: must be between 1 and {MAX_POST_RUNES}")));
+        }
+        Ok(Settings { team, team_display_name, max_post_runes })
+    }
+}
+
+/// Writes the Mattermost import of `export` at `out` (a folder, or the zip file to
+/// create with `--zip`).
+pub fn write(export: &mut Export, out: &Path, opts: &WriterOptions, report: &mut Report) -> Result<()> {
+    let settings = opts.mattermost.settings()?;
+    let dir = Directory::build(&export.catalog, &export.files, &settings.team, opts.skip_deleted_rooms, report);
+    let mut sink = if opts.mattermost.zip { Sink::zip(out)? } else { Sink::folder(out)? };
+    let deactivated_at = export.stats.last_message.map_or(1, |t| t.millis().max(1));
+    sink.raw_line(&VersionLine { kind: "version", version: 1, info: VersionInfo { generator: "hcconv", version: env!("CARGO_PKG_VERSION") } })?;
+    write_emoji(&dir, &mut sink, report)?;
+    write_team(&settings, &mut sink)?;
+    write_channels(&export.catalog, &dir, deactivated_at, &mut sink, report)?;
+    write_users(export, &dir, deactivated_at, &mut sink, report)?;
+    let mut posts = PostWriter::new(&dir, &export.catalog.conversations, settings.max_post_runes);
+    while let Some(m) = export.messages.next(report)? {
+        posts.message(&m, &mut sink, report)?;
+    }
+    posts.finish(&mut sink)?;
+    report.add_extra("mattermost_lines", sink.lines());
+    sink.finish(&export.files)
+}
+
+fn write_emoji(dir: &Directory, sink: &mut Sink, report: &mut Report) -> Result<()> {
+    for e in &dir.emoji {
+        let image = sink.add_file(&e.image);
+        sink.line("emoji", &EmojiLine { name: e.name.clone(), image })?;
+        report.written(Entity::Emoticon);
+    }
+    Ok(())
+}
+
+fn write_team(settings: &Settings, sink: &mut Sink) -> Result<()> {
+    let line = TeamLine {
+        name: settings.team.clone(),
+        display_name: settings.team_display_name.clone(),
+        kind: "O",
+        description: "Imported from Hipchat by hcconv".into(),
+        allow_open_invite: true,
+    };
+    sink.line("team", &line)
+}
+
+fn write_channels(catalog: &Catalog, dir: &Directory, deactivated_at: i64, sink: &mut Sink, report: &mut Report) -> Result<()> {
+    for plan in dir.channels.values() {
+        sink.line("channel", &channel_line(&dir.team, plan, deactivated_at))?;
+        if plan.is_placeholder {
+            report.add_extra("mattermost_placeholder_channels", 1);
+        } else {
+            report.written(Entity::Room);
+        }
+    }
+    debug_assert!(dir.channels.len() + dir.skipped_rooms.len() == catalog.rooms.len());
+    Ok(())
+}
+
+fn channel_line(team: &str, plan: &ChannelPlan, deactivated_at: i64) -> ChannelLine {
+    ChannelLine {
+        team: team.to_string(),
+        name: plan.name.clone(),
+        display_name: plan.display_name.clone(),
+        kind: if plan.private { "P" } else { "O" },
+        header: plan.header.clone(),
+        purpose: plan.purpose.clone(),
+        deleted_at: plan.archived.then_some(deactivated_at),
+    }
+}
+
+/// Channel memberships per user: members, participants, autojoins, posters and the
+/// owner as members; room admins as channel admins.
+fn memberships(catalog: &Catalog, dir: &Directory) -> BTreeMap<UserId, BTreeMap<String, bool>> {
+    let mut map: BTreeMap<UserId, BTreeMap<String, bool>> = BTreeMap::new();
+    for (rid, plan) in &dir.channels {
+        let room = &catalog.rooms[rid];
+        let posters = catalog.room_posters.get(rid).into_iter().flatten();
+        let members = room.members.iter().chain(&room.participants).chain(&room.autojoined_by).chain(posters).chain(room.owner.as_ref());
+        for uid in members.filter(|u| catalog.users.contains_key(u)) {
+            map.entry(*uid).or_default().entry(plan.name.clone()).or_insert(false);
+        }
+        for uid in room.admins.iter().filter(|u| catalog.users.contains_key(u)) {
+            map.entry(*uid).or_default().insert(plan.name.clone(), true);
+        }
+    }
+    map
+}
+
+fn write_users(export: &Export, dir: &Directory, deactivated_at: i64, sink: &mut Sink, report: &mut Report) -> Result<()> {
+    let catalog = &export.catalog;
+    let memberships = memberships(catalog, dir);
+    let empty = BTreeMap::new();
+    for user in catalog.users.values() {
+        let plan = &dir.users[&user.id];
+        let channels = memberships.get(&user.id).unwrap_or(&empty);
+        let profile_image = avatar(user, export, sink, report);
+        sink.line("user", &user_line(user, plan, channels, &dir.team, profile_image, deactivated_at))?;
+        if user.is_placeholder {
+            report.add_extra("mattermost_placeholder_users", 1);
+        } else {
+            report.written(Entity::User);
+        }
+    }
+    for (name, plan) in &dir.integrations {
+        sink.line("user", &service_user_line(plan, name, &dir.team, deactivated_at))?;
+        report.add_extra("mattermost_integration_users", 1);
+    }
+    sink.line("user", &service_user_line(&dir.fallback, "Hipchat import", &dir.team, deactivated_at))?;
+    report.add_extra("mattermost_service_users", 1);
+    Ok(())
+}
+
+/// The user's avatar as a `data/` path, if its bytes are there to copy.
+fn avatar(user: &User, export: &Export, sink: &mut Sink, report: &mut Report) -> Option<String> {
+    let file = user.avatar.as_ref()?;
+    if export.files.disk_path(file).is_some_and(|p| p.is_file()) {
+        report.written(Entity::Avatar);
+        Some(sink.add_file(file))
+    } else {
+        report.skip(Entity::Avatar, user.id.to_string(), crate::report::SkipReason::MissingFile, format!("{}: avatar bytes not available to copy", file.path));
+        None
+    }
+}
+
+fn user_line(user: &User, plan: &UserPlan, channels: &BTreeMap<String, bool>, team: &str, profile_image: Option<String>, deactivated_at: i64) -> UserLine {
+    let guest = user.is_guest();
+    let (first_name, last_name) = split_person_name(&user.name);
+    let channel_role = |admin: bool| match (guest, admin) {
+        (true, _) => "channel_guest",
+        (false, true) => "channel_admin channel_user",
+        (false, false) => "channel_user",
+    };
+    let channels = channels.iter().map(|(name, admin)| ChannelMembership { name: name.clone(), roles: channel_role(*admin) }).collect();
+    let (roles, team_roles) = match (guest, user.is_admin()) {
+        (true, _) => ("system_guest", "team_guest"),
+        (false, true) => ("system_admin system_user", "team_admin team_user"),
+        (false, false) => ("system_user", "team_user"),
+    };
+    UserLine {
+        username: plan.username.clone(),
+        email: plan.email.clone(),
+        first_name,
+        last_name,
+        position: crate::convert::names::truncate_chars(user.title.trim(), POSITION_MAX_RUNES).to_string(),
+        roles,
+        delete_at: (user.is_deleted || user.is_placeholder).then_some(deactivated_at),
+        profile_image,
+        teams: vec![TeamMembership { name: team.to_string(), roles: team_roles, channels }],
+    }
+}
+
+/// A deactivated account that authors posts of an integration (or of nobody).
+fn service_user_line(plan: &UserPlan, display: &str, team: &str, deactivated_at: i64) -> UserLine {
+    let (first_name, last_name) = split_person_name(display);
+    UserLine {
+        username: plan.username.clone(),
+        email: plan.email.clone(),
+        first_name,
+        last_name,
+        position: "Hipchat integration".into(),
+        roles: "system_user",
+        delete_at: Some(deactivated_at),
+        profile_image: None,
+        teams: vec![TeamMembership { name: team.to_string(), roles: "team_user", channels: Vec::new() }],
+    }
+}
