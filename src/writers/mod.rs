@@ -66,7 +66,7 @@ pub fn validate(target: Target, opts: &WriterOptions) -> Result<()> {
     match target {
         Target::Qiscus => qiscus::validate(opts),
         Target::Pixtoome => pixtoome::validate(opts),
-        Target::Mattermost => Ok(()),
+        Target::Mattermost => mattermost::validate(opts),
     }
 }
 

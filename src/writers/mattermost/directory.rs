@@ -169,7 +169,10 @@ fn plan_channel(room: &Room, names: &mut UniqueNames, report: &mut Report) -> Ch
 
 fn plan_users(catalog: &Catalog, usernames: &mut UniqueNames, emails: &mut HashSet<String>, report: &mut Report) -> BTreeMap<UserId, UserPlan> {
     let mut plans = BTreeMap::new();
-    for user in catalog.users.values() {
+    // Usernames the operator chose (--user-map) are claimed first, so a derived name
+    // never takes one of them.
+    let (mapped, derived): (Vec<&User>, Vec<&User>) = catalog.users.values().partition(|u| u.username.is_some());
+    for user in mapped.into_iter().chain(derived) {
         let username = claim_username(user, usernames, report);
         let email = claim_email(user, emails, report);
         plans.insert(user.id, UserPlan { username, email });
@@ -179,7 +182,8 @@ fn plan_users(catalog: &Catalog, usernames: &mut UniqueNames, emails: &mut HashS
 
 fn claim_username(user: &User, usernames: &mut UniqueNames, report: &mut Report) -> String {
     let fallback = format!("user-{}", user.id);
-    let base = username_base(&user.mention_name, &user.name, &fallback);
+    let wanted = user.username.as_deref().unwrap_or(&user.mention_name);
+    let base = username_base(wanted, &user.name, &fallback);
     let mut username = usernames.claim(&base, NAME_MAX_BYTES);
     if !is_valid_username(&username) {
         username = usernames.claim(&fallback, NAME_MAX_BYTES);
@@ -187,9 +191,9 @@ fn claim_username(user: &User, usernames: &mut UniqueNames, report: &mut Report)
     let id = user.id.to_string();
     if user.is_placeholder {
         report.rename(Entity::User, &id, &user.name, &username, "sender not in users.json: imported as a deactivated placeholder user");
-    } else if username != user.mention_name.to_lowercase() {
+    } else if username != wanted.to_lowercase() {
         let why = if username != base { "username already taken (usernames are case-insensitive); numbered suffix added" } else { "mention name empty, reserved or not valid as a Mattermost username" };
-        report.rename(Entity::User, &id, &user.mention_name, &username, why);
+        report.rename(Entity::User, &id, wanted, &username, why);
     }
     username
 }
@@ -321,6 +325,7 @@ mod tests {
             account_type: AccountType::User,
             roles: vec!["user".into()],
             is_placeholder: false,
+            username: None,
         }
     }
 

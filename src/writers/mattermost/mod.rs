@@ -90,8 +90,12 @@ impl MattermostOptions {
     }
 }
 
-/// Writes the Mattermost import of `export` at `out` (a folder, or the zip file to
-/// create with `--zip`).
+/// Checks the Mattermost flags before the (long) read of the export.
+pub fn validate(opts: &WriterOptions) -> Result<()> {
+    opts.mattermost.settings().map(|_| ())
+}
+
+/// Writes the Mattermost bulk import at `out` (a folder, or with `--zip` a file).
 pub fn write(export: &mut Export, out: &Path, opts: &WriterOptions, report: &mut Report) -> Result<()> {
     let settings = opts.mattermost.settings()?;
     let dir = Directory::build(&export.catalog, &export.files, &settings.team, opts.skip_deleted_rooms, report);
