@@ -22,8 +22,9 @@ enum Backing {
     Measured,
     /// Copied out of the archive into this private folder.
     Staged(PathBuf),
-    /// The export is this unpacked folder.
-    Folder(PathBuf),
+    /// The export is this unpacked folder; files made from JSON (inline avatars)
+    /// go to the second folder, never into the export.
+    Folder(PathBuf, Option<PathBuf>),
 }
 
 /// Index of the export's files plus access to their bytes.
@@ -31,22 +32,29 @@ enum Backing {
 pub struct FileStore {
     backing: Backing,
     index: BTreeMap<String, u64>,
+    /// Paths of files made from bytes found in JSON, kept in the overlay folder.
+    made: std::collections::BTreeSet<String>,
 }
 
 impl FileStore {
     /// A store that records sizes only.
     pub fn measured() -> Self {
-        FileStore { backing: Backing::Measured, index: BTreeMap::new() }
+        FileStore { backing: Backing::Measured, index: BTreeMap::new(), made: Default::default() }
     }
 
     /// A store that copies each file into `dir` as the archive streams past.
     pub fn staged(dir: &Path) -> Self {
-        FileStore { backing: Backing::Staged(dir.to_path_buf()), index: BTreeMap::new() }
+        FileStore { backing: Backing::Staged(dir.to_path_buf()), index: BTreeMap::new(), made: Default::default() }
     }
 
-    /// A store over an unpacked export folder.
-    pub fn folder(root: &Path) -> Self {
-        FileStore { backing: Backing::Folder(root.to_path_buf()), index: BTreeMap::new() }
+    /// A store over an unpacked export folder; a staging store's folder is kept for
+    /// files made from JSON, so the export folder itself is never written to.
+    pub fn folder(root: &Path, previous: &FileStore) -> Self {
+        let overlay = match &previous.backing {
+            Backing::Staged(dir) => Some(dir.clone()),
+            _ => None,
+        };
+        FileStore { backing: Backing::Folder(root.to_path_buf(), overlay), index: BTreeMap::new(), made: Default::default() }
     }
 
     /// True when the bytes can be read back (not a measuring store).
@@ -66,7 +74,7 @@ impl FileStore {
                 let mut out = File::create(&dest).output_ctx(&dest)?;
                 io::copy(reader, &mut out).map_err(|e| stage_error(path, &dest, e))?
             }
-            Backing::Measured | Backing::Folder(_) => declared_size,
+            Backing::Measured | Backing::Folder(..) => declared_size,
         };
         self.index.insert(path.to_string(), size);
         Ok(())
@@ -75,11 +83,10 @@ impl FileStore {
     /// Records a file made from bytes found inside JSON (an inline avatar).
     pub fn add_bytes(&mut self, path: &str, bytes: &[u8]) -> Result<()> {
         let dest = match &self.backing {
-            Backing::Staged(dir) => Some(dir.join(path)),
-            // A folder export is never written to: inline images are staged beside it
-            // only when a writer asks, so they are kept in the index with no file.
-            Backing::Folder(_) | Backing::Measured => None,
+            Backing::Staged(dir) | Backing::Folder(_, Some(dir)) => Some(dir.join(path)),
+            Backing::Folder(_, None) | Backing::Measured => None,
         };
+        self.made.insert(path.to_string());
         if let Some(dest) = dest {
             if let Some(parent) = dest.parent() {
                 fs::create_dir_all(parent).output_ctx(parent)?;
@@ -116,8 +123,10 @@ impl FileStore {
     /// Where the bytes of `file` are on disk; `None` for a measuring store.
     pub fn disk_path(&self, file: &FileRef) -> Option<PathBuf> {
         match &self.backing {
+            Backing::Measured | Backing::Folder(_, None) if self.made.contains(&file.path) => None,
             Backing::Measured => None,
-            Backing::Staged(dir) | Backing::Folder(dir) => Some(dir.join(&file.path)),
+            Backing::Folder(_, Some(overlay)) if self.made.contains(&file.path) => Some(overlay.join(&file.path)),
+            Backing::Staged(dir) | Backing::Folder(dir, _) => Some(dir.join(&file.path)),
         }
     }
 

@@ -285,3 +285,22 @@ fn bad_flags_are_usage_errors() {
         assert!(!tmp.path().join("out").exists(), "no output on a usage error ({args:?})");
     }
 }
+
+#[test]
+fn unpacked_folder_input_keeps_inline_avatars_and_is_not_written_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export");
+    let (entries, _) = hcconv::testkit::quirks_fixture();
+    let mut tar = Vec::new();
+    hcconv::testkit::write_export(&entries, hcconv::testkit::Container::Tar, "", &mut tar).unwrap();
+    tar::Archive::new(&tar[..]).unpack(&export).unwrap();
+    let before = files_under(&export);
+    let out = dir.path().join("out");
+    Command::cargo_bin("hcconv").unwrap().arg(&export).args(["--to", "mattermost", "-q", "-o"]).arg(&out).assert().success();
+    assert_eq!(files_under(&export), before, "the export folder must not change");
+    let jsonl = std::fs::read_to_string(out.join("import.jsonl")).unwrap();
+    let users: Vec<Value> = jsonl.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).filter(|l| l["type"] == "user").collect();
+    let other = users.iter().find(|u| u["user"]["username"] == "otheruser").expect("user 2");
+    let image = other["user"]["profile_image"].as_str().expect("inline avatar kept for a folder input");
+    assert!(std::fs::read(out.join("data").join(image)).unwrap().starts_with(b"\x89PNG"));
+}

@@ -108,7 +108,7 @@ pub fn read_slices(inputs: &[PathBuf], opts: ReadOptions, report: &mut Report) -
     // A single unpacked folder is used in place; with several slices its files are staged.
     if let [only] = inputs {
         if only.is_dir() && files.has_contents() {
-            files = FileStore::folder(only);
+            files = FileStore::folder(only, &files);
         }
     }
     let mut reader = Reader {
