@@ -24,6 +24,16 @@ gen=target/release/examples/gen_fixture
 mkdir -p "$work"
 pw="$work/password"
 printf 'bench password\n' > "$pw"
+secret="$work/qiscus.secret"
+printf 'a benchmark secret of 32 bytes!!\n' > "$secret"
+
+# Flags a target needs besides the common ones.
+target_flags() {
+  case "$1" in
+    qiscus) echo "--secret-file $secret --files-base-url https://files.example.com/hc" ;;
+    *) echo "" ;;
+  esac
+}
 
 # Runs a command under /usr/bin/time; prints "wall_seconds max_rss_kib".
 measure() {
@@ -36,7 +46,7 @@ measure() {
 }
 
 stats() { # best min, max of a list of numbers
-  printf '%s\n' "$@" | sort -g | awk 'NR==1{min=$1} {max=$1} END{printf "%.3f %.3f", min, max}'
+  printf '%s\n' "$@" | sort -g | awk 'NR==1{min=$1} {max=$1} END{printf "%.3f %.3f\n", min, max}'
 }
 
 printf '%-10s %-11s %9s %9s %7s %12s %9s\n' messages side best_s worst_s ratio msgs_per_s rss_MiB
@@ -52,7 +62,7 @@ for n in "${sizes[@]}"; do
     walls[baseline]+="$w "; rsss[baseline]=$r
     for t in "${targets[@]}"; do
       rm -rf "$work/out-$t"
-      read -r w r < <(measure "$bin" "$export_file" --to "$t" -o "$work/out-$t" --password-file "$pw" --quiet)
+      read -r w r < <(measure "$bin" "$export_file" --to "$t" -o "$work/out-$t" --password-file "$pw" --quiet $(target_flags "$t"))
       walls[$t]+="$w "; rsss[$t]="${rsss[$t]:-0}"; [ "$r" -gt "${rsss[$t]}" ] && rsss[$t]=$r
     done
   done

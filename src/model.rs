@@ -184,6 +184,30 @@ pub struct Room {
     pub is_placeholder: bool,
 }
 
+impl Room {
+    /// A private stand-in for a room whose history exists but which rooms.json lacks,
+    /// so its messages still have somewhere to go.
+    pub fn placeholder(id: RoomId) -> Room {
+        Room {
+            id,
+            name: format!("Hipchat room {id}"),
+            canonical_name: String::new(),
+            created: None,
+            owner: None,
+            privacy: Privacy::Private,
+            is_archived: false,
+            is_deleted: false,
+            topic: String::new(),
+            guest_access_url: None,
+            members: Vec::new(),
+            participants: Vec::new(),
+            admins: Vec::new(),
+            autojoined_by: Vec::new(),
+            is_placeholder: true,
+        }
+    }
+}
+
 /// A custom emoticon with every image size the export holds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Emoticon {

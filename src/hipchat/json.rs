@@ -6,7 +6,7 @@
 //! the shapes real exports use: a bare array, an array nested in another array, and
 //! an object whose values are arrays (`{"Emoticons": [...]}`) or a single wrapped item.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::Read;
 
@@ -15,29 +15,40 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 
-/// A JSON problem with the position serde_json reports (line, column).
-#[derive(Debug)]
-pub struct JsonError {
-    /// serde_json's description, which includes the line and column.
-    pub message: String,
-}
+/// The largest single JSON value (one message, one user…) accepted: far beyond any
+/// real chat message, small enough that a hostile export with one endless string
+/// cannot exhaust memory. serde_json has its own nesting limit (128 levels).
+pub const MAX_VALUE_BYTES: u64 = 512 * 1024 * 1024;
 
 /// Calls `each` with every element of the top-level array in `reader`.
 ///
 /// Errors from `each` stop the walk and are returned as they are; malformed JSON
 /// becomes an input error naming `what` with line and column.
 pub fn for_each_element(reader: impl Read, what: &str, each: &mut dyn FnMut(Value) -> Result<()>) -> Result<()> {
+    for_each_element_limited(reader, what, MAX_VALUE_BYTES, each)
+}
+
+/// [`for_each_element`] with a chosen limit on the bytes of one element.
+pub fn for_each_element_limited(reader: impl Read, what: &str, limit: u64, each: &mut dyn FnMut(Value) -> Result<()>) -> Result<()> {
     let failure: RefCell<Option<Error>> = RefCell::new(None);
-    let mut de = serde_json::Deserializer::from_reader(reader);
-    let outcome = TopSeed { each: &mut *each, failure: &failure }.deserialize(&mut de).and_then(|_| de.end());
+    let since_last = Cell::new(0u64);
+    // The guard sits under a buffer so it counts chunks, not every byte serde_json
+    // pulls; the limit is then exact to within one buffer, which is plenty.
+    let guarded = std::io::BufReader::with_capacity(64 * 1024, ValueGuard { inner: reader, since_last: &since_last, limit });
+    let mut de = serde_json::Deserializer::from_reader(guarded);
+    let outcome = TopSeed { each: &mut *each, failure: &failure, since_last: &since_last }.deserialize(&mut de).and_then(|_| de.end());
     if let Some(err) = failure.into_inner() {
         return Err(err);
     }
     outcome.map_err(|e| {
         if e.is_io() {
+            let io: std::io::Error = e.into();
+            if io.get_ref().is_some_and(|i| i.is::<ValueTooLarge>()) {
+                return Error::input(what, format!("a single JSON value is larger than {limit} bytes; refusing it (a damaged or hostile export)"));
+            }
             // The archive stream under the entry broke (truncated, corrupt, bad padding):
             // say so, without a JSON line and column that mean nothing here.
-            crate::archive::classify(what, e.into())
+            crate::archive::classify(what, io)
         } else {
             json_error(what, &e)
         }
@@ -53,13 +64,46 @@ pub fn json_error(what: &str, e: &serde_json::Error) -> Error {
     }
 }
 
+/// Counts the bytes read since the last delivered element and fails past the limit.
+struct ValueGuard<'c, R> {
+    inner: R,
+    since_last: &'c Cell<u64>,
+    limit: u64,
+}
+
+impl<R: Read> Read for ValueGuard<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let total = self.since_last.get() + n as u64;
+        self.since_last.set(total);
+        if total > self.limit {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, ValueTooLarge));
+        }
+        Ok(n)
+    }
+}
+
+/// The marker error of [`ValueGuard`].
+#[derive(Debug)]
+struct ValueTooLarge;
+
+impl fmt::Display for ValueTooLarge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JSON value too large")
+    }
+}
+
+impl std::error::Error for ValueTooLarge {}
+
 struct TopSeed<'a, 'f> {
     each: &'a mut dyn FnMut(Value) -> Result<()>,
     failure: &'f RefCell<Option<Error>>,
+    since_last: &'f Cell<u64>,
 }
 
 impl TopSeed<'_, '_> {
     fn deliver<E: de::Error>(&mut self, value: Value) -> Result<(), E> {
+        self.since_last.set(0);
         (self.each)(value).map_err(|err| {
             *self.failure.borrow_mut() = Some(err);
             E::custom("stopped by the element handler")
@@ -241,6 +285,38 @@ mod tests {
         let err = collect("[{\"a\":1},\n{\"b\":}]").unwrap_err();
         assert!(err.message().contains("t.json"), "{}", err.message());
         assert!(err.message().contains("line 2"), "{}", err.message());
+    }
+
+    /// A reader that hands out one byte per call.
+    struct OneByte<'a>(&'a [u8]);
+
+    impl Read for OneByte<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match (self.0.split_first(), buf.first_mut()) {
+                (Some((b, rest)), Some(slot)) => {
+                    *slot = *b;
+                    self.0 = rest;
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+
+    #[test]
+    fn one_oversized_value_is_refused_but_many_small_ones_are_fine() {
+        // Fed one byte per read, so the guard sees the stream as it is parsed.
+        let small = format!("[{}]", vec!["{\"a\":\"xxxxxxxxxx\"}"; 200].join(","));
+        let mut n = 0;
+        for_each_element_limited(OneByte(small.as_bytes()), "t.json", 64, &mut |_| {
+            n += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(n, 200);
+        let huge = format!("[{{\"a\":\"{}\"}}]", "x".repeat(1000));
+        let err = for_each_element_limited(OneByte(huge.as_bytes()), "t.json", 64, &mut |_| Ok(())).unwrap_err();
+        assert!(err.message().contains("t.json: a single JSON value is larger than 64 bytes"), "{}", err.message());
     }
 
     #[test]

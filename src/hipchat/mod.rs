@@ -390,7 +390,7 @@ impl Reader {
             self.stats.unknown_rooms.insert(rid);
             report.add_extra("placeholder_rooms", 1);
             report.warn(format!("room {rid} has history but is not in rooms.json; a private placeholder room stands in"));
-            self.rooms.insert(rid, placeholder_room(rid));
+            self.rooms.insert(rid, Room::placeholder(rid));
         }
     }
 
@@ -530,26 +530,6 @@ fn placeholder_user(id: UserId, name: &str) -> User {
         roles: vec!["user".into()],
         is_placeholder: true,
         username: None,
-    }
-}
-
-fn placeholder_room(id: RoomId) -> Room {
-    Room {
-        id,
-        name: format!("Hipchat room {id}"),
-        canonical_name: String::new(),
-        created: None,
-        owner: None,
-        privacy: crate::model::Privacy::Private,
-        is_archived: false,
-        is_deleted: false,
-        topic: String::new(),
-        guest_access_url: None,
-        members: Vec::new(),
-        participants: Vec::new(),
-        admins: Vec::new(),
-        autojoined_by: Vec::new(),
-        is_placeholder: true,
     }
 }
 

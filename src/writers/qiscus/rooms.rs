@@ -80,7 +80,7 @@ pub fn write_rooms(catalog: &Catalog, summaries: &BTreeMap<Conversation, Convers
                 count_room(room.is_placeholder, report);
             }
             None => {
-                let stand_in = stand_in_room(id);
+                let stand_in = Room::placeholder(id);
                 arrays.push(&group_row(catalog, &stand_in, summary, settings, directory, report))?;
                 count_room(true, report);
             }
@@ -105,27 +105,6 @@ fn count_room(placeholder: bool, report: &mut Report) {
         report.add_extra("qiscus_placeholder_rooms", 1);
     } else {
         report.written(Entity::Room);
-    }
-}
-
-/// A room that has history but no entry anywhere (the reader normally makes one).
-fn stand_in_room(id: RoomId) -> Room {
-    Room {
-        id,
-        name: String::new(),
-        canonical_name: String::new(),
-        created: None,
-        owner: None,
-        privacy: Privacy::Private,
-        is_archived: false,
-        is_deleted: false,
-        topic: String::new(),
-        guest_access_url: None,
-        members: Vec::new(),
-        participants: Vec::new(),
-        admins: Vec::new(),
-        autojoined_by: Vec::new(),
-        is_placeholder: true,
     }
 }
 
