@@ -1,0 +1,117 @@
+//! A conversion either finishes or leaves nothing: no OUT that looks complete, no
+//! hidden folders, nothing outside OUT; an existing OUT is kept without --force.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{fixture_password, hcconv, quirks, repo, write_container};
+use hcconv::testkit::{write_scaled_export, Container, ScaleSpec};
+
+/// Every name in `dir` (one level).
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_failed_conversion_leaves_no_output_and_no_hidden_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(repo("fixtures/quirks.tar.gz.aes")).unwrap();
+    let cut = dir.path().join("cut.tar.gz.aes");
+    std::fs::write(&cut, &bytes[..bytes.len() - 100]).unwrap();
+    for target in ["mattermost", "pixtoome"] {
+        let out = dir.path().join(format!("out-{target}"));
+        let assert = hcconv().arg(&cut).args(["--to", target, "-q", "-o"]).arg(&out).env("HCCONV_PASSWORD", fixture_password()).assert();
+        let output = assert.get_output();
+        assert_eq!(output.status.code(), Some(4), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(!out.exists(), "{target}: no OUT after a failure");
+    }
+    assert_eq!(names(dir.path()), vec!["cut.tar.gz.aes"], "no hidden staging folders are left");
+}
+
+#[test]
+fn an_existing_output_is_kept_without_force_and_replaced_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("keep.txt"), "precious").unwrap();
+    let fixture = repo("fixtures/quirks.tar.gz.aes");
+    let run = |force: bool| {
+        let mut cmd = hcconv();
+        cmd.arg(&fixture).args(["--to", "mattermost", "-q", "-o"]).arg(&out).env("HCCONV_PASSWORD", fixture_password());
+        if force {
+            cmd.arg("--force");
+        }
+        cmd.output().unwrap()
+    };
+    let refused = run(false);
+    assert_eq!(refused.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--force"));
+    assert_eq!(std::fs::read_to_string(out.join("keep.txt")).unwrap(), "precious");
+    assert!(run(true).status.success());
+    assert!(!out.join("keep.txt").exists());
+    assert!(out.join("import.jsonl").is_file());
+    assert_eq!(names(dir.path()), vec!["out"]);
+}
+
+#[test]
+fn an_output_symlink_is_never_written_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let out = dir.path().join("out");
+    std::os::unix::fs::symlink(&elsewhere, &out).unwrap();
+    let output = hcconv()
+        .arg(repo("fixtures/quirks.tar.gz.aes"))
+        .args(["--to", "mattermost", "-q", "--force", "-o"])
+        .arg(&out)
+        .env("HCCONV_PASSWORD", fixture_password())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(5));
+    assert!(names(&elsewhere).is_empty());
+}
+
+#[test]
+fn max_entry_size_refuses_large_entries_and_reports_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (entries, _) = quirks();
+    let export = write_container(dir.path(), "q.tar", &entries, hcconv::testkit::Container::Tar, "");
+    let out = dir.path().join("out");
+    let report = dir.path().join("report.json");
+    hcconv().arg(&export).args(["--to", "mattermost", "-q", "--max-entry-size", "200", "-o"]).arg(&out).arg("--report").arg(&report).assert().success();
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let too_large = report["skip_reasons"]["entry"]["too_large"].as_u64().unwrap_or(0);
+    assert!(too_large > 0, "{}", report["skip_reasons"]);
+    assert_eq!(report["status"], "ok");
+}
+
+#[test]
+fn ctrl_c_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("big.tar.gz");
+    let spec = ScaleSpec { messages: 60_000, rooms: 20, users: 100, attachment_every: 50, attachment_bytes: 2000, private_percent: 10 };
+    write_scaled_export(spec, Container::TarGz, "", std::fs::File::create(&export).unwrap()).unwrap();
+    let out = dir.path().join("out");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hcconv")).arg(&export).args(["--to", "mattermost", "-q", "-o"]).arg(&out).spawn().unwrap();
+    // Wait until the run has created its hidden folders, then interrupt it.
+    let started = std::time::Instant::now();
+    while names(dir.path()).len() < 3 && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    let killed = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    if status.success() {
+        // The machine finished the whole run before the signal arrived: nothing to test.
+        eprintln!("note: the conversion finished before Ctrl-C could be sent");
+        return;
+    }
+    assert_eq!(status.code(), Some(130));
+    assert!(!out.exists());
+    assert_eq!(names(dir.path()), vec!["big.tar.gz"], "hidden folders removed");
+}
