@@ -1,6 +1,8 @@
 //! The Pixtoome writer on the quirks fixture: layout, exact key sets of the Zulip
 //! 3.4 profile, references between rows, content rules, accounting, determinism.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -443,22 +445,7 @@ fn output_is_byte_identical_across_runs() {
     let b = tempfile::tempdir().unwrap();
     let (out_a, _) = convert(a.path(), &[]);
     let (out_b, _) = convert(b.path(), &[]);
-    let list = |root: &Path| -> BTreeMap<PathBuf, Vec<u8>> {
-        let mut files = BTreeMap::new();
-        let mut stack = vec![root.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for e in fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else {
-                    files.insert(p.strip_prefix(root).unwrap().to_path_buf(), fs::read(&p).unwrap());
-                }
-            }
-        }
-        files
-    };
-    let (fa, fb) = (list(&out_a), list(&out_b));
+    let (fa, fb) = (common::read_tree(&out_a), common::read_tree(&out_b));
     assert_eq!(fa.keys().collect::<Vec<_>>(), fb.keys().collect::<Vec<_>>());
     for (k, v) in &fa {
         assert!(v == &fb[k], "{} differs", k.display());

@@ -2,6 +2,8 @@
 //! synthetic export for file rollover), parse every output file, and check each rule
 //! of the import API (FORMATS.md section 3) and of the accounting contract.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -357,22 +359,7 @@ fn output_is_byte_identical_with_the_same_secret_and_credentials_change_with_ano
     let s1 = secret(dir.path(), "the same secret, twice over!");
     let a = convert(dir.path(), "a", FIXTURE, &s1, &["--files-base-url", BASE]);
     let b = convert(dir.path(), "b", FIXTURE, &s1, &["--files-base-url", BASE]);
-    let tree = |root: &Path| -> BTreeMap<PathBuf, Vec<u8>> {
-        let mut out = BTreeMap::new();
-        let mut stack = vec![root.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for e in fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else {
-                    out.insert(p.strip_prefix(root).unwrap().to_path_buf(), fs::read(&p).unwrap());
-                }
-            }
-        }
-        out
-    };
-    let (ta, tb) = (tree(&a.out), tree(&b.out));
+    let (ta, tb) = (common::read_tree(&a.out), common::read_tree(&b.out));
     assert!(ta.len() >= 8);
     assert_eq!(ta, tb);
     let s2 = secret(dir.path(), "a different secret, not the same");

@@ -185,3 +185,21 @@ impl Noise {
         (0..n).map(|_| self.next() as u8).collect()
     }
 }
+
+/// Every file under `root` with its bytes, keyed by its path relative to `root`:
+/// two outputs are byte-identical exactly when these maps are equal.
+pub fn read_tree(root: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.strip_prefix(root).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
