@@ -117,6 +117,10 @@ struct InputArgs {
     /// Refuse archive entries larger than this many bytes (a decompression-bomb guard).
     #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024 * 1024)]
     max_entry_size: u64,
+    /// Stop when the archive inflates to more than N times its size (past 1 GiB): a
+    /// decompression-bomb guard; real exports compress far less. 0 turns it off.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    max_ratio: u64,
 }
 
 /// What to leave out (reported as skipped, never silently dropped).
@@ -216,7 +220,7 @@ impl InputArgs {
             KdfArg::Pbkdf2 => Kdf::Pbkdf2(self.iter),
         });
         let opts = ReadOptions {
-            open: OpenOptions { password: &password, kdf, iter: self.iter, max_entry_size: self.max_entry_size, on_read: Some(&on_read), on_kdf: Some(&on_kdf) },
+            open: OpenOptions { password: &password, kdf, iter: self.iter, max_entry_size: self.max_entry_size, max_ratio: self.max_ratio, on_read: Some(&on_read), on_kdf: Some(&on_kdf) },
             skip_damaged: self.skip_damaged,
             spool_dir: spool_dir.to_path_buf(),
             files,

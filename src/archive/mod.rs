@@ -40,6 +40,9 @@ pub struct OpenOptions<'a> {
     pub iter: u32,
     /// Entries larger than this are refused (a decompression-bomb guard).
     pub max_entry_size: u64,
+    /// Stop when the gzip stream inflates to more than this many times the input's
+    /// size (past 1 GiB); 0 turns the check off. Real exports compress far less.
+    pub max_ratio: u64,
     /// Told how many bytes of the input have been read so far (for progress bars).
     pub on_read: Option<&'a (dyn Fn(u64) + Sync)>,
     /// Told which key derivation decrypts the export (verbose output, reports).
@@ -83,11 +86,11 @@ pub fn walk(input: &Path, opts: &OpenOptions, visit: &mut dyn FnMut(EntryEvent) 
         if let (Some(f), Some(kdf)) = (opts.on_kdf, plain.kdf()) {
             f(kdf);
         }
-        walk_payload(BufReader::with_capacity(256 * 1024, plain), &what, opts, visit)?;
+        walk_payload(BufReader::with_capacity(256 * 1024, plain), &what, meta.len(), opts, visit)?;
         return Ok(InputKind::Encrypted);
     }
     if crypto::is_gzip(&head) {
-        walk_payload(reader, &what, opts, visit)?;
+        walk_payload(reader, &what, meta.len(), opts, visit)?;
         return Ok(InputKind::TarGz);
     }
     if crypto::is_tar_header(&head) {
@@ -105,10 +108,12 @@ pub fn walk(input: &Path, opts: &OpenOptions, visit: &mut dyn FnMut(EntryEvent) 
 }
 
 /// A decrypted stream is a gzip'd tar (hc-migrate) or, rarely, a plain tar.
-fn walk_payload<R: io::BufRead>(mut reader: R, what: &str, opts: &OpenOptions, visit: &mut dyn FnMut(EntryEvent) -> Result<()>) -> Result<()> {
+fn walk_payload<R: io::BufRead>(mut reader: R, what: &str, input_size: u64, opts: &OpenOptions, visit: &mut dyn FnMut(EntryEvent) -> Result<()>) -> Result<()> {
     let head = reader.fill_buf().map_err(|e| classify(what, e))?;
     if crypto::is_gzip(head) {
-        let mut gz = BufReader::with_capacity(256 * 1024, GzMembers { member: Some(flate2::bufread::GzDecoder::new(reader)) });
+        let members = GzMembers { member: Some(flate2::bufread::GzDecoder::new(reader)) };
+        let guarded = RatioGuard { inner: members, out: 0, limit: ratio_limit(input_size, opts.max_ratio) };
+        let mut gz = BufReader::with_capacity(256 * 1024, guarded);
         entries::walk_tar(&mut gz, what, opts.max_entry_size, visit)?;
         // The tar walk stops at the end-of-archive blocks, before the gzip trailer; read
         // on to the end so the gzip checksum (and the cipher padding) are verified and a
@@ -120,6 +125,43 @@ fn walk_payload<R: io::BufRead>(mut reader: R, what: &str, opts: &OpenOptions, v
         // Likewise: an encrypted plain tar's cipher padding is checked at the very end.
         io::copy(&mut reader, &mut io::sink()).map_err(|e| classify(what, e))?;
         Ok(())
+    }
+}
+
+/// Bytes the gzip stream may inflate to: `max_ratio` times the input, never less
+/// than 1 GiB (small exports of repetitive JSON compress well too).
+fn ratio_limit(input_size: u64, max_ratio: u64) -> u64 {
+    if max_ratio == 0 { u64::MAX } else { input_size.saturating_mul(max_ratio).max(1 << 30) }
+}
+
+/// Stops a decompression bomb: a small archive that inflates to terabytes would
+/// otherwise fill the disk with staged files long before any entry looks too large.
+struct RatioGuard<R> {
+    inner: R,
+    out: u64,
+    limit: u64,
+}
+
+/// The marker error of [`RatioGuard`], classified as damaged input.
+#[derive(Debug)]
+pub struct InflatesTooMuch(pub u64);
+
+impl std::fmt::Display for InflatesTooMuch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "inflates to more than {} bytes, far beyond any real export of its size (a decompression bomb?); raise --max-ratio if it is genuine", self.0)
+    }
+}
+
+impl std::error::Error for InflatesTooMuch {}
+
+impl<R: Read> Read for RatioGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out += n as u64;
+        if self.out > self.limit {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, InflatesTooMuch(self.limit)));
+        }
+        Ok(n)
     }
 }
 
@@ -164,6 +206,7 @@ pub fn classify(what: &str, e: io::Error) -> Error {
     match crypto::decrypt_error(&e) {
         Some(d @ crypto::DecryptError::WrongPassword) => Error::new(ErrorKind::Decrypt, format!("{what}: {d}")),
         Some(d) => Error::input(what, d),
+        None if e.get_ref().is_some_and(|i| i.is::<InflatesTooMuch>()) => Error::input(what, e.get_ref().map(|i| i.to_string()).unwrap_or_default()),
         None if e.kind() == io::ErrorKind::UnexpectedEof => Error::input(what, "archive is truncated (unexpected end of data)"),
         None => Error::input(what, format!("archive is damaged: {e}")),
     }
@@ -177,4 +220,28 @@ pub fn read_small(reader: &mut dyn Read, limit: u64, what: &str) -> Result<Vec<u
         return Err(Error::input(what, format!("larger than the {limit}-byte limit for this kind of file")));
     }
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratio_limit_has_a_floor_and_an_off_switch() {
+        assert_eq!(ratio_limit(1_000, 1000), 1 << 30);
+        assert_eq!(ratio_limit(10 << 30, 1000), (10u64 << 30) * 1000);
+        assert_eq!(ratio_limit(5, 0), u64::MAX);
+    }
+
+    #[test]
+    fn a_bomb_is_stopped_with_a_clear_message() {
+        let zeros = io::repeat(0).take(10_000);
+        let mut guard = RatioGuard { inner: zeros, out: 0, limit: 4096 };
+        let err = io::copy(&mut guard, &mut io::sink()).unwrap_err();
+        let e = classify("bomb.tar.gz", err);
+        assert_eq!(e.kind(), ErrorKind::Input);
+        assert!(e.message().contains("bomb.tar.gz: inflates to more than 4096 bytes"), "{}", e.message());
+        let mut fine = RatioGuard { inner: io::repeat(0).take(4096), out: 0, limit: 4096 };
+        assert_eq!(io::copy(&mut fine, &mut io::sink()).unwrap(), 4096);
+    }
 }
