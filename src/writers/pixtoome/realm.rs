@@ -7,8 +7,10 @@
 //! `user_permissions` are deleted from each user row (so must be present);
 //! `authentication_methods` is a list of `[name, enabled]` pairs.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
+use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
 
 use crate::error::Result;
@@ -20,21 +22,50 @@ use super::profile::FormatProfile;
 
 /// Writes `realm.json` with `emoji` as the realm emoji rows.
 pub fn write_realm(out: &Path, plan: &Plan, emoji: Vec<Value>, profile: &FormatProfile) -> Result<()> {
-    let mut tables: Map<String, Value> = profile.realm_tables.iter().map(|t| (t.to_string(), json!([]))).collect();
+    let mut tables: BTreeMap<String, Table> = profile.realm_tables.iter().map(|t| (t.to_string(), Table::Ready(json!([])))).collect();
     let realm = profile.realm_row(REALM_ID, "Organization imported from Hipchat!", plan.epoch);
     check(profile, "zerver_realm", &Value::Object(realm.clone()))?;
-    tables.insert("zerver_realm".into(), json!([realm]));
+    tables.insert("zerver_realm".into(), Table::Ready(json!([realm])));
     let (users, dummies) = user_rows(plan, profile)?;
-    tables.insert("zerver_userprofile".into(), Value::Array(users));
-    tables.insert("zerver_userprofile_mirrordummy".into(), Value::Array(dummies));
-    tables.insert("zerver_stream".into(), Value::Array(stream_rows(plan, profile)?));
-    tables.insert("zerver_recipient".into(), Value::Array(recipient_rows(plan, profile)?));
-    tables.insert("zerver_subscription".into(), Value::Array(subscription_rows(plan, profile)?));
-    tables.insert("zerver_defaultstream".into(), Value::Array(default_stream_rows(plan, profile)?));
-    tables.insert("zerver_client".into(), json!([{"id": SENDING_CLIENT, "name": "populate_db"}]));
-    tables.insert("zerver_realmemoji".into(), Value::Array(emoji));
-    tables.insert("sort_by_date".into(), json!(true));
+    tables.insert("zerver_userprofile".into(), Table::Ready(Value::Array(users)));
+    tables.insert("zerver_userprofile_mirrordummy".into(), Table::Ready(Value::Array(dummies)));
+    tables.insert("zerver_stream".into(), Table::Ready(Value::Array(stream_rows(plan, profile)?)));
+    tables.insert("zerver_recipient".into(), Table::Ready(Value::Array(recipient_rows(plan, profile)?)));
+    tables.insert("zerver_subscription".into(), Table::Subscriptions(plan, profile));
+    tables.insert("zerver_defaultstream".into(), Table::Ready(Value::Array(default_stream_rows(plan, profile)?)));
+    tables.insert("zerver_client".into(), Table::Ready(json!([{"id": SENDING_CLIENT, "name": "populate_db"}])));
+    tables.insert("zerver_realmemoji".into(), Table::Ready(Value::Array(emoji)));
+    tables.insert("sort_by_date".into(), Table::Ready(json!(true)));
     write_json(&out.join("realm.json"), &tables)
+}
+
+/// A realm.json table: built, or (subscriptions, which grow as streams ×
+/// subscribers) produced one row at a time while it is written, so memory holds
+/// one row instead of the whole table.
+enum Table<'a> {
+    Ready(Value),
+    Subscriptions(&'a Plan, &'a FormatProfile),
+}
+
+impl Serialize for Table<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Table::Ready(v) => v.serialize(serializer),
+            Table::Subscriptions(plan, profile) => serializer.collect_seq(subscription_rows(plan, profile).map(CheckedRow)),
+        }
+    }
+}
+
+/// A row that was checked against the profile; a failed check fails the write.
+struct CheckedRow(std::result::Result<Value, String>);
+
+impl Serialize for CheckedRow {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        match &self.0 {
+            Ok(v) => v.serialize(serializer),
+            Err(e) => Err(serde::ser::Error::custom(e)),
+        }
+    }
 }
 
 fn user_rows(plan: &Plan, profile: &FormatProfile) -> Result<(Vec<Value>, Vec<Value>)> {
@@ -113,24 +144,19 @@ fn recipient_rows(plan: &Plan, profile: &FormatProfile) -> Result<Vec<Value>> {
         .collect()
 }
 
-fn subscription_rows(plan: &Plan, profile: &FormatProfile) -> Result<Vec<Value>> {
-    let mut rows = Vec::new();
+/// Personal subscriptions first, then each stream's, numbered from 1.
+fn subscription_rows<'a>(plan: &'a Plan, profile: &'a FormatProfile) -> impl Iterator<Item = std::result::Result<Value, String>> + 'a {
     let gray = "#c2c2c2";
-    for u in &plan.users {
-        rows.push((u.id, u.recipient, gray.to_string()));
-    }
-    for (i, s) in plan.streams.iter().enumerate() {
+    let personal = plan.users.iter().map(move |u| (u.id, u.recipient, gray));
+    let streams = plan.streams.iter().enumerate().flat_map(move |(i, s)| {
         let color = profile.stream_colors[i % profile.stream_colors.len()];
-        rows.extend(s.subscribers.iter().map(|u| (*u, s.recipient, color.to_string())));
-    }
-    rows.into_iter()
-        .enumerate()
-        .map(|(i, (user, recipient, color))| {
-            let row = Value::Object(profile.subscription_row(i as u64 + 1, user, recipient, &color));
-            check(profile, "zerver_subscription", &row)?;
-            Ok(row)
-        })
-        .collect()
+        s.subscribers.iter().map(move |u| (*u, s.recipient, color))
+    });
+    personal.chain(streams).enumerate().map(move |(i, (user, recipient, color))| {
+        let row = Value::Object(profile.subscription_row(i as u64 + 1, user, recipient, color));
+        check(profile, "zerver_subscription", &row).map_err(|e| e.to_string())?;
+        Ok(row)
+    })
 }
 
 fn default_stream_rows(plan: &Plan, profile: &FormatProfile) -> Result<Vec<Value>> {
