@@ -104,26 +104,66 @@ impl Uploads {
         candidate
     }
 
-    /// Writes `attachment.json` and `uploads/records.json`.
+    /// Writes `attachment.json` and `uploads/records.json`, one row at a time (both
+    /// grow with the number of attachments).
     pub fn finish(self, profile: &FormatProfile) -> Result<()> {
         let mut uploads: Vec<&Upload> = self.by_file.values().collect();
         uploads.sort_by_key(|u| u.id);
-        let mut attachments = Vec::with_capacity(uploads.len());
-        let mut records = Vec::with_capacity(uploads.len());
-        for u in uploads {
-            let row = json!({
-                "id": u.id, "file_name": u.file_name, "path_id": u.path_id, "owner": u.owner, "realm": REALM_ID,
-                "create_time": u.create_time, "size": u.size, "is_realm_public": u.is_realm_public, "messages": u.messages
-            });
-            check(profile, "zerver_attachment", &row)?;
-            attachments.push(row);
-            records.push(json!({
-                "path": u.path_id, "s3_path": u.path_id, "realm_id": REALM_ID, "user_profile_id": u.owner,
-                "size": u.size, "content_type": content_type(&u.file_name), "last_modified": u.create_time as i64
-            }));
+        let attachment_rows = || {
+            uploads.iter().map(|u| {
+                let row = json!({
+                    "id": u.id, "file_name": u.file_name, "path_id": u.path_id, "owner": u.owner, "realm": REALM_ID,
+                    "create_time": u.create_time, "size": u.size, "is_realm_public": u.is_realm_public, "messages": u.messages
+                });
+                check(profile, "zerver_attachment", &row).map(|_| row).map_err(|e| e.to_string())
+            })
+        };
+        let record_rows = || {
+            uploads.iter().map(|u| {
+                Ok(json!({
+                    "path": u.path_id, "s3_path": u.path_id, "realm_id": REALM_ID, "user_profile_id": u.owner,
+                    "size": u.size, "content_type": content_type(&u.file_name), "last_modified": u.create_time as i64
+                }))
+            })
+        };
+        #[derive(Serialize)]
+        struct AttachmentFile<T: Serialize> {
+            zerver_attachment: T,
         }
-        write_json(&self.out.join("attachment.json"), &json!({ "zerver_attachment": attachments }))?;
-        write_json(&self.out.join("uploads").join("records.json"), &records)
+        write_json(&self.out.join("attachment.json"), &AttachmentFile { zerver_attachment: RowStream::new(attachment_rows()) })?;
+        write_json(&self.out.join("uploads").join("records.json"), &RowStream::new(record_rows()))
+    }
+}
+
+/// Rows produced while they are written, so a table never sits whole in memory.
+/// A row whose check failed fails the write.
+pub struct RowStream<I> {
+    rows: std::cell::RefCell<Option<I>>,
+}
+
+impl<I> RowStream<I> {
+    /// Wraps an iterator of checked rows.
+    pub fn new(rows: I) -> Self {
+        RowStream { rows: std::cell::RefCell::new(Some(rows)) }
+    }
+}
+
+impl<I: Iterator<Item = std::result::Result<Value, String>>> Serialize for RowStream<I> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let rows = self.rows.borrow_mut().take().ok_or_else(|| serde::ser::Error::custom("rows already written"))?;
+        serializer.collect_seq(rows.map(CheckedRow))
+    }
+}
+
+/// A row that was checked against the profile.
+struct CheckedRow(std::result::Result<Value, String>);
+
+impl Serialize for CheckedRow {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        match &self.0 {
+            Ok(v) => v.serialize(serializer),
+            Err(e) => Err(serde::ser::Error::custom(e)),
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::Result;
 
-use super::files::{check, write_json};
+use super::files::{check, write_json, RowStream};
 use super::messages::SENDING_CLIENT;
 use super::plan::{Origin, Plan, ZUser, REALM_ID};
 use super::profile::FormatProfile;
@@ -51,19 +51,7 @@ impl Serialize for Table<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
         match self {
             Table::Ready(v) => v.serialize(serializer),
-            Table::Subscriptions(plan, profile) => serializer.collect_seq(subscription_rows(plan, profile).map(CheckedRow)),
-        }
-    }
-}
-
-/// A row that was checked against the profile; a failed check fails the write.
-struct CheckedRow(std::result::Result<Value, String>);
-
-impl Serialize for CheckedRow {
-    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        match &self.0 {
-            Ok(v) => v.serialize(serializer),
-            Err(e) => Err(serde::ser::Error::custom(e)),
+            Table::Subscriptions(plan, profile) => RowStream::new(subscription_rows(plan, profile)).serialize(serializer),
         }
     }
 }
