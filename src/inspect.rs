@@ -182,6 +182,8 @@ pub struct Inventory {
     pub entries: u64,
     /// Entries refused or not read, with reasons.
     pub entries_skipped: BTreeMap<String, u64>,
+    /// History files skipped as damaged (`--skip-damaged`), with what was wrong.
+    pub damaged_files: Vec<String>,
     /// Which top-level files were present.
     pub top_level_files: BTreeMap<String, bool>,
     /// Users.
@@ -254,6 +256,12 @@ impl Inventory {
         if let Some(reasons) = report.skip_reasons.get(&Entity::Entry) {
             inv.entries_skipped = reasons.iter().map(|(r, n)| (reason_name(*r), *n)).collect();
         }
+        inv.damaged_files = report
+            .skipped
+            .iter()
+            .filter(|s| s.entity == Entity::Entry && s.reason == SkipReason::DamagedFile)
+            .map(|s| s.detail.clone())
+            .collect();
         inv.top_level_files = stats.top_level_files.clone();
         let real_users = cat.users.values().filter(|u| !u.is_placeholder);
         inv.users = UserCounts {
@@ -331,6 +339,9 @@ impl Inventory {
         let _ = writeln!(s, "input           {kind}, {} entries", self.entries);
         for (reason, n) in &self.entries_skipped {
             let _ = writeln!(s, "  entries not read: {n} ({reason})");
+        }
+        for damaged in &self.damaged_files {
+            let _ = writeln!(s, "  damaged: {damaged}");
         }
         let missing: Vec<&str> = self.top_level_files.iter().filter(|(_, p)| !**p).map(|(n, _)| n.as_str()).collect();
         if !missing.is_empty() {

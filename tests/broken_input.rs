@@ -262,6 +262,10 @@ fn skip_damaged_keeps_going_and_reports_the_file() {
     let (code, stdout, _) = run(&path, &["--skip-damaged"]);
     assert_eq!(code, Some(0));
     assert!(stdout.contains("entries not read: 1 (damaged_file)"), "{stdout}");
+    assert!(stdout.contains("damaged: rooms/7/history.json: malformed JSON"), "{stdout}");
+    let damaged = inv["damaged_files"].as_array().unwrap();
+    assert_eq!(damaged.len(), 1);
+    assert!(damaged[0].as_str().unwrap().starts_with("rooms/7/history.json: malformed JSON"), "{damaged:?}");
 }
 
 #[test]
