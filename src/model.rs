@@ -122,6 +122,26 @@ pub struct User {
 }
 
 impl User {
+    /// An active regular user with nothing else known: the base of the reader's
+    /// placeholders, and of users made in tests.
+    pub fn regular(id: UserId, name: &str, mention_name: &str, email: Option<&str>) -> User {
+        User {
+            id,
+            name: name.to_string(),
+            mention_name: mention_name.to_string(),
+            email: email.map(str::to_string),
+            title: String::new(),
+            avatar: None,
+            created: None,
+            is_deleted: false,
+            timezone: None,
+            account_type: AccountType::User,
+            roles: vec!["user".into()],
+            is_placeholder: false,
+            username: None,
+        }
+    }
+
     /// Owner of the Hipchat instance (the `owner` role).
     pub fn is_owner(&self) -> bool {
         self.roles.iter().any(|r| r == "owner")

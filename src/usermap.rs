@@ -70,24 +70,10 @@ pub fn apply(rows: &[MapRow], catalog: &mut Catalog, report: &mut Report) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{AccountType, User};
+    use crate::model::User;
 
     fn user(id: u64, email: &str) -> User {
-        User {
-            id,
-            name: format!("U{id}"),
-            mention_name: format!("u{id}"),
-            email: Some(email.into()),
-            title: String::new(),
-            avatar: None,
-            created: None,
-            is_deleted: false,
-            timezone: None,
-            account_type: AccountType::User,
-            roles: vec![],
-            is_placeholder: false,
-            username: None,
-        }
+        User::regular(id, &format!("U{id}"), &format!("u{id}"), Some(email))
     }
 
     #[test]

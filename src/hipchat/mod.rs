@@ -516,21 +516,8 @@ fn keep_latest<T>(map: &mut BTreeMap<RoomId, ((i64, u64), T)>, rid: RoomId, orde
 }
 
 fn placeholder_user(id: UserId, name: &str) -> User {
-    User {
-        id,
-        name: if name.trim().is_empty() { format!("Unknown user {id}") } else { name.to_string() },
-        mention_name: String::new(),
-        email: None,
-        title: String::new(),
-        avatar: None,
-        created: None,
-        is_deleted: true,
-        timezone: None,
-        account_type: crate::model::AccountType::User,
-        roles: vec!["user".into()],
-        is_placeholder: true,
-        username: None,
-    }
+    let name = if name.trim().is_empty() { format!("Unknown user {id}") } else { name.to_string() };
+    User { is_deleted: true, is_placeholder: true, ..User::regular(id, &name, "", None) }
 }
 
 /// Shortens a value for a report line.

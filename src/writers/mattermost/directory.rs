@@ -309,24 +309,9 @@ fn ambiguous(pairs: &[(UserId, String, String)]) -> BTreeSet<UserId> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::AccountType;
 
     fn user(id: UserId, mention: &str, email: Option<&str>) -> User {
-        User {
-            id,
-            name: format!("User {id}"),
-            mention_name: mention.into(),
-            email: email.map(str::to_string),
-            title: String::new(),
-            avatar: None,
-            created: None,
-            is_deleted: false,
-            timezone: None,
-            account_type: AccountType::User,
-            roles: vec!["user".into()],
-            is_placeholder: false,
-            username: None,
-        }
+        User::regular(id, &format!("User {id}"), mention, email)
     }
 
     fn directory(users: Vec<User>) -> (Directory, Report) {
