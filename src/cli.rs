@@ -125,7 +125,7 @@ struct InputArgs {
 
 /// What to leave out (reported as skipped, never silently dropped).
 #[derive(Args, Debug, Clone)]
-#[command(next_help_heading = "Filters")]
+#[command(next_help_heading = "Filters and user mapping")]
 struct FilterArgs {
     /// Convert only messages at or after DATE (YYYY-MM-DD, UTC, or RFC 3339).
     #[arg(long, value_name = "DATE")]
