@@ -115,11 +115,11 @@ struct InputArgs {
     #[arg(long)]
     skip_damaged: bool,
     /// Refuse archive entries larger than this many bytes (a decompression-bomb guard).
-    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024 * 1024)]
+    #[arg(long, value_name = "BYTES", default_value_t = crate::archive::DEFAULT_MAX_ENTRY_SIZE)]
     max_entry_size: u64,
     /// Stop when the archive inflates to more than N times its size (past 1 GiB): a
     /// decompression-bomb guard; real exports compress far less. 0 turns it off.
-    #[arg(long, value_name = "N", default_value_t = 1000)]
+    #[arg(long, value_name = "N", default_value_t = crate::archive::DEFAULT_MAX_RATIO)]
     max_ratio: u64,
 }
 

@@ -34,7 +34,7 @@ fn library_read(path: &Path, password: &str, skip_damaged: bool) -> Result<Inven
     let pw = password.as_bytes().to_vec();
     let password = move || Ok(pw.clone());
     let opts = ReadOptions {
-        open: OpenOptions { password: &password, kdf: None, iter: 10_000, max_entry_size: u64::MAX, max_ratio: 1000, on_read: None, on_kdf: None },
+        open: OpenOptions::new(&password),
         skip_damaged,
         spool_dir: scratch.path().to_path_buf(),
         files: FileStore::measured(),

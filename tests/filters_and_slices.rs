@@ -21,7 +21,7 @@ fn write(dir: &Path, name: &str, entries: &[Entry]) -> PathBuf {
 fn read(inputs: &[PathBuf], scratch: &Path, report: &mut Report) -> Export {
     let no_password = || Err(hcconv::error::Error::usage("no password"));
     let opts = ReadOptions {
-        open: OpenOptions { password: &no_password, kdf: None, iter: 10_000, max_entry_size: u64::MAX, max_ratio: 1000, on_read: None, on_kdf: None },
+        open: OpenOptions::new(&no_password),
         skip_damaged: false,
         spool_dir: scratch.to_path_buf(),
         files: FileStore::measured(),

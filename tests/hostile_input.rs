@@ -217,7 +217,7 @@ fn staging_files_never_leaves_the_staging_folder() {
     std::fs::create_dir_all(&spool).unwrap();
     let no_password = || Err(hcconv::error::Error::usage("no password"));
     let opts = ReadOptions {
-        open: OpenOptions { password: &no_password, kdf: None, iter: 10_000, max_entry_size: u64::MAX, max_ratio: 1000, on_read: None, on_kdf: None },
+        open: OpenOptions::new(&no_password),
         skip_damaged: false,
         spool_dir: spool.clone(),
         files: FileStore::staged(&stage),

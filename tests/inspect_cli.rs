@@ -179,7 +179,7 @@ fn library_inventory(entries: &[Entry], dir: &Path) -> Value {
     let path = write_container(dir, "p.tar.gz", entries, Container::TarGz, "");
     let no_password = || Err(hcconv::error::Error::usage("no password"));
     let opts = ReadOptions {
-        open: OpenOptions { password: &no_password, kdf: None, iter: 10_000, max_entry_size: u64::MAX, max_ratio: 1000, on_read: None, on_kdf: None },
+        open: OpenOptions::new(&no_password),
         skip_damaged: false,
         spool_dir: dir.to_path_buf(),
         files: FileStore::measured(),

@@ -49,6 +49,27 @@ pub struct OpenOptions<'a> {
     pub on_kdf: Option<&'a dyn Fn(crypto::Kdf)>,
 }
 
+/// Default of `--max-entry-size`: far above any real attachment.
+pub const DEFAULT_MAX_ENTRY_SIZE: u64 = 16 * 1024 * 1024 * 1024;
+/// Default of `--max-ratio`: real exports compress far less.
+pub const DEFAULT_MAX_RATIO: u64 = 1000;
+
+impl<'a> OpenOptions<'a> {
+    /// Options with the documented defaults (detected key derivation, OpenSSL's
+    /// PBKDF2 iterations, the default limits) and no progress hooks.
+    pub fn new(password: &'a dyn Fn() -> Result<Vec<u8>>) -> Self {
+        OpenOptions {
+            password,
+            kdf: None,
+            iter: crypto::DEFAULT_PBKDF2_ITER,
+            max_entry_size: DEFAULT_MAX_ENTRY_SIZE,
+            max_ratio: DEFAULT_MAX_RATIO,
+            on_read: None,
+            on_kdf: None,
+        }
+    }
+}
+
 /// Passes reads through and reports the running total; lets a progress bar follow
 /// the encrypted input, the only size known up front.
 struct CountingReader<'a, R> {
