@@ -4,14 +4,25 @@
 //! says string), so every read goes through these helpers instead of strict serde
 //! structs that would reject a whole file for one odd field.
 
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+
+use super::time::{parse_timestamp, timestamp_from_json};
+use crate::model::Timestamp;
 
 /// The string at `key`; empty for null, missing or non-string (numbers are printed).
 pub fn text(obj: &Map<String, Value>, key: &str) -> String {
-    match obj.get(key) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        Some(Value::Bool(b)) => b.to_string(),
+    obj.get(key).map(text_of).unwrap_or_default()
+}
+
+/// A value as text: strings as they are, numbers and booleans printed, else empty.
+pub fn text_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
         _ => String::new(),
     }
 }
@@ -38,10 +49,15 @@ pub fn id(obj: &Map<String, Value>, key: &str) -> Option<u64> {
 
 /// A boolean at `key`: JSON true/false, `"true"`/`"false"`, or 0/1. Missing → false.
 pub fn flag(obj: &Map<String, Value>, key: &str) -> bool {
-    match obj.get(key) {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) => matches!(s.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"),
-        Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
+    obj.get(key).is_some_and(flag_of)
+}
+
+/// A value as a boolean, by [`flag`]'s rules.
+pub fn flag_of(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::String(s) => matches!(s.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"),
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
         _ => false,
     }
 }
@@ -80,5 +96,89 @@ pub fn embedded_json(v: Option<&Value>) -> Option<Value> {
         Value::String(s) => Some(serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone()))),
         Value::Null => None,
         other => Some(other.clone()),
+    }
+}
+
+/// One field of a message object: a parsed value, or the raw JSON text of the
+/// borrowed fast path ([`super::borrowed`]). Every reading goes through the `Value`
+/// rules above; the raw side only skips building a `Value` for plain strings and
+/// small objects, so both give the same result.
+#[derive(Clone, Copy)]
+pub enum Field<'a> {
+    /// A parsed value.
+    Value(&'a Value),
+    /// JSON text, already checked to be valid.
+    Raw(&'a RawValue),
+}
+
+impl<'a> Field<'a> {
+    /// The field as a `Value` (parsed on demand from raw text).
+    pub fn value(self) -> Cow<'a, Value> {
+        match self {
+            Field::Value(v) => Cow::Borrowed(v),
+            Field::Raw(r) => Cow::Owned(serde_json::from_str(r.get()).unwrap_or(Value::Null)),
+        }
+    }
+
+    /// The string content when the field is a JSON string, borrowed unless escaped.
+    fn as_str(self) -> Option<Cow<'a, str>> {
+        match self {
+            Field::Value(Value::String(s)) => Some(Cow::Borrowed(s)),
+            Field::Value(_) => None,
+            Field::Raw(r) => {
+                let text = r.get();
+                let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+                if inner.contains('\\') {
+                    serde_json::from_str::<String>(text).ok().map(Cow::Owned)
+                } else {
+                    Some(Cow::Borrowed(inner))
+                }
+            }
+        }
+    }
+
+    /// [`text_of`] of the field.
+    pub fn text(self) -> String {
+        match self.as_str() {
+            Some(s) => s.into_owned(),
+            None => text_of(&self.value()),
+        }
+    }
+
+    /// [`flag_of`] of the field.
+    pub fn flag(self) -> bool {
+        flag_of(&self.value())
+    }
+
+    /// [`id_of`] of the field.
+    pub fn id(self) -> Option<u64> {
+        id_of(&self.value())
+    }
+
+    /// [`timestamp_from_json`] of the field.
+    pub fn timestamp(self) -> Option<Timestamp> {
+        match self.as_str() {
+            Some(s) => parse_timestamp(&s),
+            None => timestamp_from_json(&self.value()),
+        }
+    }
+
+    /// Calls `f` with the member `key` of this field (`None` when the field is not an
+    /// object or lacks the key). Raw objects are read borrowed, without a `Value`.
+    pub fn with_member<T>(self, key: &str, f: impl FnOnce(Option<Field<'_>>) -> T) -> T {
+        if let Field::Raw(r) = self {
+            if let Some(fields) = super::borrowed::object(r.get()) {
+                return f(fields.get(key).map(Field::Raw));
+            }
+        }
+        f(self.value().get(key).map(Field::Value))
+    }
+
+    /// True when the field is a JSON object.
+    pub fn is_object(self) -> bool {
+        match self {
+            Field::Value(v) => v.is_object(),
+            Field::Raw(r) => r.get().starts_with('{'),
+        }
     }
 }

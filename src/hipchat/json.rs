@@ -1,58 +1,94 @@
 //! Streaming over the elements of a top-level JSON array, one element at a time.
 //!
 //! History files run to hundreds of megabytes; parsing one into a `Vec` (as every
-//! earlier importer did) is what made them run out of memory. serde_json can pull
-//! array elements lazily through a `SeqAccess`, which is all this module does, plus
-//! the shapes real exports use: a bare array, an array nested in another array, and
-//! an object whose values are arrays (`{"Emoticons": [...]}`) or a single wrapped item.
+//! earlier importer did) is what made them run out of memory. The walk here reads the
+//! file in chunks and cuts out each element's JSON text, which is then parsed from a
+//! slice: serde_json is several times faster on a slice than on a `Read` (where every
+//! byte of every string goes through the reader), and a slice lets the message parser
+//! borrow its strings instead of building a `serde_json::Value` per message.
+//!
+//! Hand-rolled (about 250 lines) because no maintained crate splits a JSON array
+//! into element slices from a stream: serde_json's `StreamDeserializer` only reads
+//! whitespace-separated values, and the pull parsers (struson and the like) copy every
+//! string. The walk only finds where each element starts and ends; serde_json still
+//! parses and validates every element, so what this module accepts is exactly JSON.
+//! Shapes real exports use: a bare array, an array nested in another array, and an
+//! object whose values are arrays (`{"Emoticons": [...]}`) or a single wrapped item.
 
-use std::cell::{Cell, RefCell};
-use std::fmt;
 use std::io::Read;
 
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
 
 /// The largest single JSON value (one message, one user…) accepted: far beyond any
 /// real chat message, small enough that a hostile export with one endless string
-/// cannot exhaust memory. serde_json has its own nesting limit (128 levels).
+/// cannot exhaust memory.
 pub const MAX_VALUE_BYTES: u64 = 512 * 1024 * 1024;
 
-/// Calls `each` with every element of the top-level array in `reader`.
+/// Arrays nested deeper than this are refused (serde_json's own limit is 128).
+const MAX_DEPTH: usize = 128;
+
+/// Bytes read from the entry at a time.
+const CHUNK: usize = 256 * 1024;
+
+/// One element of the walked array, as JSON text.
+pub struct RawElement<'b> {
+    /// The element's JSON text, exactly as in the file.
+    pub json: &'b [u8],
+    /// For `{"Key": {...}}` at the top level: the key, which wraps the element.
+    pub key: Option<&'b str>,
+    /// Line (1-based) where the element starts.
+    pub line: u64,
+    /// Column (1-based, in bytes) where the element starts.
+    pub column: u64,
+}
+
+impl RawElement<'_> {
+    /// The element as a `Value`; a keyed element becomes the one-key object `{key: value}`.
+    pub fn to_value(&self, what: &str) -> Result<Value> {
+        let value: Value = serde_json::from_slice(self.json).map_err(|e| self.error(what, &e))?;
+        Ok(match self.key {
+            Some(key) => {
+                let mut obj = serde_json::Map::new();
+                obj.insert(key.to_string(), value);
+                Value::Object(obj)
+            }
+            None => value,
+        })
+    }
+
+    /// A parse error inside this element, with its line and column in the whole file.
+    pub fn error(&self, what: &str, e: &serde_json::Error) -> Error {
+        let (line, column) = match e.line() {
+            0 => (self.line, self.column),
+            1 => (self.line, self.column + e.column() as u64 - 1),
+            n => (self.line + n as u64 - 1, e.column() as u64),
+        };
+        let text = e.to_string();
+        let bare = text.rsplit_once(" at line ").map_or(text.as_str(), |(head, _)| head);
+        Error::input(what, format!("malformed JSON: {bare} at line {line} column {column}"))
+    }
+}
+
+/// Calls `each` with every element of the top-level array in `reader`, as a `Value`.
 ///
 /// Errors from `each` stop the walk and are returned as they are; malformed JSON
 /// becomes an input error naming `what` with line and column.
 pub fn for_each_element(reader: impl Read, what: &str, each: &mut dyn FnMut(Value) -> Result<()>) -> Result<()> {
-    for_each_element_limited(reader, what, MAX_VALUE_BYTES, each)
+    for_each_raw(reader, what, MAX_VALUE_BYTES, &mut |element| each(element.to_value(what)?))
 }
 
 /// [`for_each_element`] with a chosen limit on the bytes of one element.
 pub fn for_each_element_limited(reader: impl Read, what: &str, limit: u64, each: &mut dyn FnMut(Value) -> Result<()>) -> Result<()> {
-    let failure: RefCell<Option<Error>> = RefCell::new(None);
-    let since_last = Cell::new(0u64);
-    // The guard sits under a buffer so it counts chunks, not every byte serde_json
-    // pulls; the limit is then exact to within one buffer, which is plenty.
-    let guarded = std::io::BufReader::with_capacity(64 * 1024, ValueGuard { inner: reader, since_last: &since_last, limit });
-    let mut de = serde_json::Deserializer::from_reader(guarded);
-    let outcome = TopSeed { each: &mut *each, failure: &failure, since_last: &since_last }.deserialize(&mut de).and_then(|_| de.end());
-    if let Some(err) = failure.into_inner() {
-        return Err(err);
-    }
-    outcome.map_err(|e| {
-        if e.is_io() {
-            let io: std::io::Error = e.into();
-            if io.get_ref().is_some_and(|i| i.is::<ValueTooLarge>()) {
-                return Error::input(what, format!("a single JSON value is larger than {limit} bytes; refusing it (a damaged or hostile export)"));
-            }
-            // The archive stream under the entry broke (truncated, corrupt, bad padding):
-            // say so, without a JSON line and column that mean nothing here.
-            crate::archive::classify(what, io)
-        } else {
-            json_error(what, &e)
-        }
-    })
+    for_each_raw(reader, what, limit, &mut |element| each(element.to_value(what)?))
+}
+
+/// Calls `each` with the JSON text of every element, unparsed: the caller parses it
+/// (and must report its errors through [`RawElement::error`]).
+pub fn for_each_raw(reader: impl Read, what: &str, limit: u64, each: &mut dyn FnMut(RawElement<'_>) -> Result<()>) -> Result<()> {
+    let mut walk = Walk { reader, what, limit, buf: Vec::new(), end: 0, pos: 0, eof: false, base: 0, counted: 0, line: 1, line_start: 0 };
+    walk.document(each)
 }
 
 /// Formats a serde_json error as `what: malformed JSON: … at line L column C`.
@@ -64,209 +100,366 @@ pub fn json_error(what: &str, e: &serde_json::Error) -> Error {
     }
 }
 
-/// Counts the bytes read since the last delivered element and fails past the limit.
-struct ValueGuard<'c, R> {
-    inner: R,
-    since_last: &'c Cell<u64>,
+/// The walk over one file: a window of its bytes and where the reading stands.
+struct Walk<'w, R> {
+    reader: R,
+    what: &'w str,
     limit: u64,
+    /// The window: bytes not yet delivered or skipped, plus what was read ahead.
+    buf: Vec<u8>,
+    /// Bytes of `buf` holding file content; the rest is room for the next read.
+    end: usize,
+    /// The next byte to look at, as an index into `buf`.
+    pos: usize,
+    eof: bool,
+    /// File offset of `buf[0]`.
+    base: u64,
+    /// File offset up to which newlines have been counted.
+    counted: u64,
+    /// Line number at `counted`.
+    line: u64,
+    /// File offset where that line starts.
+    line_start: u64,
 }
 
-impl<R: Read> Read for ValueGuard<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        let total = self.since_last.get() + n as u64;
-        self.since_last.set(total);
-        if total > self.limit {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, ValueTooLarge));
+/// Where an array walk stands between elements.
+#[derive(Clone, Copy, PartialEq)]
+enum Expect {
+    /// Just after `[` or `{`: a value (key) or the closing bracket.
+    First,
+    /// After a comma: a value (key) is required.
+    Next,
+    /// After a value: a comma or the closing bracket.
+    Separator,
+}
+
+impl<R: Read> Walk<'_, R> {
+    fn document(&mut self, each: &mut dyn FnMut(RawElement<'_>) -> Result<()>) -> Result<()> {
+        match self.peek_significant()? {
+            None => return Err(self.syntax("EOF while parsing a value")),
+            Some(b'[') => {
+                self.pos += 1;
+                self.array(each)?;
+            }
+            Some(b'{') => {
+                self.pos += 1;
+                self.keyed_object(each)?;
+            }
+            // `null`: an empty file in all but name.
+            Some(b'n') => {
+                let (start, end) = self.value_extent()?;
+                if &self.buf[start..end] != b"null" {
+                    return Err(self.syntax("expected value"));
+                }
+                self.pos = end;
+            }
+            Some(_) => return Err(self.syntax("expected a JSON array or an object of arrays")),
         }
-        Ok(n)
-    }
-}
-
-/// The marker error of [`ValueGuard`].
-#[derive(Debug)]
-struct ValueTooLarge;
-
-impl fmt::Display for ValueTooLarge {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("JSON value too large")
-    }
-}
-
-impl std::error::Error for ValueTooLarge {}
-
-struct TopSeed<'a, 'f> {
-    each: &'a mut dyn FnMut(Value) -> Result<()>,
-    failure: &'f RefCell<Option<Error>>,
-    since_last: &'f Cell<u64>,
-}
-
-impl TopSeed<'_, '_> {
-    fn deliver<E: de::Error>(&mut self, value: Value) -> Result<(), E> {
-        self.since_last.set(0);
-        (self.each)(value).map_err(|err| {
-            *self.failure.borrow_mut() = Some(err);
-            E::custom("stopped by the element handler")
-        })
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for TopSeed<'_, '_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for TopSeed<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON array or an object of arrays")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(ElementSeed { top: &mut self })?.is_some() {}
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<String>()? {
-            map.next_value_seed(KeyedSeed { top: &mut self, key })?;
+        match self.peek_significant()? {
+            None => Ok(()),
+            Some(_) => Err(self.syntax("trailing characters")),
         }
+    }
+
+    /// Walks an array whose `[` was just consumed; nested arrays are walked into.
+    fn array(&mut self, each: &mut dyn FnMut(RawElement<'_>) -> Result<()>) -> Result<()> {
+        let mut depth = 1usize;
+        let mut expect = Expect::First;
+        loop {
+            let Some(b) = self.peek_significant()? else {
+                return Err(self.syntax("EOF while parsing a list"));
+            };
+            match (expect, b) {
+                (Expect::Next, b']') => return Err(self.syntax("trailing comma")),
+                (Expect::First | Expect::Separator, b']') => {
+                    self.pos += 1;
+                    depth -= 1;
+                    if depth == 0 {
+                        return Ok(());
+                    }
+                    expect = Expect::Separator;
+                }
+                (Expect::Separator, b',') => {
+                    self.pos += 1;
+                    expect = Expect::Next;
+                }
+                (Expect::Separator, _) => return Err(self.syntax("expected `,` or `]`")),
+                (_, b'[') => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return Err(self.syntax("recursion limit exceeded"));
+                    }
+                    self.pos += 1;
+                    expect = Expect::First;
+                }
+                _ => {
+                    self.element(None, each)?;
+                    expect = Expect::Separator;
+                }
+            }
+        }
+    }
+
+    /// Walks a top-level object whose `{` was just consumed: arrays under its keys
+    /// are walked, an object under a key is one element wrapped by that key, and
+    /// anything else is skipped.
+    fn keyed_object(&mut self, each: &mut dyn FnMut(RawElement<'_>) -> Result<()>) -> Result<()> {
+        let mut expect = Expect::First;
+        loop {
+            let Some(b) = self.peek_significant()? else {
+                return Err(self.syntax("EOF while parsing an object"));
+            };
+            match (expect, b) {
+                (Expect::Next, b'}') => return Err(self.syntax("trailing comma")),
+                (Expect::First | Expect::Separator, b'}') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                (Expect::Separator, b',') => {
+                    self.pos += 1;
+                    expect = Expect::Next;
+                }
+                (Expect::Separator, _) => return Err(self.syntax("expected `,` or `}`")),
+                (_, b'"') => {
+                    let key = self.key()?;
+                    match self.peek_significant()? {
+                        Some(b'[') => {
+                            self.pos += 1;
+                            self.array(each)?;
+                        }
+                        Some(b'{') => self.element(Some(&key), each)?,
+                        Some(_) => self.skip_value()?,
+                        None => return Err(self.syntax("EOF while parsing a value")),
+                    }
+                    expect = Expect::Separator;
+                }
+                _ => return Err(self.syntax("key must be a string")),
+            }
+        }
+    }
+
+    /// Reads an object key and the colon after it.
+    fn key(&mut self) -> Result<String> {
+        let (start, end) = self.value_extent()?;
+        let key: String = serde_json::from_slice(&self.buf[start..end]).map_err(|_| self.syntax("invalid object key"))?;
+        self.pos = end;
+        match self.peek_significant()? {
+            Some(b':') => {
+                self.pos += 1;
+                Ok(key)
+            }
+            _ => Err(self.syntax("expected `:`")),
+        }
+    }
+
+    /// Skips a scalar under a top-level key, still checking that it is JSON.
+    fn skip_value(&mut self) -> Result<()> {
+        let (start, end) = self.value_extent()?;
+        let (line, column) = self.position(start);
+        let element = RawElement { json: &self.buf[start..end], key: None, line, column };
+        serde_json::from_slice::<serde::de::IgnoredAny>(element.json).map_err(|e| element.error(self.what, &e))?;
+        self.pos = end;
         Ok(())
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(()) // `null`: an empty file in all but name.
-    }
-}
-
-/// An array element: a nested array is walked into, anything else delivered.
-struct ElementSeed<'t, 'a, 'f> {
-    top: &'t mut TopSeed<'a, 'f>,
-}
-
-impl<'de> DeserializeSeed<'de> for ElementSeed<'_, '_, '_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ElementSeed<'_, '_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array element")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(ElementSeed { top: &mut *self.top })?.is_some() {}
+    /// Cuts out the value at `pos` and hands it to `each`.
+    fn element(&mut self, key: Option<&str>, each: &mut dyn FnMut(RawElement<'_>) -> Result<()>) -> Result<()> {
+        let (start, end) = self.value_extent()?;
+        let (line, column) = self.position(start);
+        each(RawElement { json: &self.buf[start..end], key, line, column })?;
+        self.pos = end;
         Ok(())
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        let value = Value::deserialize_from_map(map)?;
-        self.top.deliver(value)
+    /// The extent (`start..end` in `buf`) of the value at `pos`, reading more as
+    /// needed. Only brackets and strings are tracked; serde_json checks the rest
+    /// when the element is parsed. Leaves `pos` at the value's start.
+    fn value_extent(&mut self) -> Result<(usize, usize)> {
+        let end = match self.buf[self.pos] {
+            b'{' | b'[' => self.composite_end()?,
+            b'"' => self.string_end(0)?,
+            _ => self.scalar_end()?,
+        };
+        let len = end as u64;
+        if len > self.limit {
+            return Err(self.too_large());
+        }
+        Ok((self.pos, self.pos + end))
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.top.deliver(Value::String(v.to_string()))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        self.top.deliver(Value::from(v))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        self.top.deliver(Value::from(v))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        self.top.deliver(Value::from(v))
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        self.top.deliver(Value::Bool(v))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.top.deliver(Value::Null)
-    }
-}
-
-/// The value under a top-level key: an array is walked, anything else is delivered
-/// as the one-key object `{key: value}` (a single wrapped item).
-struct KeyedSeed<'t, 'a, 'f> {
-    top: &'t mut TopSeed<'a, 'f>,
-    key: String,
-}
-
-impl<'de> DeserializeSeed<'de> for KeyedSeed<'_, '_, '_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeyedSeed<'_, '_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array or an object")
+    /// Offset (from `pos`) just past the object or array starting at `pos`.
+    fn composite_end(&mut self) -> Result<usize> {
+        let mut depth = 0usize;
+        let mut off = 0;
+        loop {
+            if self.pos + off >= self.end {
+                self.read_more()?;
+                continue;
+            }
+            match self.buf[self.pos + off] {
+                b'{' | b'[' => {
+                    depth += 1;
+                    off += 1;
+                }
+                b'}' | b']' => {
+                    depth -= 1;
+                    off += 1;
+                    if depth == 0 {
+                        return Ok(off);
+                    }
+                }
+                b'"' => off = self.string_end(off)?,
+                _ => off += 1,
+            }
+        }
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(ElementSeed { top: &mut *self.top })?.is_some() {}
-        Ok(())
+    /// Offset just past the string whose opening quote is at offset `open`.
+    fn string_end(&mut self, open: usize) -> Result<usize> {
+        let mut off = open + 1;
+        loop {
+            let at = self.pos + off;
+            if at >= self.end {
+                self.read_more()?;
+                continue;
+            }
+            match memchr::memchr2(b'"', b'\\', &self.buf[at..self.end]) {
+                Some(k) if self.buf[at + k] == b'"' => return Ok(off + k + 1),
+                // A backslash escapes the next byte, which may not be read yet.
+                Some(k) => off += k + 2,
+                None => off = self.end - self.pos,
+            }
+        }
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        let value = Value::deserialize_from_map(map)?;
-        let mut obj = serde_json::Map::new();
-        obj.insert(self.key, value);
-        self.top.deliver(Value::Object(obj))
+    /// Offset just past a number or literal at `pos`.
+    fn scalar_end(&mut self) -> Result<usize> {
+        let mut off = 0;
+        loop {
+            if self.pos + off >= self.end {
+                if self.eof || !self.fill(self.pos)? {
+                    break;
+                }
+                continue;
+            }
+            match self.buf[self.pos + off] {
+                b',' | b']' | b'}' | b':' | b' ' | b'\t' | b'\n' | b'\r' => break,
+                _ => off += 1,
+            }
+        }
+        if off == 0 {
+            return Err(self.syntax("expected value"));
+        }
+        Ok(off)
     }
 
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Ok(())
+    /// Reads more inside a value; EOF there is an error, and so is a value that
+    /// outgrows the limit.
+    fn read_more(&mut self) -> Result<()> {
+        if (self.end - self.pos) as u64 > self.limit {
+            return Err(self.too_large());
+        }
+        if self.fill(self.pos)? {
+            Ok(())
+        } else {
+            self.pos = self.end;
+            Err(self.syntax("EOF while parsing a value"))
+        }
     }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-}
 
-/// Builds a `Value` from an already opened map.
-trait FromMap: Sized {
-    fn deserialize_from_map<'de, A: MapAccess<'de>>(map: A) -> Result<Self, A::Error>;
-}
+    /// Skips whitespace and returns the next byte without consuming it.
+    fn peek_significant(&mut self) -> Result<Option<u8>> {
+        loop {
+            while let Some(&b) = self.buf[..self.end].get(self.pos) {
+                if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+                    return Ok(Some(b));
+                }
+                self.pos += 1;
+            }
+            if !self.fill(self.pos)? {
+                return Ok(None);
+            }
+        }
+    }
 
-impl FromMap for Value {
-    fn deserialize_from_map<'de, A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
-        use serde::Deserialize;
-        Value::deserialize(de::value::MapAccessDeserializer::new(map))
+    /// Reads the next chunk after `buf[..end]`, first dropping `buf[..keep_from]`
+    /// when the window is short of room; false at the end of the file. The window
+    /// is zeroed only when it grows, never per read.
+    fn fill(&mut self, keep_from: usize) -> Result<bool> {
+        if self.eof {
+            return Ok(false);
+        }
+        if self.buf.len() - self.end < CHUNK / 2 {
+            if keep_from > 0 {
+                self.count_lines_to(keep_from);
+                self.buf.copy_within(keep_from..self.end, 0);
+                self.end -= keep_from;
+                self.base += keep_from as u64;
+                self.pos -= keep_from;
+            }
+            if self.buf.len() - self.end < CHUNK / 2 {
+                self.buf.resize(self.end + CHUNK, 0);
+            }
+        }
+        loop {
+            match self.reader.read(&mut self.buf[self.end..]) {
+                Ok(n) => {
+                    self.end += n;
+                    self.eof = n == 0;
+                    return Ok(n > 0);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                // The archive stream under the entry broke (truncated, corrupt, bad
+                // padding): say so, without a JSON line and column.
+                Err(e) => return Err(crate::archive::classify(self.what, e)),
+            }
+        }
+    }
+
+    fn count_lines_to(&mut self, index: usize) {
+        let from = (self.counted - self.base) as usize;
+        if index <= from {
+            return;
+        }
+        for nl in memchr::memchr_iter(b'\n', &self.buf[from..index]) {
+            self.line += 1;
+            self.line_start = self.base + (from + nl) as u64 + 1;
+        }
+        self.counted = self.base + index as u64;
+    }
+
+    /// Line and column (1-based) of `buf[index]`.
+    fn position(&mut self, index: usize) -> (u64, u64) {
+        self.count_lines_to(index);
+        (self.line, self.base + index as u64 - self.line_start + 1)
+    }
+
+    fn syntax(&mut self, what_is_wrong: &str) -> Error {
+        let (line, column) = self.position(self.pos.min(self.end));
+        Error::input(self.what, format!("malformed JSON: {what_is_wrong} at line {line} column {column}"))
+    }
+
+    fn too_large(&self) -> Error {
+        Error::input(self.what, format!("a single JSON value is larger than {} bytes; refusing it (a damaged or hostile export)", self.limit))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
-    fn collect(json: &str) -> Result<Vec<Value>> {
+    fn collect_from(reader: impl Read, limit: u64) -> Result<Vec<Value>> {
         let mut out = Vec::new();
-        for_each_element(json.as_bytes(), "t.json", &mut |v| {
+        for_each_element_limited(reader, "t.json", limit, &mut |v| {
             out.push(v);
             Ok(())
         })?;
         Ok(out)
+    }
+
+    fn collect(json: &str) -> Result<Vec<Value>> {
+        collect_from(json.as_bytes(), MAX_VALUE_BYTES)
     }
 
     #[test]
@@ -276,15 +469,39 @@ mod tests {
         assert_eq!(collect(r#"{"Emoticons":[{"a":1},{"b":2}]}"#).unwrap().len(), 2);
         let single = collect(r#"{"UserMessage":{"id":"x"}}"#).unwrap();
         assert_eq!(single[0]["UserMessage"]["id"], "x");
+        assert_eq!(collect(r#"{"n": 3, "s": "x", "list": [1, "two"]}"#).unwrap(), vec![Value::from(1), Value::from("two")]);
         assert!(collect("null").unwrap().is_empty());
-        assert!(collect("[]").unwrap().is_empty());
+        assert!(collect(" [ ] \n").unwrap().is_empty());
+        assert!(collect("[[], [[]]]").unwrap().is_empty());
+    }
+
+    #[test]
+    fn strings_with_brackets_quotes_and_escapes_stay_whole() {
+        let json = r#"[{"m":"a ] } [ { \" \\"}, "x\"]", {"n":"\\\\"}]"#;
+        let got = collect(json).unwrap();
+        assert_eq!(got, serde_json::from_str::<Vec<Value>>(json).unwrap());
     }
 
     #[test]
     fn malformed_json_names_file_line_and_column() {
         let err = collect("[{\"a\":1},\n{\"b\":}]").unwrap_err();
         assert!(err.message().contains("t.json"), "{}", err.message());
-        assert!(err.message().contains("line 2"), "{}", err.message());
+        assert!(err.message().contains("line 2 column 6"), "{}", err.message());
+        for (bad, expected) in [
+            ("", "EOF while parsing a value at line 1 column 1"),
+            ("[{\"a\":1}", "EOF while parsing a list"),
+            ("[{\"a\":1},]", "trailing comma at line 1 column 10"),
+            ("[{\"a\":1} {\"b\":2}]", "expected `,` or `]` at line 1 column 10"),
+            ("[{\"a\":1}] x", "trailing characters"),
+            ("[{\"a\":\"open", "EOF while parsing a value"),
+            ("[tru]", "malformed JSON: EOF while parsing a value at line 1 column 4"),
+            ("7", "expected a JSON array or an object of arrays"),
+            ("{\"k\": [1], \"j\" 2}", "expected `:`"),
+            ("{\"k\": tru}", "malformed JSON"),
+        ] {
+            let err = collect(bad).unwrap_err();
+            assert!(err.message().starts_with("t.json: malformed JSON") && err.message().contains(expected), "{bad:?}: {}", err.message());
+        }
     }
 
     /// A reader that hands out one byte per call.
@@ -305,23 +522,96 @@ mod tests {
 
     #[test]
     fn one_oversized_value_is_refused_but_many_small_ones_are_fine() {
-        // Fed one byte per read, so the guard sees the stream as it is parsed.
         let small = format!("[{}]", vec!["{\"a\":\"xxxxxxxxxx\"}"; 200].join(","));
-        let mut n = 0;
-        for_each_element_limited(OneByte(small.as_bytes()), "t.json", 64, &mut |_| {
-            n += 1;
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!(n, 200);
+        assert_eq!(collect_from(OneByte(small.as_bytes()), 64).unwrap().len(), 200);
         let huge = format!("[{{\"a\":\"{}\"}}]", "x".repeat(1000));
-        let err = for_each_element_limited(OneByte(huge.as_bytes()), "t.json", 64, &mut |_| Ok(())).unwrap_err();
-        assert!(err.message().contains("t.json: a single JSON value is larger than 64 bytes"), "{}", err.message());
+        for err in [collect_from(OneByte(huge.as_bytes()), 64).unwrap_err(), collect_from(huge.as_bytes(), 64).unwrap_err()] {
+            assert!(err.message().contains("t.json: a single JSON value is larger than 64 bytes"), "{}", err.message());
+        }
+    }
+
+    #[test]
+    fn positions_survive_chunk_boundaries() {
+        // The damage sits past the first read chunk, on line 40002.
+        let mut json = String::from("[\n");
+        for i in 0..40_000 {
+            json.push_str(&format!("{{\"i\":{i},\"pad\":\"{}\"}},\n", "p".repeat(i % 13)));
+        }
+        json.push_str("{\"bad\": }\n]");
+        let err = collect(&json).unwrap_err();
+        assert!(err.message().contains("line 40002 column 9"), "{}", err.message());
+    }
+
+    /// Hands out the bytes in uneven pieces, as a decompressor does.
+    struct Uneven<'a>(&'a [u8], usize);
+
+    impl Read for Uneven<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.1 += 1;
+            let n = buf.len().min(1 + self.1 * 7919 % 9000).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_large_document_read_in_uneven_pieces_is_cut_correctly() {
+        // Several times the read chunk, so the window is reused and moved many times;
+        // quotes, escapes and brackets inside strings everywhere.
+        let items: Vec<Value> = (0..20_000)
+            .map(|i| serde_json::json!({"UserMessage": {"id": i, "message": format!("m{i} \"q\" ] }} {}", "[{".repeat(i % 9)), "sender": {"id": i % 7}}}))
+            .collect();
+        let text = serde_json::to_string(&items).unwrap();
+        assert!(text.len() > 4 * CHUNK);
+        assert_eq!(collect_from(Uneven(text.as_bytes(), 0), MAX_VALUE_BYTES).unwrap(), items);
     }
 
     #[test]
     fn handler_errors_pass_through_unchanged() {
         let err = for_each_element(&b"[1,2]"[..], "t.json", &mut |_| Err(Error::usage("stop"))).unwrap_err();
         assert_eq!(err.message(), "stop");
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "[ -~\\\\\"\\[\\]{}\u{e9}\u{1F600}\n]{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 40, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                proptest::collection::btree_map("[a-z\"\\\\]{0,4}", inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Whatever the elements and however the bytes arrive, the walk yields what
+        /// parsing the whole array would (nested arrays flattened).
+        #[test]
+        fn elements_match_a_whole_document_parse(items in proptest::collection::vec(json_value(), 0..12), pretty: bool, one_byte: bool) {
+            let doc = Value::from(items.clone());
+            let text = if pretty { serde_json::to_string_pretty(&doc).unwrap() } else { serde_json::to_string(&doc).unwrap() };
+            let got = if one_byte { collect_from(OneByte(text.as_bytes()), MAX_VALUE_BYTES) } else { collect(&text) }.unwrap();
+            fn flatten(v: Value, out: &mut Vec<Value>) {
+                match v {
+                    Value::Array(items) => items.into_iter().for_each(|i| flatten(i, out)),
+                    other => out.push(other),
+                }
+            }
+            let mut expected = Vec::new();
+            items.into_iter().for_each(|i| flatten(i, &mut expected));
+            prop_assert_eq!(got, expected);
+        }
+
+        /// Any bytes at all: an error or elements, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(prop_oneof![Just(b'['), Just(b']'), Just(b'{'), Just(b'}'), Just(b'"'), Just(b'\\'), Just(b','), Just(b':'), Just(b' '), any::<u8>()], 0..64)) {
+            let _ = collect_from(&bytes[..], 16);
+            let _ = collect_from(OneByte(&bytes), 16);
+        }
     }
 }

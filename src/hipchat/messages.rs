@@ -9,8 +9,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::fields::{embedded_json, flag, id, id_of, text, unwrap};
-use super::time::timestamp_from_json;
+use super::borrowed::{self, BorrowedFields};
+use super::fields::{Field, embedded_json, id, id_of, unwrap};
+use super::json::RawElement;
+use crate::error::Result;
 use crate::model::{Attachment, Conversation, Deletion, Message, MessageKind, RoomId, Sender, UserId};
 
 /// Which history file a message came from.
@@ -23,7 +25,7 @@ pub enum Origin {
 }
 
 /// The outcome of reading one history element.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub enum Parsed {
     /// A message.
     Message(Box<Message>),
@@ -52,36 +54,90 @@ fn kind_fields(wrapper: &str) -> &'static [&'static str] {
     }
 }
 
+/// Where a message is read from: the fields of a parsed object, or borrowed JSON text.
+/// One parser ([`parse_fields`]) serves both, so the fast path cannot drift.
+trait MessageObject {
+    fn field(&self, key: &str) -> Option<Field<'_>>;
+    fn for_each_key(&self, f: &mut dyn FnMut(&str));
+
+    fn text(&self, key: &str) -> String {
+        self.field(key).map(Field::text).unwrap_or_default()
+    }
+    fn flag(&self, key: &str) -> bool {
+        self.field(key).is_some_and(Field::flag)
+    }
+    fn has(&self, key: &str) -> bool {
+        self.field(key).is_some()
+    }
+}
+
+impl MessageObject for Map<String, Value> {
+    fn field(&self, key: &str) -> Option<Field<'_>> {
+        self.get(key).map(Field::Value)
+    }
+    fn for_each_key(&self, f: &mut dyn FnMut(&str)) {
+        self.keys().for_each(|k| f(k));
+    }
+}
+
+impl MessageObject for BorrowedFields<'_> {
+    fn field(&self, key: &str) -> Option<Field<'_>> {
+        self.get(key).map(Field::Raw)
+    }
+    fn for_each_key(&self, f: &mut dyn FnMut(&str)) {
+        self.keys().for_each(f);
+    }
+}
+
 /// Reads one history element. `unknown_fields` counts `Kind.field` names the format
 /// does not document, for the inspect report.
 pub fn parse_message(value: &Value, origin: Origin, seq: u64, source: &str, unknown_fields: &mut BTreeMap<String, u64>) -> Parsed {
     let Some((wrapper, m)) = unwrap(value) else {
         return Parsed::Malformed(format!("expected a message object, found {}", json_type(value)));
     };
+    parse_fields(wrapper, m, origin, seq, source, unknown_fields)
+}
+
+/// Reads one history element straight from its JSON text ([`borrowed`]), or through
+/// a `Value` ([`parse_message`]) for the shapes the borrowed reader leaves out.
+/// Malformed JSON is an error naming `what` with line and column.
+pub fn parse_element(element: &RawElement<'_>, what: &str, origin: Origin, seq: u64, unknown_fields: &mut BTreeMap<String, u64>) -> Result<Parsed> {
+    if element.key.is_none() {
+        if let Some((wrapper, fields)) = borrowed::read(element.json) {
+            return Ok(parse_fields(wrapper, &fields, origin, seq, what, unknown_fields));
+        }
+    }
+    Ok(parse_message(&element.to_value(what)?, origin, seq, what, unknown_fields))
+}
+
+fn parse_fields(wrapper: Option<&str>, m: &dyn MessageObject, origin: Origin, seq: u64, source: &str, unknown_fields: &mut BTreeMap<String, u64>) -> Parsed {
     let wrapper = wrapper.map(str::to_string).unwrap_or_else(|| infer_wrapper(m, origin));
     let known = kind_fields(&wrapper);
-    for key in m.keys().filter(|k| !COMMON.contains(&k.as_str()) && !known.contains(&k.as_str())) {
-        *unknown_fields.entry(format!("{wrapper}.{key}")).or_default() += 1;
-    }
-    let msg_id = text(m, "id");
-    let raw_time = m.get("timestamp").or_else(|| m.get("date")).cloned().unwrap_or(Value::Null);
-    let Some(time) = timestamp_from_json(&raw_time) else {
-        return Parsed::BadTimestamp { id: msg_id, raw: raw_time.to_string() };
+    m.for_each_key(&mut |key| {
+        if !COMMON.contains(&key) && !known.contains(&key) {
+            *unknown_fields.entry(format!("{wrapper}.{key}")).or_default() += 1;
+        }
+    });
+    let msg_id = m.text("id");
+    let raw_time = m.field("timestamp").or_else(|| m.field("date"));
+    let Some(time) = raw_time.and_then(Field::timestamp) else {
+        let raw = raw_time.map_or_else(|| Value::Null.to_string(), |f| f.value().to_string());
+        return Parsed::BadTimestamp { id: msg_id, raw };
     };
-    let sender = parse_sender(m.get("sender").or_else(|| m.get("from")));
+    let sender = sender_of(m.field("sender").or_else(|| m.field("from")));
     let kind = parse_kind(&wrapper, m, origin);
     let conversation = match (origin, &kind) {
         (Origin::Room(rid), _) => Conversation::Room(rid),
         (Origin::User(owner), MessageKind::Private { receiver }) => Conversation::direct(sender.id.unwrap_or(owner), *receiver),
         (Origin::User(owner), _) => Conversation::direct(sender.id.unwrap_or(owner), owner),
     };
-    let mentions = match m.get("mentions") {
+    let mentions = match m.field("mentions").map(Field::value).as_deref() {
         Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_object().and_then(|o| id(o, "id")).or_else(|| id_of(v))).collect(),
         _ => Vec::new(),
     };
-    let deleted = m.get("deleted").and_then(Value::as_object).map(|d| Deletion {
-        user_id: id(d, "user_id"),
-        date: d.get("date").and_then(timestamp_from_json),
+    let deleted = m.field("deleted").filter(|d| d.is_object()).map(|d| Deletion {
+        user_id: d.with_member("user_id", |f| f.and_then(Field::id)),
+        date: d.with_member("date", |f| f.and_then(Field::timestamp)),
     });
     Parsed::Message(Box::new(Message {
         conversation,
@@ -89,25 +145,25 @@ pub fn parse_message(value: &Value, origin: Origin, seq: u64, source: &str, unkn
         time,
         seq,
         sender,
-        text: text(m, "message"),
+        text: m.text("message"),
         kind,
         attachment: parse_attachment(m),
         mentions,
         deleted,
-        metadata: m.get("metadata").filter(|v| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty())).cloned(),
+        metadata: m.field("metadata").map(Field::value).filter(|v| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty())).map(|v| v.into_owned()),
         source: source.to_string(),
     }))
 }
 
 /// An unwrapped message: its kind from `type`.
-fn infer_wrapper(m: &Map<String, Value>, origin: Origin) -> String {
-    match text(m, "type").as_str() {
+fn infer_wrapper(m: &dyn MessageObject, origin: Origin) -> String {
+    match m.text("type").as_str() {
         "muc_topic" => "TopicRoomMessage",
         "muc_archive" => "ArchiveRoomMessage",
         "muc_guest_access" => "GuestAccessMessage",
         "private" | "chat" => "PrivateUserMessage",
         "notification" => "NotificationMessage",
-        "muc_message" if m.contains_key("card") || m.contains_key("color") => "NotificationMessage",
+        "muc_message" if m.has("card") || m.has("color") => "NotificationMessage",
         "muc_message" => "UserMessage",
         _ if matches!(origin, Origin::User(_)) => "PrivateUserMessage",
         _ => "UserMessage",
@@ -115,29 +171,26 @@ fn infer_wrapper(m: &Map<String, Value>, origin: Origin) -> String {
     .to_string()
 }
 
-fn parse_kind(wrapper: &str, m: &Map<String, Value>, origin: Origin) -> MessageKind {
+fn parse_kind(wrapper: &str, m: &dyn MessageObject, origin: Origin) -> MessageKind {
     match wrapper {
         "UserMessage" => MessageKind::User,
         "NotificationMessage" => MessageKind::Notification {
-            format: match text(m, "format") {
-                f if f.is_empty() => text(m, "message_format"),
+            format: match m.text("format") {
+                f if f.is_empty() => m.text("message_format"),
                 f => f,
             },
-            color: text(m, "color"),
-            card: embedded_json(m.get("card")),
+            color: m.text("color"),
+            card: embedded_json(m.field("card").map(Field::value).as_deref()),
         },
-        "TopicRoomMessage" => MessageKind::Topic { topic: text(m, "topic") },
-        "ArchiveRoomMessage" => MessageKind::Archive { is_archived: flag(m, "is_archived") },
-        "GuestAccessMessage" => MessageKind::GuestAccess { enabled: flag(m, "enable_guest_access"), url: text(m, "url") },
+        "TopicRoomMessage" => MessageKind::Topic { topic: m.text("topic") },
+        "ArchiveRoomMessage" => MessageKind::Archive { is_archived: m.flag("is_archived") },
+        "GuestAccessMessage" => MessageKind::GuestAccess { enabled: m.flag("enable_guest_access"), url: m.text("url") },
         "PrivateUserMessage" => {
             let owner = match origin {
                 Origin::User(u) => u,
                 Origin::Room(_) => 0,
             };
-            let receiver = m.get("receiver").and_then(|r| match r {
-                Value::Object(o) => id(o, "id"),
-                other => id_of(other),
-            });
+            let receiver = m.field("receiver").and_then(|r| if r.is_object() { r.with_member("id", |f| f.and_then(Field::id)) } else { r.id() });
             // Without a receiver, the only other party we know is the history's owner.
             MessageKind::Private { receiver: receiver.unwrap_or(owner) }
         }
@@ -147,30 +200,39 @@ fn parse_kind(wrapper: &str, m: &Map<String, Value>, origin: Origin) -> MessageK
 
 /// A sender object, bare name, or id. Id 0 means an integration, not a user.
 pub fn parse_sender(v: Option<&Value>) -> Sender {
-    match v {
-        Some(Value::Object(o)) => Sender { id: id(o, "id").filter(|i| *i != 0), name: text(o, "name") },
-        Some(Value::String(s)) => match s.trim().parse::<u64>() {
+    sender_of(v.map(Field::Value))
+}
+
+fn sender_of(field: Option<Field<'_>>) -> Sender {
+    let Some(field) = field else {
+        return Sender::default();
+    };
+    if field.is_object() {
+        return Sender { id: field.with_member("id", |f| f.and_then(Field::id)).filter(|i| *i != 0), name: field.with_member("name", |f| f.map(Field::text).unwrap_or_default()) };
+    }
+    match field.value().as_ref() {
+        Value::String(s) => match s.trim().parse::<u64>() {
             Ok(i) => Sender { id: Some(i).filter(|i| *i != 0), name: String::new() },
             Err(_) => Sender { id: None, name: s.clone() },
         },
-        Some(other) => Sender { id: id_of(other).filter(|i| *i != 0), name: String::new() },
-        None => Sender::default(),
+        other => Sender { id: id_of(other).filter(|i| *i != 0), name: String::new() },
     }
 }
 
-fn parse_attachment(m: &Map<String, Value>) -> Option<Attachment> {
-    let obj = m.get("attachment").and_then(Value::as_object);
-    let path = obj.map(|a| text(a, "path")).filter(|p| !p.is_empty()).unwrap_or_else(|| text(m, "attachment_path"));
+fn parse_attachment(m: &dyn MessageObject) -> Option<Attachment> {
+    let obj = m.field("attachment").filter(|a| a.is_object());
+    let member_text = |key: &str| obj.map(|a| a.with_member(key, |f| f.map(Field::text).unwrap_or_default())).unwrap_or_default();
+    let path = Some(member_text("path")).filter(|p| !p.is_empty()).unwrap_or_else(|| m.text("attachment_path"));
     if path.trim().is_empty() {
         return None;
     }
-    let name = obj.map(|a| text(a, "name")).filter(|n| !n.is_empty()).unwrap_or_else(|| path.clone());
+    let name = Some(member_text("name")).filter(|n| !n.is_empty()).unwrap_or_else(|| path.clone());
     let name = name.rsplit('/').next().unwrap_or(&name).to_string();
     Some(Attachment {
         name,
         declared_path: path,
-        declared_size: obj.and_then(|a| id(a, "size")),
-        declared_thumbnail: obj.map(|o| text(o, "thumbnail")).filter(|t| !t.is_empty()),
+        declared_size: obj.and_then(|a| a.with_member("size", |f| f.and_then(Field::id))),
+        declared_thumbnail: Some(member_text("thumbnail")).filter(|t| !t.is_empty()),
         file: None,
         thumbnail: None,
     })

@@ -11,6 +11,7 @@
 //! decryption and decompression (the slowest part of the pipeline), while the spool
 //! writes only the messages, compactly, and usually fits in memory for small exports.
 
+mod borrowed;
 mod fields;
 pub mod json;
 pub mod messages;
@@ -211,8 +212,8 @@ impl Reader {
                 self.stats.top_level_files.insert(name.to_string(), true);
                 self.read_top_level(name, &path, BufReader::with_capacity(256 * 1024, reader), report)?;
             }
-            EntryRole::RoomHistory(rid) => self.read_history(&path, Origin::Room(rid), BufReader::with_capacity(256 * 1024, reader), report)?,
-            EntryRole::UserHistory(uid) => self.read_history(&path, Origin::User(uid), BufReader::with_capacity(256 * 1024, reader), report)?,
+            EntryRole::RoomHistory(rid) => self.read_history(&path, Origin::Room(rid), reader, report)?,
+            EntryRole::UserHistory(uid) => self.read_history(&path, Origin::User(uid), reader, report)?,
             EntryRole::File => self.files.add(&path, reader, size)?,
             EntryRole::Unrecognised => {
                 report.skip(Entity::Entry, path, SkipReason::UnrecognisedEntry, "not part of the hc-migrate layout; not read");
@@ -289,11 +290,11 @@ impl Reader {
     fn read_history(&mut self, path: &str, origin: Origin, reader: impl std::io::Read, report: &mut Report) -> Result<()> {
         self.stats.history_files += 1;
         let mut index = 0u64;
-        let outcome = json::for_each_element(reader, path, &mut |v| {
+        let outcome = json::for_each_raw(reader, path, json::MAX_VALUE_BYTES, &mut |element| {
             index += 1;
             self.seq += 1;
             report.input(Entity::Message);
-            match messages::parse_message(&v, origin, self.seq, path, &mut self.stats.unknown_fields) {
+            match messages::parse_element(&element, path, origin, self.seq, &mut self.stats.unknown_fields)? {
                 Parsed::Message(m) => self.add_message(*m, report)?,
                 Parsed::Malformed(why) => report.skip(Entity::Message, format!("{path}#{index}"), SkipReason::Malformed, why),
                 Parsed::BadTimestamp { id, raw } => {

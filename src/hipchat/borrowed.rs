@@ -1,0 +1,205 @@
+//! The fast path for history elements: a message's fields as borrowed JSON text.
+//!
+//! Building a `serde_json::Value` per message (a map, a `String` per key and per
+//! value) was the largest cost of a conversion. Here one element is read straight from
+//! its slice: the wrapper key and each field's raw JSON text, all borrowed; the
+//! message parser then converts only the fields it uses, most of them plain strings.
+//! Anything this reader does not take (an escaped key, a repeated key, a lone UTF-16
+//! surrogate, malformed JSON) returns `None`, and the caller parses the element as a
+//! `Value` instead, so both paths accept exactly the same input.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// One message object's fields, in file order, each as its JSON text.
+pub struct BorrowedFields<'a> {
+    entries: Vec<(&'a str, &'a RawValue)>,
+}
+
+impl<'a> BorrowedFields<'a> {
+    /// The raw JSON text of `key`.
+    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.entries.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+    }
+
+    /// Every key, in file order.
+    pub fn keys(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.entries.iter().map(|(k, _)| *k)
+    }
+}
+
+/// Reads one history element: `Some((wrapper key, fields))`, the wrapper `None` for
+/// an unwrapped message; `None` when the element needs the `Value` path.
+///
+/// The wrapper rule is the one [`super::fields::unwrap`] applies to a `Value`: an
+/// object with exactly one key whose value is an object is a wrapper.
+pub fn read(json: &[u8]) -> Option<(Option<&str>, BorrowedFields<'_>)> {
+    // serde_json checks `\u` escapes only when it decodes a string, and lone
+    // surrogates are refused then: leave any element that has one to the Value path.
+    if memchr::memmem::find(json, b"\\ud").is_some() || memchr::memmem::find(json, b"\\uD").is_some() {
+        return None;
+    }
+    match serde_json::from_slice::<Outer<'_>>(json).ok()? {
+        Outer::Wrapped(key, fields) => Some((Some(key), fields)),
+        Outer::Unwrapped => serde_json::from_slice::<Fields<'_>>(json).ok().map(|f| (None, f.0)),
+    }
+}
+
+/// The entries of a JSON object given as text; `None` for anything else, or an
+/// object with escaped or repeated keys.
+pub fn object(json: &str) -> Option<BorrowedFields<'_>> {
+    serde_json::from_str::<Fields<'_>>(json).ok().map(|f| f.0)
+}
+
+/// The outer object, read once: a wrapper around a message, or not.
+enum Outer<'a> {
+    Wrapped(&'a str, BorrowedFields<'a>),
+    Unwrapped,
+}
+
+impl<'de: 'a, 'a> de::Deserialize<'de> for Outer<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(OuterVisitor)
+    }
+}
+
+struct OuterVisitor;
+
+impl<'de> Visitor<'de> for OuterVisitor {
+    type Value = Outer<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a message object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Outer<'de>, A::Error> {
+        let Some(first) = map.next_key::<&'de str>()? else {
+            return Ok(Outer::Unwrapped);
+        };
+        let value = map.next_value::<MaybeFields<'de>>()?;
+        if map.next_key::<&'de str>()?.is_some() {
+            map.next_value::<IgnoredAny>()?;
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            return Ok(Outer::Unwrapped);
+        }
+        Ok(match value {
+            MaybeFields::Object(fields) => Outer::Wrapped(first, fields),
+            MaybeFields::Other => Outer::Unwrapped,
+        })
+    }
+}
+
+/// The value under the first key: the fields of an object, or something else.
+enum MaybeFields<'a> {
+    Object(BorrowedFields<'a>),
+    Other,
+}
+
+impl<'de: 'a, 'a> de::Deserialize<'de> for MaybeFields<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(MaybeFieldsVisitor)
+    }
+}
+
+struct MaybeFieldsVisitor;
+
+impl<'de> Visitor<'de> for MaybeFieldsVisitor {
+    type Value = MaybeFields<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        FieldsVisitor.visit_map(map).map(|f| MaybeFields::Object(f.0))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(MaybeFields::Other)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(MaybeFields::Other)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(MaybeFields::Other)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(MaybeFields::Other)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(MaybeFields::Other)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(MaybeFields::Other)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(MaybeFields::Other)
+    }
+}
+
+/// A message object's entries; a repeated key is an error (the `Value` path keeps
+/// the last one, and counting it is that path's business).
+struct Fields<'a>(BorrowedFields<'a>);
+
+impl<'de: 'a, 'a> de::Deserialize<'de> for Fields<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(FieldsVisitor)
+    }
+}
+
+struct FieldsVisitor;
+
+impl<'de> Visitor<'de> for FieldsVisitor {
+    type Value = Fields<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a message object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+        let mut entries: Vec<(&'de str, &'de RawValue)> = Vec::with_capacity(12);
+        while let Some((key, value)) = map.next_entry::<&'de str, &'de RawValue>()? {
+            if entries.iter().any(|(k, _)| *k == key) {
+                return Err(de::Error::custom("repeated key"));
+            }
+            entries.push((key, value));
+        }
+        Ok(Fields(BorrowedFields { entries }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(json: &str) -> Option<(Option<String>, Vec<String>)> {
+        read(json.as_bytes()).map(|(w, f)| (w.map(str::to_string), f.keys().map(str::to_string).collect()))
+    }
+
+    #[test]
+    fn wrapped_unwrapped_and_refused_shapes() {
+        assert_eq!(shape(r#"{"UserMessage": {"id": "a", "message": "x"}}"#), Some((Some("UserMessage".into()), vec!["id".into(), "message".into()])));
+        assert_eq!(shape(r#"{"id": "a", "type": "muc_topic"}"#), Some((None, vec!["id".into(), "type".into()])));
+        // One key with a non-object value, and two keys with an object first: unwrapped.
+        assert_eq!(shape(r#"{"id": "a"}"#), Some((None, vec!["id".into()])));
+        assert_eq!(shape(r#"{"UserMessage": {"id": "a"}, "x": 1}"#), Some((None, vec!["UserMessage".into(), "x".into()])));
+        assert_eq!(shape("{}"), Some((None, vec![])));
+        // Left to the Value path.
+        assert!(shape(r#"{"UserMessage": {"id": "a", "id": "b"}}"#).is_none());
+        assert!(shape(r#"{"UserMessage": {"i\u0064": "a"}}"#).is_none());
+        assert!(shape(r#"{"UserMessage": {"message": "\ud800"}}"#).is_none());
+        assert!(shape(r#"{"UserMessage": {"message": "a"#).is_none());
+        assert!(shape(r#"[1]"#).is_none());
+        assert!(shape(r#""text""#).is_none());
+    }
+
+    #[test]
+    fn values_are_the_raw_text() {
+        let (_, f) = read(br#"{"UserMessage": {"sender": {"id": 9, "name": "N"}, "message": "a\"b"}}"#).unwrap();
+        assert_eq!(f.get("sender").unwrap().get(), r#"{"id": 9, "name": "N"}"#);
+        assert_eq!(f.get("message").unwrap().get(), r#""a\"b""#);
+        assert!(f.get("missing").is_none());
+    }
+}
