@@ -13,6 +13,8 @@ use std::fmt;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
+use super::json::RawElement;
+
 /// One message object's fields, in file order, each as its JSON text.
 pub struct BorrowedFields<'a> {
     entries: Vec<(&'a str, &'a RawValue)>,
@@ -30,20 +32,38 @@ impl<'a> BorrowedFields<'a> {
     }
 }
 
-/// Reads one history element: `Some((wrapper key, fields))`, the wrapper `None` for
-/// an unwrapped message; `None` when the element needs the `Value` path.
+/// What [`read`] found at the front of an element's bytes.
+pub enum Read<'a> {
+    /// A message object: its wrapper key (`None` when unwrapped), fields, bytes used.
+    Message(Option<&'a str>, BorrowedFields<'a>, usize),
+    /// The bytes end inside the element; more will follow.
+    Incomplete,
+    /// Not a shape this reader takes: parse the element as a `Value`.
+    ValuePath,
+}
+
+/// Reads the history element at the front of `element.json`.
 ///
 /// The wrapper rule is the one [`super::fields::unwrap`] applies to a `Value`: an
 /// object with exactly one key whose value is an object is a wrapper.
-pub fn read(json: &[u8]) -> Option<(Option<&str>, BorrowedFields<'_>)> {
+pub fn read<'a>(element: &RawElement<'a>) -> Read<'a> {
+    let (outer, used) = match element.parse_prefix::<Outer<'a>>() {
+        Ok(Some(found)) => found,
+        Ok(None) => return Read::Incomplete,
+        Err(_) => return Read::ValuePath,
+    };
+    let json = &element.json[..used];
     // serde_json checks `\u` escapes only when it decodes a string, and lone
     // surrogates are refused then: leave any element that has one to the Value path.
     if memchr::memmem::find(json, b"\\ud").is_some() || memchr::memmem::find(json, b"\\uD").is_some() {
-        return None;
+        return Read::ValuePath;
     }
-    match serde_json::from_slice::<Outer<'_>>(json).ok()? {
-        Outer::Wrapped(key, fields) => Some((Some(key), fields)),
-        Outer::Unwrapped => serde_json::from_slice::<Fields<'_>>(json).ok().map(|f| (None, f.0)),
+    match outer {
+        Outer::Wrapped(key, fields) => Read::Message(Some(key), fields, used),
+        Outer::Unwrapped => match serde_json::from_slice::<Fields<'a>>(json) {
+            Ok(fields) => Read::Message(None, fields.0, used),
+            Err(_) => Read::ValuePath,
+        },
     }
 }
 
@@ -174,8 +194,19 @@ impl<'de> Visitor<'de> for FieldsVisitor {
 mod tests {
     use super::*;
 
+    fn element(json: &str) -> RawElement<'_> {
+        RawElement { json: json.as_bytes(), key: None, line: 1, column: 1, complete: true }
+    }
+
     fn shape(json: &str) -> Option<(Option<String>, Vec<String>)> {
-        read(json.as_bytes()).map(|(w, f)| (w.map(str::to_string), f.keys().map(str::to_string).collect()))
+        match read(&element(json)) {
+            Read::Message(w, f, used) => {
+                assert_eq!(used, json.len());
+                Some((w.map(str::to_string), f.keys().map(str::to_string).collect()))
+            }
+            Read::Incomplete => panic!("complete input reported incomplete"),
+            Read::ValuePath => None,
+        }
     }
 
     #[test]
@@ -196,8 +227,18 @@ mod tests {
     }
 
     #[test]
+    fn a_prefix_is_read_up_to_its_end_or_found_incomplete() {
+        let json = r#"{"UserMessage": {"id": "a"}}, {"UserMessage": {"id": "b"}}"#;
+        let Read::Message(Some("UserMessage"), f, used) = read(&element(json)) else { panic!() };
+        assert_eq!((f.get("id").unwrap().get(), used), (r#""a""#, 28));
+        let cut = RawElement { json: &json.as_bytes()[..20], key: None, line: 1, column: 1, complete: false };
+        assert!(matches!(read(&cut), Read::Incomplete));
+    }
+
+    #[test]
     fn values_are_the_raw_text() {
-        let (_, f) = read(br#"{"UserMessage": {"sender": {"id": 9, "name": "N"}, "message": "a\"b"}}"#).unwrap();
+        let json = r#"{"UserMessage": {"sender": {"id": 9, "name": "N"}, "message": "a\"b"}}"#;
+        let Read::Message(_, f, _) = read(&element(json)) else { panic!() };
         assert_eq!(f.get("sender").unwrap().get(), r#"{"id": 9, "name": "N"}"#);
         assert_eq!(f.get("message").unwrap().get(), r#""a\"b""#);
         assert!(f.get("missing").is_none());

@@ -163,15 +163,15 @@ impl<'a> Field<'a> {
         }
     }
 
-    /// Calls `f` with the member `key` of this field (`None` when the field is not an
-    /// object or lacks the key). Raw objects are read borrowed, without a `Value`.
-    pub fn with_member<T>(self, key: &str, f: impl FnOnce(Option<Field<'_>>) -> T) -> T {
+    /// The members of an object field, read once so several can be taken without
+    /// parsing it again. Raw objects are read borrowed, without a `Value`.
+    pub fn members(self) -> Members<'a> {
         if let Field::Raw(r) = self {
             if let Some(fields) = super::borrowed::object(r.get()) {
-                return f(fields.get(key).map(Field::Raw));
+                return Members::Borrowed(fields);
             }
         }
-        f(self.value().get(key).map(Field::Value))
+        Members::Parsed(self.value())
     }
 
     /// True when the field is a JSON object.
@@ -179,6 +179,24 @@ impl<'a> Field<'a> {
         match self {
             Field::Value(v) => v.is_object(),
             Field::Raw(r) => r.get().starts_with('{'),
+        }
+    }
+}
+
+/// The members of an object field ([`Field::members`]); empty for a non-object.
+pub enum Members<'a> {
+    /// Borrowed from raw JSON text.
+    Borrowed(super::borrowed::BorrowedFields<'a>),
+    /// A parsed value.
+    Parsed(Cow<'a, Value>),
+}
+
+impl Members<'_> {
+    /// The member `key`.
+    pub fn get(&self, key: &str) -> Option<Field<'_>> {
+        match self {
+            Members::Borrowed(fields) => fields.get(key).map(Field::Raw),
+            Members::Parsed(v) => v.get(key).map(Field::Value),
         }
     }
 }

@@ -42,9 +42,16 @@ pub struct RawElement<'b> {
     pub line: u64,
     /// Column (1-based, in bytes) where the element starts.
     pub column: u64,
+    /// False when `json` may stop inside the element and more bytes will follow
+    /// ([`for_each_prefix`]); true when it holds the whole element (and maybe more).
+    pub complete: bool,
 }
 
-impl RawElement<'_> {
+/// A callback over elements: `Some(bytes used)`, or `None` when `json` ended inside
+/// the element and it is not `complete` (then it is called again with all of it).
+pub type ElementHandler<'h> = dyn FnMut(RawElement<'_>) -> Result<Option<usize>> + 'h;
+
+impl<'b> RawElement<'b> {
     /// The element as a `Value`; a keyed element becomes the one-key object `{key: value}`.
     pub fn to_value(&self, what: &str) -> Result<Value> {
         let value: Value = serde_json::from_slice(self.json).map_err(|e| self.error(what, &e))?;
@@ -56,6 +63,19 @@ impl RawElement<'_> {
             }
             None => value,
         })
+    }
+
+    /// Parses the value at the start of `json` as a `T`, returning it and the bytes it
+    /// took; `Ok(None)` when `json` ends inside it and more bytes will follow.
+    pub fn parse_prefix<T: serde::Deserialize<'b>>(&self) -> std::result::Result<Option<(T, usize)>, serde_json::Error> {
+        let mut stream = serde_json::Deserializer::from_slice(self.json).into_iter::<T>();
+        match stream.next() {
+            Some(Ok(value)) => Ok(Some((value, stream.byte_offset()))),
+            Some(Err(e)) if e.is_eof() && !self.complete => Ok(None),
+            Some(Err(e)) => Err(e),
+            None if !self.complete => Ok(None),
+            None => Err(serde::de::Error::custom("EOF while parsing a value")),
+        }
     }
 
     /// A parse error inside this element, with its line and column in the whole file.
@@ -76,7 +96,7 @@ impl RawElement<'_> {
 /// Errors from `each` stop the walk and are returned as they are; malformed JSON
 /// becomes an input error naming `what` with line and column.
 pub fn for_each_element(reader: impl Read, what: &str, each: &mut dyn FnMut(Value) -> Result<()>) -> Result<()> {
-    for_each_raw(reader, what, MAX_VALUE_BYTES, &mut |element| each(element.to_value(what)?))
+    for_each_element_limited(reader, what, MAX_VALUE_BYTES, each)
 }
 
 /// [`for_each_element`] with a chosen limit on the bytes of one element.
@@ -84,11 +104,21 @@ pub fn for_each_element_limited(reader: impl Read, what: &str, limit: u64, each:
     for_each_raw(reader, what, limit, &mut |element| each(element.to_value(what)?))
 }
 
-/// Calls `each` with the JSON text of every element, unparsed: the caller parses it
-/// (and must report its errors through [`RawElement::error`]).
+/// Calls `each` with the exact JSON text of every element, unparsed: the caller
+/// parses it (and reports its errors through [`RawElement::error`]).
 pub fn for_each_raw(reader: impl Read, what: &str, limit: u64, each: &mut dyn FnMut(RawElement<'_>) -> Result<()>) -> Result<()> {
-    let mut walk = Walk { reader, what, limit, buf: Vec::new(), end: 0, pos: 0, eof: false, base: 0, counted: 0, line: 1, line_start: 0 };
-    walk.document(each)
+    let mut handler = |element: RawElement<'_>| {
+        let len = element.json.len();
+        each(element).map(|()| Some(len))
+    };
+    Walk::new(reader, what, limit, false).document(&mut handler)
+}
+
+/// Calls `each` with the bytes from the start of every element to the end of what
+/// is read so far: the handler parses the element off the front (one pass over the
+/// bytes instead of two) and says how many it used. See [`ElementHandler`].
+pub fn for_each_prefix(reader: impl Read, what: &str, limit: u64, each: &mut ElementHandler<'_>) -> Result<()> {
+    Walk::new(reader, what, limit, true).document(each)
 }
 
 /// Formats a serde_json error as `what: malformed JSON: … at line L column C`.
@@ -120,6 +150,8 @@ struct Walk<'w, R> {
     line: u64,
     /// File offset where that line starts.
     line_start: u64,
+    /// Hand elements over as prefixes of the window ([`for_each_prefix`]).
+    prefix: bool,
 }
 
 /// Where an array walk stands between elements.
@@ -133,8 +165,12 @@ enum Expect {
     Separator,
 }
 
-impl<R: Read> Walk<'_, R> {
-    fn document(&mut self, each: &mut dyn FnMut(RawElement<'_>) -> Result<()>) -> Result<()> {
+impl<'w, R: Read> Walk<'w, R> {
+    fn new(reader: R, what: &'w str, limit: u64, prefix: bool) -> Self {
+        Walk { reader, what, limit, buf: Vec::new(), end: 0, pos: 0, eof: false, base: 0, counted: 0, line: 1, line_start: 0, prefix }
+    }
+
+    fn document(&mut self, each: &mut ElementHandler<'_>) -> Result<()> {
         match self.peek_significant()? {
             None => return Err(self.syntax("EOF while parsing a value")),
             Some(b'[') => {
@@ -162,7 +198,7 @@ impl<R: Read> Walk<'_, R> {
     }
 
     /// Walks an array whose `[` was just consumed; nested arrays are walked into.
-    fn array(&mut self, each: &mut dyn FnMut(RawElement<'_>) -> Result<()>) -> Result<()> {
+    fn array(&mut self, each: &mut ElementHandler<'_>) -> Result<()> {
         let mut depth = 1usize;
         let mut expect = Expect::First;
         loop {
@@ -203,7 +239,7 @@ impl<R: Read> Walk<'_, R> {
     /// Walks a top-level object whose `{` was just consumed: arrays under its keys
     /// are walked, an object under a key is one element wrapped by that key, and
     /// anything else is skipped.
-    fn keyed_object(&mut self, each: &mut dyn FnMut(RawElement<'_>) -> Result<()>) -> Result<()> {
+    fn keyed_object(&mut self, each: &mut ElementHandler<'_>) -> Result<()> {
         let mut expect = Expect::First;
         loop {
             let Some(b) = self.peek_significant()? else {
@@ -256,18 +292,39 @@ impl<R: Read> Walk<'_, R> {
     fn skip_value(&mut self) -> Result<()> {
         let (start, end) = self.value_extent()?;
         let (line, column) = self.position(start);
-        let element = RawElement { json: &self.buf[start..end], key: None, line, column };
+        let element = RawElement { json: &self.buf[start..end], key: None, line, column, complete: true };
         serde_json::from_slice::<serde::de::IgnoredAny>(element.json).map_err(|e| element.error(self.what, &e))?;
         self.pos = end;
         Ok(())
     }
 
-    /// Cuts out the value at `pos` and hands it to `each`.
-    fn element(&mut self, key: Option<&str>, each: &mut dyn FnMut(RawElement<'_>) -> Result<()>) -> Result<()> {
-        let (start, end) = self.value_extent()?;
+    /// Hands the value at `pos` to `each`: as a prefix of the window when walking in
+    /// prefix mode (and again, whole, if the window ends inside it), else exactly.
+    fn element(&mut self, key: Option<&str>, each: &mut ElementHandler<'_>) -> Result<()> {
+        let start = self.pos;
         let (line, column) = self.position(start);
-        each(RawElement { json: &self.buf[start..end], key, line, column })?;
-        self.pos = end;
+        if self.prefix && key.is_none() {
+            let complete = self.eof;
+            if let Some(used) = each(RawElement { json: &self.buf[start..self.end], key, line, column, complete })? {
+                return self.consumed(start, used);
+            }
+            if complete {
+                return Err(self.syntax("EOF while parsing a value"));
+            }
+        }
+        let (start, end) = self.value_extent()?;
+        match each(RawElement { json: &self.buf[start..end], key, line, column, complete: true })? {
+            Some(used) => self.consumed(start, used),
+            None => Err(self.syntax("EOF while parsing a value")),
+        }
+    }
+
+    /// Moves past an element of `used` bytes starting at `start`.
+    fn consumed(&mut self, start: usize, used: usize) -> Result<()> {
+        if used as u64 > self.limit {
+            return Err(self.too_large());
+        }
+        self.pos = (start + used).min(self.end);
         Ok(())
     }
 

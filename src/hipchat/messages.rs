@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::borrowed::{self, BorrowedFields};
-use super::fields::{Field, embedded_json, id, id_of, unwrap};
+use super::fields::{Field, Members, embedded_json, id, id_of, unwrap};
 use super::json::RawElement;
 use crate::error::Result;
 use crate::model::{Attachment, Conversation, Deletion, Message, MessageKind, RoomId, Sender, UserId};
@@ -80,6 +80,18 @@ impl MessageObject for Map<String, Value> {
     }
 }
 
+impl MessageObject for Members<'_> {
+    fn field(&self, key: &str) -> Option<Field<'_>> {
+        self.get(key)
+    }
+    fn for_each_key(&self, f: &mut dyn FnMut(&str)) {
+        match self {
+            Members::Borrowed(fields) => fields.keys().for_each(f),
+            Members::Parsed(v) => v.as_object().into_iter().flat_map(|o| o.keys()).for_each(|k| f(k)),
+        }
+    }
+}
+
 impl MessageObject for BorrowedFields<'_> {
     fn field(&self, key: &str) -> Option<Field<'_>> {
         self.get(key).map(Field::Raw)
@@ -98,16 +110,27 @@ pub fn parse_message(value: &Value, origin: Origin, seq: u64, source: &str, unkn
     parse_fields(wrapper, m, origin, seq, source, unknown_fields)
 }
 
-/// Reads one history element straight from its JSON text ([`borrowed`]), or through
-/// a `Value` ([`parse_message`]) for the shapes the borrowed reader leaves out.
+/// Reads the history element at the front of `element.json` straight from its text
+/// ([`borrowed`]), or through a `Value` ([`parse_message`]) for the shapes the
+/// borrowed reader leaves out. Returns the outcome and the bytes used, or `None` when
+/// the bytes end inside the element (see [`super::json::ElementHandler`]).
 /// Malformed JSON is an error naming `what` with line and column.
-pub fn parse_element(element: &RawElement<'_>, what: &str, origin: Origin, seq: u64, unknown_fields: &mut BTreeMap<String, u64>) -> Result<Parsed> {
+pub fn parse_element(element: &RawElement<'_>, what: &str, origin: Origin, seq: u64, unknown_fields: &mut BTreeMap<String, u64>) -> Result<Option<(Parsed, usize)>> {
     if element.key.is_none() {
-        if let Some((wrapper, fields)) = borrowed::read(element.json) {
-            return Ok(parse_fields(wrapper, &fields, origin, seq, what, unknown_fields));
+        match borrowed::read(element) {
+            borrowed::Read::Message(wrapper, fields, used) => return Ok(Some((parse_fields(wrapper, &fields, origin, seq, what, unknown_fields), used))),
+            borrowed::Read::Incomplete => return Ok(None),
+            borrowed::Read::ValuePath => {}
         }
     }
-    Ok(parse_message(&element.to_value(what)?, origin, seq, what, unknown_fields))
+    let Some((value, used)) = element.parse_prefix::<Value>().map_err(|e| element.error(what, &e))? else {
+        return Ok(None);
+    };
+    let value = match element.key {
+        Some(key) => Value::Object(Map::from_iter([(key.to_string(), value)])),
+        None => value,
+    };
+    Ok(Some((parse_message(&value, origin, seq, what, unknown_fields), used)))
 }
 
 fn parse_fields(wrapper: Option<&str>, m: &dyn MessageObject, origin: Origin, seq: u64, source: &str, unknown_fields: &mut BTreeMap<String, u64>) -> Parsed {
@@ -135,9 +158,9 @@ fn parse_fields(wrapper: Option<&str>, m: &dyn MessageObject, origin: Origin, se
         Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_object().and_then(|o| id(o, "id")).or_else(|| id_of(v))).collect(),
         _ => Vec::new(),
     };
-    let deleted = m.field("deleted").filter(|d| d.is_object()).map(|d| Deletion {
-        user_id: d.with_member("user_id", |f| f.and_then(Field::id)),
-        date: d.with_member("date", |f| f.and_then(Field::timestamp)),
+    let deleted = m.field("deleted").filter(|d| d.is_object()).map(Field::members).map(|d| Deletion {
+        user_id: d.get("user_id").and_then(Field::id),
+        date: d.get("date").and_then(Field::timestamp),
     });
     Parsed::Message(Box::new(Message {
         conversation,
@@ -190,7 +213,7 @@ fn parse_kind(wrapper: &str, m: &dyn MessageObject, origin: Origin) -> MessageKi
                 Origin::User(u) => u,
                 Origin::Room(_) => 0,
             };
-            let receiver = m.field("receiver").and_then(|r| if r.is_object() { r.with_member("id", |f| f.and_then(Field::id)) } else { r.id() });
+            let receiver = m.field("receiver").and_then(|r| if r.is_object() { r.members().get("id").and_then(Field::id) } else { r.id() });
             // Without a receiver, the only other party we know is the history's owner.
             MessageKind::Private { receiver: receiver.unwrap_or(owner) }
         }
@@ -208,7 +231,8 @@ fn sender_of(field: Option<Field<'_>>) -> Sender {
         return Sender::default();
     };
     if field.is_object() {
-        return Sender { id: field.with_member("id", |f| f.and_then(Field::id)).filter(|i| *i != 0), name: field.with_member("name", |f| f.map(Field::text).unwrap_or_default()) };
+        let sender = field.members();
+        return Sender { id: sender.get("id").and_then(Field::id).filter(|i| *i != 0), name: sender.text("name") };
     }
     match field.value().as_ref() {
         Value::String(s) => match s.trim().parse::<u64>() {
@@ -220,8 +244,8 @@ fn sender_of(field: Option<Field<'_>>) -> Sender {
 }
 
 fn parse_attachment(m: &dyn MessageObject) -> Option<Attachment> {
-    let obj = m.field("attachment").filter(|a| a.is_object());
-    let member_text = |key: &str| obj.map(|a| a.with_member(key, |f| f.map(Field::text).unwrap_or_default())).unwrap_or_default();
+    let obj = m.field("attachment").filter(|a| a.is_object()).map(Field::members);
+    let member_text = |key: &str| obj.as_ref().map(|a| a.text(key)).unwrap_or_default();
     let path = Some(member_text("path")).filter(|p| !p.is_empty()).unwrap_or_else(|| m.text("attachment_path"));
     if path.trim().is_empty() {
         return None;
@@ -231,7 +255,7 @@ fn parse_attachment(m: &dyn MessageObject) -> Option<Attachment> {
     Some(Attachment {
         name,
         declared_path: path,
-        declared_size: obj.and_then(|a| a.with_member("size", |f| f.and_then(Field::id))),
+        declared_size: obj.as_ref().and_then(|a| a.get("size")).and_then(Field::id),
         declared_thumbnail: Some(member_text("thumbnail")).filter(|t| !t.is_empty()),
         file: None,
         thumbnail: None,
@@ -252,7 +276,58 @@ fn json_type(v: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    fn field_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            (0u64..20).prop_map(Value::from),
+            Just(json!(1.5)),
+            Just(json!("2018-04-02T14:54:04Z 777248")),
+            Just(json!("2018-04-02 15:31:34+00:00")),
+            Just(json!("7")),
+            "[a-z \"\\\\/{}\u{e9}]{0,8}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..3).prop_map(Value::from),
+                proptest::collection::btree_map(prop_oneof![Just("id".to_string()), Just("name".to_string()), Just("path".to_string()), Just("size".to_string()), Just("user_id".to_string()), Just("date".to_string()), "[a-z]{1,3}"], inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn message_object() -> impl Strategy<Value = Value> {
+        let keys = prop_oneof![
+            Just("id"), Just("type"), Just("sender"), Just("from"), Just("message"), Just("timestamp"), Just("date"), Just("deleted"), Just("attachment"),
+            Just("attachment_path"), Just("metadata"), Just("mentions"), Just("format"), Just("color"), Just("card"), Just("topic"), Just("is_archived"),
+            Just("receiver"), Just("url"), Just("enable_guest_access"), Just("shiny"),
+        ];
+        let fields = proptest::collection::btree_map(keys.prop_map(str::to_string), field_value(), 0..10).prop_map(|m| Value::Object(m.into_iter().collect()));
+        let wrapper = prop_oneof![Just(None), Just(Some("UserMessage")), Just(Some("NotificationMessage")), Just(Some("PrivateUserMessage")), Just(Some("TopicRoomMessage")), Just(Some("PollMessage"))];
+        (wrapper, fields).prop_map(|(w, f)| match w {
+            Some(w) => json!({ w: f }),
+            None => f,
+        })
+    }
+
+    proptest! {
+        /// The borrowed fast path and the `Value` path read every message alike.
+        #[test]
+        fn borrowed_and_value_paths_agree(v in message_object(), room in any::<bool>(), pretty in any::<bool>()) {
+            let text = if pretty { serde_json::to_string_pretty(&v).unwrap() } else { serde_json::to_string(&v).unwrap() };
+            let origin = if room { Origin::Room(3) } else { Origin::User(4) };
+            let (mut fast_unknown, mut slow_unknown) = (BTreeMap::new(), BTreeMap::new());
+            let element = RawElement { json: text.as_bytes(), key: None, line: 1, column: 1, complete: true };
+            let (fast, used) = parse_element(&element, "t", origin, 1, &mut fast_unknown).unwrap().unwrap();
+            let slow = parse_message(&v, origin, 1, "t", &mut slow_unknown);
+            prop_assert_eq!(used, text.len());
+            prop_assert_eq!(fast, slow);
+            prop_assert_eq!(fast_unknown, slow_unknown);
+        }
+    }
 
     fn parse(v: Value, origin: Origin) -> Message {
         match parse_message(&v, origin, 0, "t", &mut BTreeMap::new()) {

@@ -290,18 +290,21 @@ impl Reader {
     fn read_history(&mut self, path: &str, origin: Origin, reader: impl std::io::Read, report: &mut Report) -> Result<()> {
         self.stats.history_files += 1;
         let mut index = 0u64;
-        let outcome = json::for_each_raw(reader, path, json::MAX_VALUE_BYTES, &mut |element| {
+        let outcome = json::for_each_prefix(reader, path, json::MAX_VALUE_BYTES, &mut |element| {
+            let Some((parsed, used)) = messages::parse_element(&element, path, origin, self.seq + 1, &mut self.stats.unknown_fields)? else {
+                return Ok(None);
+            };
             index += 1;
             self.seq += 1;
             report.input(Entity::Message);
-            match messages::parse_element(&element, path, origin, self.seq, &mut self.stats.unknown_fields)? {
+            match parsed {
                 Parsed::Message(m) => self.add_message(*m, report)?,
                 Parsed::Malformed(why) => report.skip(Entity::Message, format!("{path}#{index}"), SkipReason::Malformed, why),
                 Parsed::BadTimestamp { id, raw } => {
                     report.skip(Entity::Message, format!("{path}#{index} id {id}"), SkipReason::BadTimestamp, format!("timestamp {} is not a date", clip(&raw)))
                 }
             }
-            Ok(())
+            Ok(Some(used))
         });
         match outcome {
             Err(e) if self.skip_damaged && e.kind() == crate::error::ErrorKind::Input => {
