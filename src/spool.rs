@@ -21,6 +21,7 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use crate::error::{Error, OutputContext, Result};
 use crate::model::{Conversation, Message};
@@ -156,7 +157,7 @@ impl SpoolWriter {
             }
             readers.push(r);
         }
-        Ok(SortedSpool { source: Source::Merge { readers, heap }, count: self.count })
+        SortedSpool { source: Source::Merge { readers, heap }, count: self.count }.ahead()
     }
 }
 
@@ -188,7 +189,14 @@ enum Source {
     Memory { bodies: Vec<u8>, index: std::vec::IntoIter<Entry> },
     /// The heap holds the key of each run's current record and the run's index.
     Merge { readers: Vec<RunReader>, heap: BinaryHeap<Reverse<(SortKey, usize)>> },
+    /// A merge running on a helper thread, a few batches ahead of the reader.
+    Ahead { batches: Receiver<Result<Vec<Message>>>, current: std::vec::IntoIter<Message> },
 }
+
+/// Messages per batch handed over by the merging thread.
+const AHEAD_BATCH: usize = 512;
+/// Batches the merging thread may be ahead.
+const AHEAD_DEPTH: usize = 4;
 
 /// Messages in [`SortKey`] order.
 pub struct SortedSpool {
@@ -218,6 +226,60 @@ impl SortedSpool {
                     heap.push(Reverse((key, i)));
                 }
                 Ok(Some(m))
+            }
+            Source::Ahead { batches, current } => loop {
+                if let Some(m) = current.next() {
+                    return Ok(Some(m));
+                }
+                match batches.recv() {
+                    Ok(Ok(batch)) => *current = batch.into_iter(),
+                    Ok(Err(e)) => return Err(e),
+                    // The merging thread is done and everything was handed over.
+                    Err(_) => return Ok(None),
+                }
+            },
+        }
+    }
+
+    /// Moves the merge (reading runs, decoding records) to a helper thread, so it
+    /// overlaps with the writer that consumes the messages: each takes a core.
+    /// Memory stays fixed (`AHEAD_DEPTH` batches of `AHEAD_BATCH` messages).
+    fn ahead(mut self) -> Result<SortedSpool> {
+        let count = self.count;
+        let (tx, rx) = sync_channel(AHEAD_DEPTH);
+        std::thread::Builder::new()
+            .name("spool-merge".into())
+            .spawn(move || merge_into(&mut self, &tx))
+            .map_err(|e| Error::new(crate::error::ErrorKind::Other, format!("cannot start the merging thread: {e}")))?;
+        Ok(SortedSpool { source: Source::Ahead { batches: rx, current: Vec::new().into_iter() }, count })
+    }
+}
+
+/// The merging thread: sends batches until the end, an error, or the reader is gone.
+fn merge_into(spool: &mut SortedSpool, tx: &SyncSender<Result<Vec<Message>>>) {
+    loop {
+        let mut batch = Vec::with_capacity(AHEAD_BATCH);
+        let outcome = loop {
+            match spool.next_message() {
+                Ok(Some(m)) => {
+                    batch.push(m);
+                    if batch.len() == AHEAD_BATCH {
+                        break Ok(false);
+                    }
+                }
+                Ok(None) => break Ok(true),
+                Err(e) => break Err(e),
+            }
+        };
+        if !batch.is_empty() && tx.send(Ok(batch)).is_err() {
+            return;
+        }
+        match outcome {
+            Ok(false) => {}
+            Ok(true) => return,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
             }
         }
     }
@@ -292,5 +354,30 @@ mod tests {
                 prop_assert_eq!(got.iter().map(SortKey::of).collect::<Vec<_>>(), expected.iter().map(SortKey::of).collect::<Vec<_>>());
             }
         }
+    }
+
+    /// The merge runs on its own thread; damage it meets still reaches the reader,
+    /// after every message before it, and names the run file.
+    #[test]
+    fn a_damaged_run_is_an_error_through_the_merging_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SpoolWriter::new(dir.path(), 2000);
+        for seq in 0..3000u64 {
+            w.push(&msg(Conversation::Room(seq % 5), seq as i64, seq)).unwrap();
+        }
+        let run = dir.path().join("run-000000.bin");
+        let len = std::fs::metadata(&run).unwrap().len();
+        std::fs::OpenOptions::new().write(true).open(&run).unwrap().set_len(len - 3).unwrap();
+        let mut s = w.finish().unwrap();
+        let mut delivered = 0;
+        let err = loop {
+            match s.next_message() {
+                Ok(Some(_)) => delivered += 1,
+                Ok(None) => panic!("the damage was not noticed"),
+                Err(e) => break e,
+            }
+        };
+        assert!(delivered > 0);
+        assert!(err.message().contains("run-000000.bin"), "{}", err.message());
     }
 }

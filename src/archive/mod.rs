@@ -7,6 +7,7 @@
 
 pub mod crypto;
 mod entries;
+mod prefetch;
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -129,18 +130,19 @@ pub fn walk(input: &Path, opts: &OpenOptions, visit: &mut dyn FnMut(EntryEvent) 
 }
 
 /// A decrypted stream is a gzip'd tar (hc-migrate) or, rarely, a plain tar.
-fn walk_payload<R: io::BufRead>(mut reader: R, what: &str, input_size: u64, opts: &OpenOptions, visit: &mut dyn FnMut(EntryEvent) -> Result<()>) -> Result<()> {
+fn walk_payload<R: io::BufRead + Send>(mut reader: R, what: &str, input_size: u64, opts: &OpenOptions, visit: &mut dyn FnMut(EntryEvent) -> Result<()>) -> Result<()> {
     let head = reader.fill_buf().map_err(|e| classify(what, e))?;
     if crypto::is_gzip(head) {
         let members = GzMembers { member: Some(flate2::bufread::GzDecoder::new(reader)) };
         let guarded = RatioGuard { inner: members, out: 0, limit: ratio_limit(input_size, opts.max_ratio) };
-        let mut gz = BufReader::with_capacity(256 * 1024, guarded);
-        entries::walk_tar(&mut gz, what, opts.max_entry_size, visit)?;
-        // The tar walk stops at the end-of-archive blocks, before the gzip trailer; read
-        // on to the end so the gzip checksum (and the cipher padding) are verified and a
-        // corrupted file is reported instead of converted.
-        io::copy(&mut gz, &mut io::sink()).map_err(|e| classify(what, e))?;
-        Ok(())
+        prefetch::read_ahead(guarded, |gz| {
+            entries::walk_tar(&mut *gz, what, opts.max_entry_size, visit)?;
+            // The tar walk stops at the end-of-archive blocks, before the gzip trailer;
+            // read on to the end so the gzip checksum (and the cipher padding) are
+            // verified and a corrupted file is reported instead of converted.
+            io::copy(gz, &mut io::sink()).map_err(|e| classify(what, e))?;
+            Ok(())
+        })
     } else {
         entries::walk_tar(&mut reader, what, opts.max_entry_size, visit)?;
         // Likewise: an encrypted plain tar's cipher padding is checked at the very end.

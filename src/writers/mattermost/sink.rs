@@ -59,20 +59,22 @@ impl Sink {
 
     fn start(layout: Layout, jsonl_path: PathBuf) -> Result<Self> {
         let file = File::create(&jsonl_path).output_ctx(&jsonl_path)?;
-        Ok(Sink { layout, jsonl_path, jsonl: BufWriter::new(file), files: BTreeMap::new(), lines: 0 })
+        Ok(Sink { layout, jsonl_path, jsonl: BufWriter::with_capacity(256 * 1024, file), files: BTreeMap::new(), lines: 0 })
     }
 
-    /// Writes one line `{"type": kind, kind: value}`.
+    /// Writes one line `{"type": kind, kind: value}`, the value serialised in place
+    /// (the same bytes a `#[serde(flatten)]` wrapper gives, without its per-line map).
     pub fn line<T: Serialize>(&mut self, kind: &str, value: &T) -> Result<()> {
-        #[derive(Serialize)]
-        struct Line<'a, T: Serialize> {
-            #[serde(rename = "type")]
-            kind: &'a str,
-            #[serde(flatten)]
-            body: BTreeMap<&'a str, &'a T>,
-        }
-        let body = BTreeMap::from([(kind, value)]);
-        self.raw_line(&Line { kind, body })
+        let fail = |e: serde_json::Error| Error::output(&self.jsonl_path, e);
+        self.jsonl.write_all(b"{\"type\":").output_ctx(&self.jsonl_path)?;
+        serde_json::to_writer(&mut self.jsonl, kind).map_err(fail)?;
+        self.jsonl.write_all(b",").output_ctx(&self.jsonl_path)?;
+        serde_json::to_writer(&mut self.jsonl, kind).map_err(fail)?;
+        self.jsonl.write_all(b":").output_ctx(&self.jsonl_path)?;
+        serde_json::to_writer(&mut self.jsonl, value).map_err(fail)?;
+        self.jsonl.write_all(b"}\n").output_ctx(&self.jsonl_path)?;
+        self.lines += 1;
+        Ok(())
     }
 
     /// Writes any serialisable value as one line (the version line has its own shape).

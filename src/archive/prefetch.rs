@@ -1,0 +1,172 @@
+//! Decryption and decompression on a second thread, ahead of the parser.
+//!
+//! Unpacking (AES, inflate, the gzip checksum) and converting (tar, JSON, spool) each
+//! keep one core busy; run one after the other they add up. [`read_ahead`] moves the
+//! unpacking to a helper thread that fills a few chunks ahead of the reader, so the
+//! two overlap. Memory stays fixed: `DEPTH` chunks of `CHUNK` bytes in flight, the
+//! buffers handed back and reused. std's channels and scoped threads are all it
+//! takes; a crate would add nothing.
+
+use std::io::{self, Read};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+
+/// Bytes per chunk handed between the threads.
+const CHUNK: usize = 1024 * 1024;
+/// Chunks the helper may be ahead of the reader.
+const DEPTH: usize = 4;
+
+/// Runs `consume` with a reader that yields what `source` yields, while a helper
+/// thread does the reading of `source`. Errors from `source` reach the reader in
+/// order, after the bytes that came before them.
+pub fn read_ahead<S, T>(source: S, consume: impl FnOnce(&mut dyn Read) -> T) -> T
+where
+    S: Read + Send,
+{
+    let (full_tx, full_rx) = sync_channel::<io::Result<Vec<u8>>>(DEPTH);
+    let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(DEPTH + 2);
+    std::thread::scope(|scope| {
+        scope.spawn(move || fill(source, &full_tx, &empty_rx));
+        let mut reader = AheadReader { full: full_rx, empty: empty_tx, current: Vec::new(), at: 0, done: false };
+        consume(&mut reader)
+        // `reader` is dropped here: the helper's next send fails and it stops.
+    })
+}
+
+/// The helper thread: reads chunks until the end, an error, or the reader is gone.
+fn fill<S: Read>(mut source: S, full: &SyncSender<io::Result<Vec<u8>>>, empty: &Receiver<Vec<u8>>) {
+    loop {
+        let mut chunk = empty.try_recv().unwrap_or_else(|_| vec![0; CHUNK]);
+        chunk.resize(CHUNK, 0);
+        let mut len = 0;
+        let outcome = loop {
+            match source.read(&mut chunk[len..]) {
+                Ok(0) => break Ok(true),
+                Ok(n) => {
+                    len += n;
+                    if len == CHUNK {
+                        break Ok(false);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        chunk.truncate(len);
+        match outcome {
+            Ok(at_end) => {
+                if (len > 0 && full.send(Ok(chunk)).is_err()) || at_end {
+                    return;
+                }
+            }
+            Err(e) => {
+                if len > 0 && full.send(Ok(chunk)).is_err() {
+                    return;
+                }
+                let _ = full.send(Err(e));
+                return;
+            }
+        }
+    }
+}
+
+/// The reading side: serves the current chunk, then waits for the next.
+struct AheadReader {
+    full: Receiver<io::Result<Vec<u8>>>,
+    empty: SyncSender<Vec<u8>>,
+    current: Vec<u8>,
+    at: usize,
+    done: bool,
+}
+
+impl Read for AheadReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.current.len() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.full.recv() {
+                Ok(Ok(chunk)) => {
+                    let used = std::mem::replace(&mut self.current, chunk);
+                    let _ = self.empty.try_send(used);
+                    self.at = 0;
+                }
+                Ok(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                // The helper finished: everything has been handed over.
+                Err(_) => {
+                    self.done = true;
+                    return Ok(0);
+                }
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Yields `data` in uneven pieces, then fails if asked to.
+    struct Source {
+        data: Vec<u8>,
+        at: usize,
+        fail_at_end: bool,
+    }
+
+    impl Read for Source {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.at == self.data.len() {
+                return if self.fail_at_end { Err(io::Error::new(io::ErrorKind::InvalidData, "broken")) } else { Ok(0) };
+            }
+            let n = buf.len().min(1 + self.at % 70_001).min(self.data.len() - self.at);
+            buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    fn data(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 % 251) as u8).collect()
+    }
+
+    #[test]
+    fn every_byte_arrives_in_order() {
+        for len in [0, 1, CHUNK - 1, CHUNK, 3 * CHUNK + 17] {
+            let expected = data(len);
+            let got = read_ahead(Source { data: expected.clone(), at: 0, fail_at_end: false }, |r| {
+                let mut out = Vec::new();
+                r.read_to_end(&mut out).unwrap();
+                out
+            });
+            assert!(got == expected, "length {len}");
+        }
+    }
+
+    #[test]
+    fn an_error_comes_after_the_bytes_before_it() {
+        let expected = data(2 * CHUNK + 5);
+        let (got, err) = read_ahead(Source { data: expected.clone(), at: 0, fail_at_end: true }, |r| {
+            let mut out = Vec::new();
+            let err = r.read_to_end(&mut out).unwrap_err();
+            (out, err)
+        });
+        assert!(got == expected);
+        assert_eq!(err.to_string(), "broken");
+    }
+
+    #[test]
+    fn a_reader_that_stops_early_does_not_hang() {
+        let first = read_ahead(Source { data: data(10 * CHUNK), at: 0, fail_at_end: false }, |r| {
+            let mut b = [0u8; 10];
+            r.read_exact(&mut b).unwrap();
+            b
+        });
+        assert_eq!(first[..], data(10)[..]);
+    }
+}
