@@ -7,7 +7,9 @@
 # 100 with a 20 kB attachment, 10 % private), then alternates baseline and hcconv runs
 # (REPEAT times, default 5) for each target, all writing to /dev/shm, and prints the
 # best and the spread of wall time, the ratio to the baseline's best, messages per
-# second and peak RSS (from /usr/bin/time -v). Environment: REPEAT, TARGETS, WORK.
+# second and peak RSS (from /usr/bin/time -v). Environment: REPEAT, TARGETS, WORK, and
+# ROOMS (default: one room per 1000 messages, at least 10; set a fixed number, e.g.
+# ROOMS=500, to compare sizes with the same per-room state).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("${@:-50000}")
@@ -51,9 +53,10 @@ stats() { # best min, max of a list of numbers
 
 printf '%-10s %-11s %9s %9s %7s %12s %9s\n' messages side best_s worst_s ratio msgs_per_s rss_MiB
 for n in "${sizes[@]}"; do
-  export_file="$work/export-$n.tar.gz.aes"
+  rooms=${ROOMS:-$(( n / 1000 > 10 ? n / 1000 : 10 ))}
+  export_file="$work/export-$n-r$rooms.tar.gz.aes"
   if [ ! -f "$export_file" ]; then
-    "$gen" scale --messages "$n" --rooms $(( n / 1000 > 10 ? n / 1000 : 10 )) --users 500 --password "bench password" -o "$export_file"
+    "$gen" scale --messages "$n" --rooms "$rooms" --users 500 --password "bench password" -o "$export_file"
   fi
   declare -A walls=() rsss=()
   for ((i = 0; i < repeat; i++)); do
