@@ -50,7 +50,7 @@ pub fn normalise_entry_path(raw: &str) -> Result<String, String> {
         return Err("absolute path".into());
     }
     let parts: Vec<&str> = raw.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
-    if parts.iter().any(|c| *c == "..") {
+    if parts.contains(&"..") {
         return Err("path climbs out with '..'".into());
     }
     if parts.iter().any(|c| c.contains('\0')) {

@@ -153,7 +153,7 @@ pub enum Style {
 /// code block, `/quote` as a quote, `/me` as an action by `actor`. Other text is
 /// returned unchanged.
 pub fn slash_command(text: &str, actor: &str, style: Style) -> String {
-    let (cmd, body) = match text.split_once(|c: char| c == ' ' || c == '\n') {
+    let (cmd, body) = match text.split_once([' ', '\n']) {
         Some((c, b)) => (c, b),
         None => (text, ""),
     };

@@ -183,7 +183,7 @@ impl Checker {
             self.err(n, "channel purpose over 250 runes");
         }
         if let Some(d) = c.get("deleted_at") {
-            if !d.as_i64().is_some_and(|d| d > 0) {
+            if d.as_i64().is_none_or(|d| d <= 0) {
                 self.err(n, "deleted_at must be a positive integer");
             }
         }
@@ -223,7 +223,7 @@ impl Checker {
             self.err(n, format!("roles {roles:?} invalid"));
         }
         if let Some(d) = u.get("delete_at") {
-            if !d.as_i64().is_some_and(|d| d > 0) {
+            if d.as_i64().is_none_or(|d| d <= 0) {
                 self.err(n, "delete_at must be a positive integer");
             }
         }
@@ -334,7 +334,7 @@ impl Checker {
             Some(m) if m.is_empty() && p.get("attachments").is_none() => self.err(n, "empty message without attachments"),
             _ => {}
         }
-        if !p["create_at"].as_i64().is_some_and(|t| t > 0) {
+        if p["create_at"].as_i64().is_none_or(|t| t <= 0) {
             self.err(n, "create_at missing or not positive");
         }
         if p.get("props").is_some_and(|props| runes(&props.to_string()) > 800_000) {
