@@ -624,6 +624,42 @@ mod tests {
         assert_eq!(collect_from(Uneven(text.as_bytes(), 0), MAX_VALUE_BYTES).unwrap(), items);
     }
 
+    /// Prefix mode: the handler parses off the front of the window, asks for the
+    /// whole element when the window ends inside it, and positions still add up.
+    #[test]
+    fn prefix_mode_reads_every_element_once_across_windows() {
+        let items: Vec<Value> = (0..20_000).map(|i| serde_json::json!({"id": i, "pad": "x]\"".repeat(i % 50)})).collect();
+        let text = serde_json::to_string_pretty(&items).unwrap();
+        for limit in [MAX_VALUE_BYTES, 200] {
+            let mut got = Vec::new();
+            let mut incomplete = 0;
+            let outcome = for_each_prefix(Uneven(text.as_bytes(), 0), "t.json", limit, &mut |element| match element.parse_prefix::<Value>().map_err(|e| element.error("t.json", &e))? {
+                Some((v, used)) => {
+                    got.push(v);
+                    Ok(Some(used))
+                }
+                None => {
+                    incomplete += 1;
+                    Ok(None)
+                }
+            });
+            if limit == MAX_VALUE_BYTES {
+                outcome.unwrap();
+                assert_eq!(got, items);
+                assert!(incomplete > 10, "the windows should have cut elements ({incomplete})");
+            } else {
+                assert!(outcome.unwrap_err().message().contains("larger than 200 bytes"));
+            }
+        }
+        let damaged = text.replacen("\"id\": 19000", "\"id\": 19000,,", 1);
+        let err = for_each_prefix(Uneven(damaged.as_bytes(), 0), "t.json", MAX_VALUE_BYTES, &mut |element| {
+            Ok(element.parse_prefix::<Value>().map_err(|e| element.error("t.json", &e))?.map(|(_, used)| used))
+        })
+        .unwrap_err();
+        let line = damaged.lines().position(|l| l.contains("19000,,")).unwrap() + 1;
+        assert!(err.message().contains(&format!("line {line} column 17")), "{} (expected line {line})", err.message());
+    }
+
     #[test]
     fn handler_errors_pass_through_unchanged() {
         let err = for_each_element(&b"[1,2]"[..], "t.json", &mut |_| Err(Error::usage("stop"))).unwrap_err();
