@@ -297,7 +297,7 @@ impl Inventory {
         m.history_files = stats.history_files;
         m.first = first.map(|t| t.to_rfc3339());
         m.last = last.map(|t| t.to_rfc3339());
-        (inv.files.files_in_export, inv.files.bytes_in_export) = export.files.totals();
+        (inv.files.files_in_export, inv.files.bytes_in_export) = export.files.totals()?;
         inv.files.avatars = cat.users.values().filter(|u| u.avatar.is_some()).count() as u64;
         inv.files.avatars_missing = report.counts_of(Entity::Avatar).skipped;
         inv.emoticons = EmoticonCounts {
