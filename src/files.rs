@@ -47,8 +47,8 @@ enum Index {
 ///
 /// Files are added while the archive streams past, then [`FileStore::seal`] sorts
 /// the list into a table on disk; only then can files be looked up. Memory stays
-/// small whatever the number of files (see [`index`]), except for the few files made
-/// from JSON (inline avatars, one per user at most), kept in memory.
+/// small whatever the number of files, except for the few files made from JSON
+/// (inline avatars, one per user at most), kept in memory.
 #[derive(Debug)]
 pub struct FileStore {
     backing: Backing,

@@ -340,7 +340,7 @@ impl<K: RunKey> Sorted<K> {
     }
 
     /// The next record: its key, and its body (valid until the next call).
-    pub fn next(&mut self) -> Result<Option<(K, &[u8])>> {
+    pub fn next_record(&mut self) -> Result<Option<(K, &[u8])>> {
         match &mut self.source {
             Source::Memory { bodies, index, current } => {
                 let Some((key, range)) = index.next() else { return Ok(None) };
@@ -519,7 +519,7 @@ impl SortedSpool {
 
     /// The next message in order.
     pub fn next_message(&mut self) -> Result<Option<Message>> {
-        self.sorted.next()?.map(|(_, body)| record::decode(body)).transpose()
+        self.sorted.next_record()?.map(|(_, body)| record::decode(body)).transpose()
     }
 }
 
@@ -631,7 +631,7 @@ mod tests {
             expected.sort();
             let mut sorted = sort.finish().unwrap();
             let mut got = Vec::new();
-            while let Some((key, body)) = sorted.next().unwrap() {
+            while let Some((key, body)) = sorted.next_record().unwrap() {
                 got.push((key, body.to_vec()));
             }
             prop_assert_eq!(got, expected);
@@ -651,7 +651,7 @@ mod tests {
         let mut sorted = sort.finish().unwrap();
         assert_eq!(sorted.open_runs(), 4);
         let mut got = Vec::new();
-        while let Some((n, _)) = sorted.next().unwrap() {
+        while let Some((n, _)) = sorted.next_record().unwrap() {
             got.push(n);
         }
         assert_eq!(got, (0..10).collect::<Vec<_>>());
@@ -664,7 +664,7 @@ mod tests {
         sort.push(1, |out| { out.extend_from_slice(b"kept"); Ok(()) }).unwrap();
         assert!(sort.push(2, |out| { out.extend_from_slice(b"half"); Err(Error::new(ErrorKind::Other, "no")) }).is_err());
         let mut sorted = sort.finish().unwrap();
-        assert_eq!(sorted.next().unwrap().map(|(k, b)| (k, b.to_vec())), Some((1, b"kept".to_vec())));
-        assert!(sorted.next().unwrap().is_none());
+        assert_eq!(sorted.next_record().unwrap().map(|(k, b)| (k, b.to_vec())), Some((1, b"kept".to_vec())));
+        assert!(sorted.next_record().unwrap().is_none());
     }
 }

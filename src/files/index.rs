@@ -62,7 +62,7 @@ impl Table {
         let mut record = Vec::new();
         let mut block_bytes = 0;
         loop {
-            let next = match sorted.next()? {
+            let next = match sorted.next_record()? {
                 Some(((p, _), body)) => {
                     let mut r = FieldReader::new(body);
                     let size = r.u64()?;

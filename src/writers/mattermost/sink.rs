@@ -132,7 +132,7 @@ struct NotedFiles {
 
 impl NotedFiles {
     fn next(&mut self) -> Result<Option<FileRef>> {
-        while let Some((path, body)) = self.sorted.next()? {
+        while let Some((path, body)) = self.sorted.next_record()? {
             if self.last.as_ref() == Some(&path) {
                 continue;
             }

@@ -226,7 +226,7 @@ struct Links {
 
 impl Links {
     fn advance(&mut self) -> Result<()> {
-        self.next = self.sorted.next()?.map(|((upload, message), body)| (upload, message, body == [1]));
+        self.next = self.sorted.next_record()?.map(|((upload, message), body)| (upload, message, body == [1]));
         Ok(())
     }
 }
@@ -456,7 +456,8 @@ mod tests {
         uploads.finish(super::super::profile::profile(Default::default())).unwrap();
         let read = |p: &str| -> Value { serde_json::from_slice(&std::fs::read(out.path().join(p)).unwrap()).unwrap() };
         let rows = read("attachment.json")["zerver_attachment"].clone();
-        let facts: Vec<(u64, &str, u64, f64, bool, Vec<u64>)> = rows
+        type Facts<'a> = (u64, &'a str, u64, f64, bool, Vec<u64>);
+        let facts: Vec<Facts> = rows
             .as_array()
             .unwrap()
             .iter()
