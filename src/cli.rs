@@ -255,9 +255,7 @@ fn run_inspect(args: &InspectArgs) -> Result<()> {
         print!("{}", inventory.to_text());
     }
     if args.log.verbose {
-        for w in &report.warnings {
-            eprintln!("hcconv: warning: {w}");
-        }
+        print_warnings(&report);
     }
     Ok(())
 }
@@ -301,9 +299,7 @@ fn convert(args: &ConvertArgs, target: Target, out: &Path, user_map: &[crate::us
     writers::write(target, &mut export_data, &staging.path(), &args.writer, report)?;
     progress.finish();
     if args.log.verbose {
-        for w in &report.warnings {
-            eprintln!("hcconv: warning: {w}");
-        }
+        print_warnings(report);
     }
     let unbalanced = report.unbalanced();
     if !unbalanced.is_empty() {
@@ -324,15 +320,27 @@ fn default_output(export: &Path, target: Target, opts: &WriterOptions) -> PathBu
 }
 
 fn write_report_file(path: &Path, report: &Report, out: &Path, error: Option<&Error>) -> Result<()> {
-    let mut value = serde_json::to_value(report).expect("report serialises");
-    if let Some(obj) = value.as_object_mut() {
-        obj.insert("status".into(), (if error.is_some() { "failed" } else { "ok" }).into());
-        obj.insert("output".into(), out.display().to_string().into());
-        obj.insert("error".into(), error.map(|e| e.to_string()).into());
-        obj.insert("exit_code".into(), error.map_or(0, |e| e.kind().exit_code()).into());
+    let outcome = std::collections::BTreeMap::from([
+        ("status", serde_json::Value::from(if error.is_some() { "failed" } else { "ok" })),
+        ("output", out.display().to_string().into()),
+        ("error", error.map(|e| e.to_string()).into()),
+        ("exit_code", error.map_or(0, |e| e.kind().exit_code()).into()),
+    ]);
+    let file = std::fs::File::create(path).output_ctx(path)?;
+    crate::report::ReportFile { report, outcome }.write(file).output_ctx(path)
+}
+
+/// Prints the report's warnings on stderr (`--verbose`).
+fn print_warnings(report: &Report) {
+    for w in report.warnings.iter() {
+        match w {
+            Ok(w) => eprintln!("hcconv: warning: {w}"),
+            Err(e) => {
+                eprintln!("hcconv: warning: the rest of the warnings cannot be read back: {e}");
+                break;
+            }
+        }
     }
-    let text = serde_json::to_string_pretty(&value).expect("report serialises");
-    std::fs::write(path, text + "\n").output_ctx(path)
 }
 
 /// Hidden output folders to remove if the user interrupts the run.

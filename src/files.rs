@@ -7,13 +7,20 @@
 //! paths on disk: they ask for a [`FileRef`] and get it copied or linked to a path
 //! they choose inside their own output.
 
+mod index;
+mod slots;
+
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, OutputContext, Result};
+use crate::error::{Error, ErrorKind, OutputContext, Result};
 use crate::model::FileRef;
+
+pub(crate) use index::{read_at, write_at};
+use index::{Pending, Table};
+pub use slots::SlotTable;
 
 /// Where file contents live.
 #[derive(Clone, Debug)]
@@ -27,24 +34,48 @@ enum Backing {
     Folder(PathBuf, Option<PathBuf>),
 }
 
+/// The list of files: collected while the archive is read, then sealed into a
+/// sorted table on disk (see [`index`]) that lookups read.
+#[derive(Debug)]
+enum Index {
+    /// Paths so far (none yet: no sort started), and how many were added.
+    Filling(Option<Pending>, u64),
+    Sealed(Table),
+}
+
 /// Index of the export's files plus access to their bytes.
-#[derive(Clone, Debug)]
+///
+/// Files are added while the archive streams past, then [`FileStore::seal`] sorts
+/// the list into a table on disk; only then can files be looked up. Memory stays
+/// small whatever the number of files, except for the few files made from JSON
+/// (inline avatars, one per user at most), kept in memory.
+#[derive(Debug)]
 pub struct FileStore {
     backing: Backing,
-    index: BTreeMap<String, u64>,
-    /// Paths of files made from bytes found in JSON, kept in the overlay folder.
-    made: std::collections::BTreeSet<String>,
+    index: Index,
+    /// Files made from bytes found in JSON, kept in the overlay folder: path → size
+    /// and order made. They win over archive entries with the same path.
+    made: BTreeMap<String, (u64, u64)>,
+    /// Folder for the index's scratch files (a temporary one is made if none is set).
+    scratch: Option<PathBuf>,
+    temp: Option<tempfile::TempDir>,
+    /// Memory for sorting the paths (tests make it tiny, to sort through run files).
+    sort_budget: usize,
 }
 
 impl FileStore {
+    fn with_backing(backing: Backing) -> Self {
+        FileStore { backing, index: Index::Filling(None, 0), made: BTreeMap::new(), scratch: None, temp: None, sort_budget: index::SORT_BUDGET }
+    }
+
     /// A store that records sizes only.
     pub fn measured() -> Self {
-        FileStore { backing: Backing::Measured, index: BTreeMap::new(), made: Default::default() }
+        Self::with_backing(Backing::Measured)
     }
 
     /// A store that copies each file into `dir` as the archive streams past.
     pub fn staged(dir: &Path) -> Self {
-        FileStore { backing: Backing::Staged(dir.to_path_buf()), index: BTreeMap::new(), made: Default::default() }
+        Self::with_backing(Backing::Staged(dir.to_path_buf()))
     }
 
     /// A store over an unpacked export folder; a staging store's folder is kept for
@@ -54,12 +85,30 @@ impl FileStore {
             Backing::Staged(dir) => Some(dir.clone()),
             _ => None,
         };
-        FileStore { backing: Backing::Folder(root.to_path_buf(), overlay), index: BTreeMap::new(), made: Default::default() }
+        FileStore { scratch: previous.scratch.clone(), ..Self::with_backing(Backing::Folder(root.to_path_buf(), overlay)) }
+    }
+
+    /// Puts the index's scratch files (sort runs, the sorted table) into `dir`, a
+    /// folder private to this run, instead of a temporary folder of their own.
+    pub fn with_scratch(mut self, dir: &Path) -> Self {
+        self.scratch = Some(dir.to_path_buf());
+        self
     }
 
     /// True when the bytes can be read back (not a measuring store).
     pub fn has_contents(&self) -> bool {
         !matches!(self.backing, Backing::Measured)
+    }
+
+    fn scratch_dir(&mut self) -> Result<PathBuf> {
+        if let Some(dir) = &self.scratch {
+            return Ok(dir.clone());
+        }
+        if self.temp.is_none() {
+            let dir = tempfile::Builder::new().prefix("hcconv-files-").tempdir().map_err(|e| Error::new(ErrorKind::Other, format!("cannot create a temporary folder: {e}")))?;
+            self.temp = Some(dir);
+        }
+        Ok(self.temp.as_ref().expect("just made").path().to_path_buf())
     }
 
     /// Records a file the archive holds at `path` (already normalised and safe),
@@ -76,8 +125,41 @@ impl FileStore {
             }
             Backing::Measured | Backing::Folder(..) => declared_size,
         };
-        self.index.insert(path.to_string(), size);
+        if matches!(self.index, Index::Filling(None, _)) {
+            let dir = self.scratch_dir()?;
+            self.index = Index::Filling(Some(Pending::new(&dir, "files", self.sort_budget)), 0);
+        }
+        let Index::Filling(Some(pending), added) = &mut self.index else {
+            return Err(Error::new(ErrorKind::Other, format!("{path}: a file was added after the file index was sealed")));
+        };
+        pending.push((path.to_string(), *added), |out| {
+            crate::spool::put_u64(out, size);
+            Ok(())
+        })?;
+        *added += 1;
         Ok(())
+    }
+
+    /// Ends adding archive files: sorts the list into its table on disk. Lookups
+    /// work from here on; calling it again does nothing.
+    pub fn seal(&mut self) -> Result<()> {
+        let table = match std::mem::replace(&mut self.index, Index::Filling(None, 0)) {
+            Index::Sealed(table) => table,
+            Index::Filling(None, _) => Table::empty(),
+            Index::Filling(Some(pending), _) => {
+                let path = self.scratch_dir()?.join("files.index");
+                Table::build(pending.finish()?, &path)?
+            }
+        };
+        self.index = Index::Sealed(table);
+        Ok(())
+    }
+
+    fn table(&self) -> Result<&Table> {
+        match &self.index {
+            Index::Sealed(table) => Ok(table),
+            Index::Filling(..) => Err(Error::new(ErrorKind::Other, "the file index was read before the archive was (FileStore::seal)")),
+        }
     }
 
     /// Records a file made from bytes found inside JSON (an inline avatar).
@@ -86,46 +168,77 @@ impl FileStore {
             Backing::Staged(dir) | Backing::Folder(_, Some(dir)) => Some(dir.join(path)),
             Backing::Folder(_, None) | Backing::Measured => None,
         };
-        self.made.insert(path.to_string());
         if let Some(dest) = dest {
             if let Some(parent) = dest.parent() {
                 fs::create_dir_all(parent).output_ctx(parent)?;
             }
             fs::write(&dest, bytes).output_ctx(&dest)?;
         }
-        self.index.insert(path.to_string(), bytes.len() as u64);
+        let order = self.made.get(path).map_or(self.made.len() as u64, |(_, order)| *order);
+        self.made.insert(path.to_string(), (bytes.len() as u64, order));
         Ok(())
     }
 
     /// The file at `path`, if the export has it.
-    pub fn get(&self, path: &str) -> Option<FileRef> {
-        self.index.get(path).map(|size| FileRef { path: path.to_string(), size: *size })
+    pub fn get(&self, path: &str) -> Result<Option<FileRef>> {
+        if let Some((size, _)) = self.made.get(path) {
+            return Ok(Some(FileRef { path: path.to_string(), size: *size }));
+        }
+        Ok(self.table()?.get(path)?.map(|(_, size)| FileRef { path: path.to_string(), size }))
     }
 
     /// The first of `candidates` the export has.
-    pub fn find(&self, candidates: &[String]) -> Option<FileRef> {
-        candidates.iter().find_map(|c| self.get(c))
+    pub fn find(&self, candidates: &[String]) -> Result<Option<FileRef>> {
+        for c in candidates {
+            if let Some(hit) = self.get(c)? {
+                return Ok(Some(hit));
+            }
+        }
+        Ok(None)
     }
 
     /// Every file whose path starts with `prefix`, in path order.
-    pub fn under<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = FileRef> + 'a {
-        self.index
-            .range(prefix.to_string()..)
-            .take_while(move |(p, _)| p.starts_with(prefix))
-            .map(|(p, s)| FileRef { path: p.clone(), size: *s })
+    pub fn under(&self, prefix: &str) -> Result<Vec<FileRef>> {
+        let mut files: BTreeMap<String, u64> = self.table()?.under(prefix)?.into_iter().collect();
+        let made = self.made.range(prefix.to_string()..).take_while(|(p, _)| p.starts_with(prefix));
+        files.extend(made.map(|(p, (size, _))| (p.clone(), *size)));
+        Ok(files.into_iter().map(|(path, size)| FileRef { path, size }).collect())
     }
 
     /// Number of files and their total bytes.
-    pub fn totals(&self) -> (u64, u64) {
-        (self.index.len() as u64, self.index.values().sum())
+    pub fn totals(&self) -> Result<(u64, u64)> {
+        let table = self.table()?;
+        let (mut count, mut bytes) = (table.len(), table.bytes());
+        for (path, (size, _)) in &self.made {
+            match table.get(path)? {
+                Some((_, replaced)) => bytes = bytes - replaced + size,
+                None => (count, bytes) = (count + 1, bytes + size),
+            }
+        }
+        Ok((count, bytes))
+    }
+
+    /// A number for `file`, unique among this store's files and below
+    /// [`FileStore::slot_count`], for per-file state kept on disk ([`SlotTable`]).
+    pub fn slot(&self, file: &FileRef) -> Result<Option<u64>> {
+        let table = self.table()?;
+        if let Some((_, order)) = self.made.get(&file.path) {
+            return Ok(Some(table.len() + order));
+        }
+        Ok(table.get(&file.path)?.map(|(rank, _)| rank))
+    }
+
+    /// How many slots [`FileStore::slot`] hands out (0 before sealing).
+    pub fn slot_count(&self) -> u64 {
+        self.table().map_or(0, |t| t.len()) + self.made.len() as u64
     }
 
     /// Where the bytes of `file` are on disk; `None` for a measuring store.
     pub fn disk_path(&self, file: &FileRef) -> Option<PathBuf> {
         match &self.backing {
-            Backing::Measured | Backing::Folder(_, None) if self.made.contains(&file.path) => None,
+            Backing::Measured | Backing::Folder(_, None) if self.made.contains_key(&file.path) => None,
             Backing::Measured => None,
-            Backing::Folder(_, Some(overlay)) if self.made.contains(&file.path) => Some(overlay.join(&file.path)),
+            Backing::Folder(_, Some(overlay)) if self.made.contains_key(&file.path) => Some(overlay.join(&file.path)),
             Backing::Staged(dir) | Backing::Folder(dir, _) => Some(dir.join(&file.path)),
         }
     }
@@ -162,5 +275,80 @@ fn stage_error(entry: &str, dest: &Path, e: io::Error) -> Error {
         crate::archive::classify(entry, e)
     } else {
         Error::output(dest, e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A measuring store holding `files` (later entries win, as in an archive).
+    fn store(files: &[(String, u64)], budget: usize) -> FileStore {
+        let mut s = FileStore::measured();
+        s.sort_budget = budget;
+        for (path, size) in files {
+            s.add(path, &mut io::empty(), *size).unwrap();
+        }
+        s.seal().unwrap();
+        s
+    }
+
+    fn path() -> impl Strategy<Value = String> {
+        let part = proptest::sample::select(vec!["rooms", "users", "files", "a", "a-b", "ab", "1", "2", "x.png", "x_thumb.png", "é"]);
+        proptest::collection::vec(part, 1..5).prop_map(|parts| parts.join("/"))
+    }
+
+    proptest! {
+        /// The on-disk index answers exactly like the map it replaces: lookups,
+        /// prefix listings, totals, and a dense, unique slot per file; whether the
+        /// paths were sorted in memory or through run files.
+        #[test]
+        fn answers_like_a_map(files in proptest::collection::vec((path(), 0u64..1000), 0..300), probes in proptest::collection::vec(path(), 0..20), budget in prop_oneof![Just(index::SORT_BUDGET), 64usize..2000]) {
+            let s = store(&files, budget);
+            let model: BTreeMap<String, u64> = files.iter().cloned().collect();
+            prop_assert_eq!(s.totals().unwrap(), (model.len() as u64, model.values().sum()));
+            let mut slots = std::collections::BTreeSet::new();
+            for (p, size) in &model {
+                let hit = s.get(p).unwrap();
+                prop_assert_eq!(hit.as_ref().map(|f| f.size), Some(*size));
+                let slot = s.slot(&hit.unwrap()).unwrap().unwrap();
+                prop_assert!(slot < s.slot_count());
+                prop_assert!(slots.insert(slot), "slot {} given twice", slot);
+            }
+            for probe in probes.iter().chain(model.keys()) {
+                prop_assert_eq!(s.get(probe).unwrap().map(|f| f.size), model.get(probe).copied());
+                for prefix in [format!("{probe}/"), probe.clone(), probe.chars().take(probe.chars().count() / 2).collect()] {
+                    let listed: Vec<(String, u64)> = s.under(&prefix).unwrap().into_iter().map(|f| (f.path, f.size)).collect();
+                    let expected: Vec<(String, u64)> = model.range(prefix.clone()..).take_while(|(p, _)| p.starts_with(&prefix)).map(|(p, s)| (p.clone(), *s)).collect();
+                    prop_assert_eq!(listed, expected);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn made_files_win_and_get_slots_of_their_own() {
+        let mut s = store(&[("users/1/avatars/a.png".into(), 5), ("users/1/avatars/inline-avatar.png".into(), 7)], index::SORT_BUDGET);
+        s.add_bytes("users/1/avatars/inline-avatar.png", b"abc").unwrap();
+        s.add_bytes("users/2/avatars/inline-avatar.png", b"abcd").unwrap();
+        assert_eq!(s.get("users/1/avatars/inline-avatar.png").unwrap().map(|f| f.size), Some(3));
+        assert_eq!(s.under("users/").unwrap().iter().map(|f| (f.path.as_str(), f.size)).collect::<Vec<_>>(), vec![("users/1/avatars/a.png", 5), ("users/1/avatars/inline-avatar.png", 3), ("users/2/avatars/inline-avatar.png", 4)]);
+        assert_eq!(s.totals().unwrap(), (3, 5 + 3 + 4));
+        let slots: Vec<u64> = ["users/1/avatars/a.png", "users/1/avatars/inline-avatar.png", "users/2/avatars/inline-avatar.png"].iter().map(|p| s.slot(&s.get(p).unwrap().unwrap()).unwrap().unwrap()).collect();
+        assert_eq!(slots, vec![0, 2, 3]);
+        assert_eq!(s.slot_count(), 4);
+    }
+
+    #[test]
+    fn lookups_wait_for_the_seal_and_adding_ends_with_it() {
+        let mut s = FileStore::measured();
+        s.add("files/a", &mut io::empty(), 1).unwrap();
+        assert!(s.get("files/a").is_err());
+        s.seal().unwrap();
+        assert!(s.get("files/a").unwrap().is_some());
+        assert!(s.add("files/b", &mut io::empty(), 1).is_err());
+        let empty = store(&[], index::SORT_BUDGET);
+        assert_eq!((empty.get("x").unwrap(), empty.under("").unwrap().len(), empty.totals().unwrap()), (None, 0, (0, 0)));
     }
 }

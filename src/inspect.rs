@@ -256,12 +256,12 @@ impl Inventory {
         if let Some(reasons) = report.skip_reasons.get(&Entity::Entry) {
             inv.entries_skipped = reasons.iter().map(|(r, n)| (reason_name(*r), *n)).collect();
         }
-        inv.damaged_files = report
-            .skipped
-            .iter()
-            .filter(|s| s.entity == Entity::Entry && s.reason == SkipReason::DamagedFile)
-            .map(|s| s.detail.clone())
-            .collect();
+        for s in report.skipped.iter() {
+            let s = s.map_err(|e| crate::error::Error::new(crate::error::ErrorKind::Other, format!("the report's skip list cannot be read back: {e}")))?;
+            if s.entity == Entity::Entry && s.reason == SkipReason::DamagedFile {
+                inv.damaged_files.push(s.detail);
+            }
+        }
         inv.top_level_files = stats.top_level_files.clone();
         let real_users = cat.users.values().filter(|u| !u.is_placeholder);
         inv.users = UserCounts {
@@ -297,7 +297,7 @@ impl Inventory {
         m.history_files = stats.history_files;
         m.first = first.map(|t| t.to_rfc3339());
         m.last = last.map(|t| t.to_rfc3339());
-        (inv.files.files_in_export, inv.files.bytes_in_export) = export.files.totals();
+        (inv.files.files_in_export, inv.files.bytes_in_export) = export.files.totals()?;
         inv.files.avatars = cat.users.values().filter(|u| u.avatar.is_some()).count() as u64;
         inv.files.avatars_missing = report.counts_of(Entity::Avatar).skipped;
         inv.emoticons = EmoticonCounts {

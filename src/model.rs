@@ -412,8 +412,10 @@ pub struct Catalog {
     pub rooms: BTreeMap<RoomId, Room>,
     /// Custom emoticons.
     pub emoticons: Vec<Emoticon>,
-    /// Per room, the users who sent at least one message there.
-    pub room_posters: BTreeMap<RoomId, BTreeSet<UserId>>,
+    /// Per room, the users who sent at least one message there, sorted, each once
+    /// (a sorted list, not a set: an export has a room per thousand messages or so,
+    /// and a set's tree nodes cost about three times the ids they hold).
+    pub room_posters: BTreeMap<RoomId, Vec<UserId>>,
     /// Every private conversation that has at least one message.
     pub conversations: BTreeSet<Conversation>,
     /// Names of integrations (senders with no user) seen in notifications and messages.

@@ -4,13 +4,20 @@
 //! counts skipped" can be checked for every entity, and `--report FILE` gives runbooks
 //! the same numbers as JSON. A skip always carries a typed [`SkipReason`].
 
+mod listed;
+
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io::{self, Write};
 
-use serde::Serialize;
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
+
+pub use listed::{Listed, IN_MEMORY, MAX_LISTED};
 
 /// The kinds of things an export holds, as counted in the report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Entity {
     /// A user from users.json (or a placeholder for an unknown sender).
@@ -37,7 +44,7 @@ impl fmt::Display for Entity {
 }
 
 /// Why something was not converted. Shared by the reader and every writer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SkipReason {
     /// The same message appears twice (same id and content), e.g. in both PM histories.
@@ -75,7 +82,7 @@ pub enum SkipReason {
 }
 
 /// One skipped item.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Skip {
     /// What was skipped.
     pub entity: Entity,
@@ -113,10 +120,6 @@ pub struct Counts {
     pub skipped: u64,
 }
 
-/// How many skip entries and warnings are kept verbatim; beyond that only counted,
-/// so a pathological export cannot grow the report without bound.
-pub const MAX_LISTED: usize = 100_000;
-
 /// The report of one run.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Report {
@@ -128,12 +131,13 @@ pub struct Report {
     pub counts: BTreeMap<Entity, Counts>,
     /// Skip counts per entity and reason.
     pub skip_reasons: BTreeMap<Entity, BTreeMap<SkipReason, u64>>,
-    /// Skipped items (first [`MAX_LISTED`]).
-    pub skipped: Vec<Skip>,
+    /// Skipped items (first [`MAX_LISTED`]; beyond [`IN_MEMORY`] kept on disk).
+    pub skipped: Listed<Skip>,
     /// Renames.
     pub renames: Vec<Rename>,
-    /// Warnings: things converted, but not exactly as they were (first [`MAX_LISTED`]).
-    pub warnings: Vec<String>,
+    /// Warnings: things converted, but not exactly as they were (first
+    /// [`MAX_LISTED`]; beyond [`IN_MEMORY`] kept on disk).
+    pub warnings: Listed<String>,
     /// Warnings not listed because of the cap.
     pub warnings_not_listed: u64,
     /// Skips not listed because of the cap.
@@ -167,9 +171,7 @@ impl Report {
     pub fn skip(&mut self, entity: Entity, id: impl Into<String>, reason: SkipReason, detail: impl Into<String>) {
         self.counts.entry(entity).or_default().skipped += 1;
         *self.skip_reasons.entry(entity).or_default().entry(reason).or_default() += 1;
-        if self.skipped.len() < MAX_LISTED {
-            self.skipped.push(Skip { entity, id: id.into(), reason, detail: detail.into() });
-        } else {
+        if !self.skipped.push(Skip { entity, id: id.into(), reason, detail: detail.into() }) {
             self.skipped_not_listed += 1;
         }
     }
@@ -181,9 +183,7 @@ impl Report {
 
     /// Records a warning.
     pub fn warn(&mut self, message: impl Into<String>) {
-        if self.warnings.len() < MAX_LISTED {
-            self.warnings.push(message.into());
-        } else {
+        if !self.warnings.push(message.into()) {
             self.warnings_not_listed += 1;
         }
     }
@@ -238,7 +238,111 @@ impl Report {
     }
 }
 
+/// The report as `--report` writes it: the report and the run's outcome
+/// (`status`, `output`, `error`, `exit_code`, given as `outcome`), keys in
+/// alphabetical order at every level (the file's format since it was first written
+/// from a `serde_json::Value`). The skip and warning lists stream from where they
+/// are kept, one entry at a time, so writing never holds the whole report.
+pub struct ReportFile<'a> {
+    /// The report.
+    pub report: &'a Report,
+    /// Further top-level keys.
+    pub outcome: BTreeMap<&'static str, Value>,
+}
+
+impl ReportFile<'_> {
+    /// Every top-level key with its value; the two lists are left for [`Serialize`].
+    /// A field added to [`Report`] must be added here (a unit test compares the two).
+    fn small_fields(&self) -> serde_json::Result<BTreeMap<&'static str, Value>> {
+        let r = self.report;
+        let mut fields = self.outcome.clone();
+        for (key, value) in [
+            ("tool", serde_json::to_value(r.tool)?),
+            ("version", serde_json::to_value(r.version)?),
+            ("counts", serde_json::to_value(&r.counts)?),
+            ("skip_reasons", serde_json::to_value(&r.skip_reasons)?),
+            ("skipped", Value::Null),
+            ("renames", serde_json::to_value(&r.renames)?),
+            ("warnings", Value::Null),
+            ("warnings_not_listed", serde_json::to_value(r.warnings_not_listed)?),
+            ("skipped_not_listed", serde_json::to_value(r.skipped_not_listed)?),
+            ("extra", serde_json::to_value(&r.extra)?),
+        ] {
+            fields.insert(key, value);
+        }
+        Ok(fields)
+    }
+
+    /// Writes the report as pretty JSON and a final newline.
+    pub fn write(&self, out: impl io::Write) -> io::Result<()> {
+        let mut out = io::BufWriter::new(out);
+        serde_json::to_writer_pretty(&mut out, self)?;
+        out.write_all(b"\n")?;
+        out.flush()
+    }
+}
+
+impl Serialize for ReportFile<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let fields = self.small_fields().map_err(serde::ser::Error::custom)?;
+        let mut map = serializer.serialize_map(Some(fields.len()))?;
+        for (key, value) in &fields {
+            match *key {
+                "skipped" => map.serialize_entry(key, &AsValues(&self.report.skipped))?,
+                "warnings" => map.serialize_entry(key, &AsValues(&self.report.warnings))?,
+                _ => map.serialize_entry(key, value)?,
+            }
+        }
+        map.end()
+    }
+}
+
+/// A list whose entries are written as `serde_json::Value`s (their keys sorted).
+struct AsValues<'a, T>(&'a Listed<T>);
+
+impl<T: Serialize + serde::de::DeserializeOwned + Clone> Serialize for AsValues<'_, T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for item in self.0.iter() {
+            let item = item.map_err(serde::ser::Error::custom)?;
+            seq.serialize_element(&serde_json::to_value(&item).map_err(serde::ser::Error::custom)?)?;
+        }
+        seq.end()
+    }
+}
+
 /// The snake_case name of a reason, as in the JSON report.
 pub fn reason_name(reason: SkipReason) -> String {
     serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A report with spilled lists writes exactly what the whole report made into one
+    /// `serde_json::Value` (the original way) writes, so the file format is unchanged
+    /// and no field of [`Report`] is forgotten.
+    #[test]
+    fn report_file_is_the_report_as_one_value() {
+        let mut r = Report::new();
+        for i in 0..(IN_MEMORY + 50) {
+            r.input(Entity::Message);
+            r.skip(Entity::Message, format!("room 1 id {i}"), SkipReason::Duplicate, "second copy (in users/1/history.json)");
+            r.warn(format!("warning {i}"));
+        }
+        r.rename(Entity::User, "5", "bob", "bob2", "clash");
+        r.add_extra("posts", 3);
+        let outcome = BTreeMap::from([("status", Value::from("ok")), ("output", Value::from("out")), ("error", Value::Null), ("exit_code", Value::from(0))]);
+        let mut expected = serde_json::to_value(&r).unwrap();
+        let keys: Vec<String> = expected.as_object().unwrap().keys().cloned().collect();
+        for (k, v) in &outcome {
+            expected.as_object_mut().unwrap().insert(k.to_string(), v.clone());
+        }
+        let file = ReportFile { report: &r, outcome };
+        assert_eq!(file.small_fields().unwrap().len(), keys.len() + 4, "a field of Report is missing from ReportFile::small_fields: {keys:?}");
+        let mut written = Vec::new();
+        file.write(&mut written).unwrap();
+        assert_eq!(String::from_utf8(written).unwrap(), serde_json::to_string_pretty(&expected).unwrap() + "\n");
+    }
 }

@@ -1,33 +1,423 @@
-//! An external merge sort for messages: bounded memory whatever the export's size.
+//! External merge sort: bounded memory whatever the export's size.
 //!
 //! History files are not in time order (they often look newest-first) and archive
 //! entries come in any order, so messages must be sorted by (conversation, time,
 //! position) before any writer sees them. Sorting millions in memory is what made
 //! earlier importers need gigabytes; here records are buffered up to a fixed budget,
 //! sorted, written to a run file, and the runs are merged lazily at the end.
-//! Hand-rolled (about 150 lines) because the crates for this are little used and
-//! the record format here is trivial: a fixed binary key, a length and a body in the
-//! compact binary encoding of [`record`].
 //!
-//! Nothing is allocated per record while writing: bodies are encoded straight into
-//! one growing buffer, reused from run to run, beside an index of keys and ranges.
-//! While merging, each run reader keeps one body buffer that every record reuses.
+//! The sort itself, [`ExternalSort`], is generic over its key ([`RunKey`]) and takes
+//! the record body as bytes, because more than the messages need it: the export's
+//! file index ([`crate::files`]), the files a Mattermost import must copy and the
+//! Pixtoome upload links are all collected in one order and needed in another, and
+//! each would otherwise be a map that grows with the export.
+//!
+//! Memory is bounded on both sides. While writing, one budget covers the buffered
+//! bodies and keys. While merging, at most `fan_in` runs are open at once (each costs
+//! a read buffer and a body buffer): when there are more, [`ExternalSort::finish`]
+//! first merges consecutive groups of runs into longer runs on disk, merging only as
+//! many as needed to bring the count down to `fan_in`, so a small excess costs a
+//! partial pass, not a whole one.
+//!
+//! Hand-rolled (about 250 lines) because the crates for this are little used and the
+//! record format here is trivial: a key length and a body length (u32, little
+//! endian), the key in its own encoding and the body bytes. Nothing is allocated per
+//! record while writing: bodies are encoded straight into one growing buffer, reused
+//! from run to run, beside an index of keys and ranges. While merging, each run reader
+//! keeps one key buffer and one body buffer that every record reuses.
 
 mod record;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use crate::error::{Error, OutputContext, Result};
+use crate::error::{Error, ErrorKind, OutputContext, Result};
 use crate::model::{Conversation, Message};
+
+pub(crate) use record::{put_str, put_u64, Reader as FieldReader};
 
 /// Bytes of serialized messages held in memory before a run is written.
 pub const DEFAULT_BUDGET: usize = 8 * 1024 * 1024;
+
+/// Runs merged at once. Each open run costs a 16 KiB read buffer plus its current
+/// record, so the merge holds about 1 MiB whatever the number of runs.
+pub const DEFAULT_FAN_IN: usize = 64;
+
+/// Read buffer of each open run.
+const RUN_READ_BUFFER: usize = 16 * 1024;
+/// Write buffer of the run being written.
+const RUN_WRITE_BUFFER: usize = 256 * 1024;
+
+/// A key that orders the records of an [`ExternalSort`] and travels with them
+/// through the run files.
+pub trait RunKey: Ord {
+    /// Appends the key's encoding to `out`.
+    fn encode(&self, out: &mut Vec<u8>);
+    /// Reads a key back from exactly the bytes [`RunKey::encode`] wrote.
+    fn decode(bytes: &[u8]) -> Result<Self>
+    where
+        Self: Sized;
+    /// Heap bytes the key owns besides its own size, counted against the budget.
+    fn heap_bytes(&self) -> usize {
+        0
+    }
+}
+
+/// A buffered record: its key and where its body lies in the bodies buffer.
+type Entry<K> = (K, Range<usize>);
+
+/// Collects records; [`ExternalSort::finish`] gives them back in key order.
+/// Records with equal keys come back in no particular order.
+pub struct ExternalSort<K> {
+    dir: PathBuf,
+    /// Run file names start with this, so several sorts can share a folder.
+    prefix: &'static str,
+    budget: usize,
+    fan_in: usize,
+    /// Bodies of the buffered records, back to back.
+    bodies: Vec<u8>,
+    /// The buffered records, in push order until a run is sorted.
+    index: Vec<Entry<K>>,
+    /// Heap bytes owned by the buffered keys.
+    key_heap: usize,
+    runs: Vec<PathBuf>,
+    /// Run files made so far (names are never reused).
+    made: u64,
+    count: u64,
+}
+
+impl<K> std::fmt::Debug for ExternalSort<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExternalSort").field("dir", &self.dir).field("prefix", &self.prefix).field("records", &self.count).field("runs", &self.runs.len()).finish()
+    }
+}
+
+impl<K: RunKey> ExternalSort<K> {
+    /// A sort keeping about `budget` bytes in memory; its run files go into `dir`
+    /// (which must exist and be private to this run), named `<prefix>-NNNNNN.run`.
+    pub fn new(dir: &Path, prefix: &'static str, budget: usize) -> Self {
+        ExternalSort { dir: dir.to_path_buf(), prefix, budget, fan_in: DEFAULT_FAN_IN, bodies: Vec::new(), index: Vec::new(), key_heap: 0, runs: Vec::new(), made: 0, count: 0 }
+    }
+
+    /// Sets how many runs are merged at once (at least 2).
+    pub fn with_fan_in(mut self, fan_in: usize) -> Self {
+        self.fan_in = fan_in.max(2);
+        self
+    }
+
+    /// Adds a record whose body `write_body` appends to the buffer it is given
+    /// (nothing else is allocated). A failed body leaves no trace.
+    pub fn push(&mut self, key: K, write_body: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<()> {
+        let start = self.bodies.len();
+        if let Err(e) = write_body(&mut self.bodies) {
+            self.bodies.truncate(start);
+            return Err(e);
+        }
+        self.key_heap += key.heap_bytes();
+        self.index.push((key, start..self.bodies.len()));
+        self.count += 1;
+        if self.bodies.len() + self.index.len() * size_of::<Entry<K>>() + self.key_heap >= self.budget {
+            self.write_run()?;
+        }
+        Ok(())
+    }
+
+    /// Records pushed so far.
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    /// True when nothing was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn next_run_path(&mut self) -> PathBuf {
+        self.made += 1;
+        self.dir.join(format!("{}-{:06}.run", self.prefix, self.made))
+    }
+
+    fn write_run(&mut self) -> Result<()> {
+        self.index.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let path = self.next_run_path();
+        let mut w = RunWriter::create(&path)?;
+        for (key, range) in &self.index {
+            w.record(key, &self.bodies[range.clone()])?;
+        }
+        w.finish()?;
+        self.index.clear();
+        self.bodies.clear();
+        self.key_heap = 0;
+        self.runs.push(path);
+        Ok(())
+    }
+
+    /// Ends writing; returns the records in key order. Small sorts never touch the disk.
+    pub fn finish(mut self) -> Result<Sorted<K>> {
+        if self.runs.is_empty() {
+            self.index.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            let index = std::mem::take(&mut self.index).into_iter();
+            return Ok(Sorted { source: Source::Memory { bodies: std::mem::take(&mut self.bodies), index, current: None }, count: self.count });
+        }
+        if !self.index.is_empty() {
+            self.write_run()?;
+        }
+        // The buffers are not needed while merging.
+        self.bodies = Vec::new();
+        self.index = Vec::new();
+        self.reduce_runs()?;
+        let merge = Merge::open(&self.runs)?;
+        Ok(Sorted { source: Source::Merge(merge), count: self.count })
+    }
+
+    /// Merges consecutive groups of runs into single runs until at most `fan_in`
+    /// are left. Each pass merges only as many runs as the excess requires (a group
+    /// of g runs counts as g − 1 fewer), so 100 runs at a fan-in of 64 cost one
+    /// merge of 37 runs, not a pass over everything. Groups are consecutive and take
+    /// the place of their members, so runs stay in push order.
+    fn reduce_runs(&mut self) -> Result<()> {
+        while self.runs.len() > self.fan_in {
+            let mut excess = self.runs.len() - self.fan_in;
+            let mut next = Vec::with_capacity(self.fan_in);
+            let mut rest = std::mem::take(&mut self.runs).into_iter().peekable();
+            while rest.peek().is_some() {
+                if excess == 0 {
+                    next.extend(rest.by_ref());
+                    break;
+                }
+                let group: Vec<PathBuf> = rest.by_ref().take(self.fan_in.min(excess + 1)).collect();
+                if group.len() == 1 {
+                    next.extend(group);
+                    continue;
+                }
+                excess = excess.saturating_sub(group.len() - 1);
+                let out = self.next_run_path();
+                merge_into::<K>(&group, &out)?;
+                next.push(out);
+            }
+            self.runs = next;
+        }
+        Ok(())
+    }
+}
+
+/// Merges the runs `inputs` into the new run `out`, then deletes the inputs.
+fn merge_into<K: RunKey>(inputs: &[PathBuf], out: &Path) -> Result<()> {
+    let mut merge = Merge::<K>::open(inputs)?;
+    let mut w = RunWriter::create(out)?;
+    while let Some((key, body)) = merge.next()? {
+        w.record(&key, body)?;
+    }
+    w.finish()?;
+    drop(merge);
+    for path in inputs {
+        fs::remove_file(path).output_ctx(path)?;
+    }
+    Ok(())
+}
+
+/// Writes records in the run format.
+struct RunWriter {
+    w: BufWriter<File>,
+    path: PathBuf,
+    key: Vec<u8>,
+}
+
+impl RunWriter {
+    fn create(path: &Path) -> Result<Self> {
+        let file = File::create(path).output_ctx(path)?;
+        Ok(RunWriter { w: BufWriter::with_capacity(RUN_WRITE_BUFFER, file), path: path.to_path_buf(), key: Vec::new() })
+    }
+
+    fn record<K: RunKey>(&mut self, key: &K, body: &[u8]) -> Result<()> {
+        self.key.clear();
+        key.encode(&mut self.key);
+        let len = |n: usize| u32::try_from(n).map_err(|_| Error::output(&self.path, format!("a record of {n} bytes")));
+        let (key_len, body_len) = (len(self.key.len())?, len(body.len())?);
+        self.w.write_all(&key_len.to_le_bytes()).output_ctx(&self.path)?;
+        self.w.write_all(&body_len.to_le_bytes()).output_ctx(&self.path)?;
+        self.w.write_all(&self.key).output_ctx(&self.path)?;
+        self.w.write_all(body).output_ctx(&self.path)
+    }
+
+    fn finish(mut self) -> Result<()> {
+        self.w.flush().output_ctx(&self.path)
+    }
+}
+
+struct RunReader {
+    reader: BufReader<File>,
+    path: PathBuf,
+    /// The key and body of the record last read, overwritten by the next.
+    key: Vec<u8>,
+    body: Vec<u8>,
+}
+
+impl RunReader {
+    fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::input(path.display(), e))?;
+        Ok(RunReader { reader: BufReader::with_capacity(RUN_READ_BUFFER, file), path: path.to_path_buf(), key: Vec::new(), body: Vec::new() })
+    }
+
+    /// Reads the next record's key, and its body into `self.body`.
+    fn next_record<K: RunKey>(&mut self) -> Result<Option<K>> {
+        let mut lens = [0u8; 8];
+        match self.reader.read_exact(&mut lens) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(Error::input(self.path.display(), e)),
+        }
+        let key_len = u32::from_le_bytes(lens[..4].try_into().expect("4 bytes")) as usize;
+        let body_len = u32::from_le_bytes(lens[4..].try_into().expect("4 bytes")) as usize;
+        self.key.resize(key_len, 0);
+        self.reader.read_exact(&mut self.key).map_err(|e| Error::input(self.path.display(), e))?;
+        self.body.resize(body_len, 0);
+        self.reader.read_exact(&mut self.body).map_err(|e| Error::input(self.path.display(), e))?;
+        K::decode(&self.key).map(Some)
+    }
+}
+
+/// A k-way merge of open runs. The heap holds the key of each run's current record
+/// and the run's position; ties go to the earlier run.
+struct Merge<K> {
+    readers: Vec<RunReader>,
+    heap: BinaryHeap<Reverse<(K, usize)>>,
+    /// The run whose record was handed out last: it moves on at the next call, so
+    /// the record's body can be lent out of the run's buffer meanwhile.
+    lent: Option<usize>,
+}
+
+impl<K: RunKey> Merge<K> {
+    fn open(paths: &[PathBuf]) -> Result<Self> {
+        let mut readers = Vec::with_capacity(paths.len());
+        let mut heap = BinaryHeap::with_capacity(paths.len());
+        for (i, path) in paths.iter().enumerate() {
+            let mut r = RunReader::open(path)?;
+            if let Some(key) = r.next_record()? {
+                heap.push(Reverse((key, i)));
+            }
+            readers.push(r);
+        }
+        Ok(Merge { readers, heap, lent: None })
+    }
+
+    fn next(&mut self) -> Result<Option<(K, &[u8])>> {
+        if let Some(i) = self.lent.take() {
+            if let Some(key) = self.readers[i].next_record()? {
+                self.heap.push(Reverse((key, i)));
+            }
+        }
+        let Some(Reverse((key, i))) = self.heap.pop() else { return Ok(None) };
+        self.lent = Some(i);
+        Ok(Some((key, &self.readers[i].body)))
+    }
+}
+
+enum Source<K> {
+    Memory { bodies: Vec<u8>, index: std::vec::IntoIter<Entry<K>>, current: Option<Range<usize>> },
+    Merge(Merge<K>),
+}
+
+/// The records of an [`ExternalSort`] in key order.
+pub struct Sorted<K> {
+    source: Source<K>,
+    count: u64,
+}
+
+impl<K: RunKey> Sorted<K> {
+    /// Number of records.
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The next record: its key, and its body (valid until the next call).
+    pub fn next_record(&mut self) -> Result<Option<(K, &[u8])>> {
+        match &mut self.source {
+            Source::Memory { bodies, index, current } => {
+                let Some((key, range)) = index.next() else { return Ok(None) };
+                let body = &bodies[current.insert(range).clone()];
+                Ok(Some((key, body)))
+            }
+            Source::Merge(merge) => merge.next(),
+        }
+    }
+
+    /// Open run files (for tests of the fan-in bound).
+    #[cfg(test)]
+    fn open_runs(&self) -> usize {
+        match &self.source {
+            Source::Memory { .. } => 0,
+            Source::Merge(m) => m.readers.len(),
+        }
+    }
+}
+
+/// A corrupt key in a run file (only a bug or a damaged scratch disk can cause one).
+fn bad_key(what: &str) -> Error {
+    Error::new(ErrorKind::Other, format!("sort run: unreadable {what} key"))
+}
+
+impl RunKey for u64 {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_be_bytes());
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        bytes.try_into().map(u64::from_be_bytes).map_err(|_| bad_key("u64"))
+    }
+}
+
+impl RunKey for (u64, u64) {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.0.encode(out);
+        self.1.encode(out);
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        let (a, b) = bytes.split_at_checked(8).ok_or_else(|| bad_key("pair"))?;
+        Ok((u64::decode(a)?, u64::decode(b)?))
+    }
+}
+
+impl RunKey for String {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.as_bytes());
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        String::from_utf8(bytes.to_vec()).map_err(|_| bad_key("text"))
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.capacity()
+    }
+}
+
+/// A text, then a number that orders equal texts (e.g. the position it was added at).
+impl RunKey for (String, u64) {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.0.as_bytes());
+        self.1.encode(out);
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        let (text, n) = bytes.split_at_checked(bytes.len().wrapping_sub(8)).ok_or_else(|| bad_key("text and number"))?;
+        Ok((String::decode(text)?, u64::decode(n)?))
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.0.capacity()
+    }
+}
 
 /// The order messages come out in: by conversation, then time, then export position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -55,233 +445,81 @@ impl SortKey {
     }
 
     const LEN: usize = 1 + 8 + 8 + 8 + 8;
+}
 
-    fn encode(&self, out: &mut impl Write) -> io::Result<()> {
-        out.write_all(&[self.space])?;
-        out.write_all(&self.a.to_le_bytes())?;
-        out.write_all(&self.b.to_le_bytes())?;
-        out.write_all(&self.time.to_le_bytes())?;
-        out.write_all(&self.seq.to_le_bytes())
+impl RunKey for SortKey {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push(self.space);
+        out.extend_from_slice(&self.a.to_le_bytes());
+        out.extend_from_slice(&self.b.to_le_bytes());
+        out.extend_from_slice(&self.time.to_le_bytes());
+        out.extend_from_slice(&self.seq.to_le_bytes());
     }
 
-    fn decode(b: &[u8; Self::LEN]) -> Self {
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        let b: &[u8; Self::LEN] = bytes.try_into().map_err(|_| bad_key("message"))?;
         let u = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
-        SortKey { space: b[0], a: u(1), b: u(9), time: u(17) as i64, seq: u(25) }
+        Ok(SortKey { space: b[0], a: u(1), b: u(9), time: u(17) as i64, seq: u(25) })
     }
 }
 
-/// A buffered record: its key and where its body lies in the bodies buffer.
-type Entry = (SortKey, Range<usize>);
-
 /// Collects messages; call [`SpoolWriter::finish`] to get them back sorted.
 pub struct SpoolWriter {
-    dir: PathBuf,
-    budget: usize,
-    /// Encoded bodies of the buffered records, back to back.
-    bodies: Vec<u8>,
-    /// The buffered records, in push order until a run is sorted.
-    index: Vec<Entry>,
-    runs: Vec<PathBuf>,
-    count: u64,
+    sort: ExternalSort<SortKey>,
 }
 
 impl SpoolWriter {
     /// A spool whose run files go into `dir` (which must exist and be private to this run).
     pub fn new(dir: &Path, budget: usize) -> Self {
-        SpoolWriter { dir: dir.to_path_buf(), budget, bodies: Vec::new(), index: Vec::new(), runs: Vec::new(), count: 0 }
+        SpoolWriter { sort: ExternalSort::new(dir, "messages", budget) }
+    }
+
+    /// Sets how many runs are merged at once (tests use tiny values to force
+    /// several merge levels).
+    pub fn with_fan_in(self, fan_in: usize) -> Self {
+        SpoolWriter { sort: self.sort.with_fan_in(fan_in) }
     }
 
     /// Adds one message.
     pub fn push(&mut self, m: &Message) -> Result<()> {
-        let start = self.bodies.len();
-        if let Err(e) = record::encode(m, &mut self.bodies) {
-            self.bodies.truncate(start);
-            return Err(e);
-        }
-        self.index.push((SortKey::of(m), start..self.bodies.len()));
-        self.count += 1;
-        if self.bodies.len() + self.index.len() * size_of::<Entry>() >= self.budget {
-            self.write_run()?;
-        }
-        Ok(())
+        self.sort.push(SortKey::of(m), |out| record::encode(m, out))
     }
 
     /// Messages pushed so far.
     pub fn len(&self) -> u64 {
-        self.count
+        self.sort.len()
     }
 
     /// True when nothing was pushed.
     pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    fn write_run(&mut self) -> Result<()> {
-        self.index.sort_unstable_by_key(|(k, _)| *k);
-        let path = self.dir.join(format!("run-{:06}.bin", self.runs.len()));
-        let file = File::create(&path).output_ctx(&path)?;
-        let mut w = BufWriter::with_capacity(256 * 1024, file);
-        for (key, range) in &self.index {
-            let body = &self.bodies[range.clone()];
-            let len = u32::try_from(body.len()).map_err(|_| Error::output(&path, format!("a message of {} bytes", body.len())))?;
-            key.encode(&mut w).output_ctx(&path)?;
-            w.write_all(&len.to_le_bytes()).output_ctx(&path)?;
-            w.write_all(body).output_ctx(&path)?;
-        }
-        w.flush().output_ctx(&path)?;
-        self.index.clear();
-        self.bodies.clear();
-        self.runs.push(path);
-        Ok(())
+        self.sort.is_empty()
     }
 
     /// Ends writing; returns the sorted reader. Small spools never touch the disk.
-    pub fn finish(mut self) -> Result<SortedSpool> {
-        if self.runs.is_empty() {
-            self.index.sort_unstable_by_key(|(k, _)| *k);
-            let index = std::mem::take(&mut self.index).into_iter();
-            return Ok(SortedSpool { source: Source::Memory { bodies: std::mem::take(&mut self.bodies), index }, count: self.count });
-        }
-        if !self.index.is_empty() {
-            self.write_run()?;
-        }
-        // The last run's buffer is not needed while merging.
-        self.bodies = Vec::new();
-        let mut readers = Vec::with_capacity(self.runs.len());
-        let mut heap = BinaryHeap::new();
-        for (i, path) in self.runs.iter().enumerate() {
-            let file = File::open(path).map_err(|e| Error::input(path.display(), e))?;
-            let mut r = RunReader { reader: BufReader::with_capacity(16 * 1024, file), path: path.clone(), body: Vec::new() };
-            if let Some(key) = r.next_record()? {
-                heap.push(Reverse((key, i)));
-            }
-            readers.push(r);
-        }
-        SortedSpool { source: Source::Merge { readers, heap }, count: self.count }.ahead()
+    pub fn finish(self) -> Result<SortedSpool> {
+        Ok(SortedSpool { sorted: self.sort.finish()? })
     }
 }
-
-struct RunReader {
-    reader: BufReader<File>,
-    path: PathBuf,
-    /// The body of the record last read, overwritten by the next.
-    body: Vec<u8>,
-}
-
-impl RunReader {
-    /// Reads the next record's key, and its body into `self.body`.
-    fn next_record(&mut self) -> Result<Option<SortKey>> {
-        let mut key = [0u8; SortKey::LEN];
-        match self.reader.read_exact(&mut key) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(e) => return Err(Error::input(self.path.display(), e)),
-        }
-        let mut len = [0u8; 4];
-        self.reader.read_exact(&mut len).map_err(|e| Error::input(self.path.display(), e))?;
-        self.body.resize(u32::from_le_bytes(len) as usize, 0);
-        self.reader.read_exact(&mut self.body).map_err(|e| Error::input(self.path.display(), e))?;
-        Ok(Some(SortKey::decode(&key)))
-    }
-}
-
-enum Source {
-    Memory { bodies: Vec<u8>, index: std::vec::IntoIter<Entry> },
-    /// The heap holds the key of each run's current record and the run's index.
-    Merge { readers: Vec<RunReader>, heap: BinaryHeap<Reverse<(SortKey, usize)>> },
-    /// A merge running on a helper thread, a few batches ahead of the reader.
-    Ahead { batches: Receiver<Result<Vec<Message>>>, current: std::vec::IntoIter<Message> },
-}
-
-/// Messages per batch handed over by the merging thread.
-const AHEAD_BATCH: usize = 512;
-/// Batches the merging thread may be ahead.
-const AHEAD_DEPTH: usize = 4;
 
 /// Messages in [`SortKey`] order.
 pub struct SortedSpool {
-    source: Source,
-    count: u64,
+    sorted: Sorted<SortKey>,
 }
 
 impl SortedSpool {
     /// Number of messages in the spool.
     pub fn len(&self) -> u64 {
-        self.count
+        self.sorted.len()
     }
 
     /// True when the spool holds nothing.
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.sorted.is_empty()
     }
 
     /// The next message in order.
     pub fn next_message(&mut self) -> Result<Option<Message>> {
-        match &mut self.source {
-            Source::Memory { bodies, index } => index.next().map(|(_, range)| record::decode(&bodies[range])).transpose(),
-            Source::Merge { readers, heap } => {
-                let Some(Reverse((_, i))) = heap.pop() else { return Ok(None) };
-                let m = record::decode(&readers[i].body)?;
-                if let Some(key) = readers[i].next_record()? {
-                    heap.push(Reverse((key, i)));
-                }
-                Ok(Some(m))
-            }
-            Source::Ahead { batches, current } => loop {
-                if let Some(m) = current.next() {
-                    return Ok(Some(m));
-                }
-                match batches.recv() {
-                    Ok(Ok(batch)) => *current = batch.into_iter(),
-                    Ok(Err(e)) => return Err(e),
-                    // The merging thread is done and everything was handed over.
-                    Err(_) => return Ok(None),
-                }
-            },
-        }
-    }
-
-    /// Moves the merge (reading runs, decoding records) to a helper thread, so it
-    /// overlaps with the writer that consumes the messages: each takes a core.
-    /// Memory stays fixed (`AHEAD_DEPTH` batches of `AHEAD_BATCH` messages).
-    fn ahead(mut self) -> Result<SortedSpool> {
-        let count = self.count;
-        let (tx, rx) = sync_channel(AHEAD_DEPTH);
-        std::thread::Builder::new()
-            .name("spool-merge".into())
-            .spawn(move || merge_into(&mut self, &tx))
-            .map_err(|e| Error::new(crate::error::ErrorKind::Other, format!("cannot start the merging thread: {e}")))?;
-        Ok(SortedSpool { source: Source::Ahead { batches: rx, current: Vec::new().into_iter() }, count })
-    }
-}
-
-/// The merging thread: sends batches until the end, an error, or the reader is gone.
-fn merge_into(spool: &mut SortedSpool, tx: &SyncSender<Result<Vec<Message>>>) {
-    loop {
-        let mut batch = Vec::with_capacity(AHEAD_BATCH);
-        let outcome = loop {
-            match spool.next_message() {
-                Ok(Some(m)) => {
-                    batch.push(m);
-                    if batch.len() == AHEAD_BATCH {
-                        break Ok(false);
-                    }
-                }
-                Ok(None) => break Ok(true),
-                Err(e) => break Err(e),
-            }
-        };
-        if !batch.is_empty() && tx.send(Ok(batch)).is_err() {
-            return;
-        }
-        match outcome {
-            Ok(false) => {}
-            Ok(true) => return,
-            Err(e) => {
-                let _ = tx.send(Err(e));
-                return;
-            }
-        }
+        self.sorted.next_record()?.map(|(_, body)| record::decode(body)).transpose()
     }
 }
 
@@ -316,25 +554,51 @@ mod tests {
         out
     }
 
+    /// Pushes a message per (room, time) item (room 3 standing for a private
+    /// conversation), in order; returns their keys sorted.
+    fn fill(w: &mut SpoolWriter, items: &[(u64, i64)]) -> Vec<SortKey> {
+        let mut expected = Vec::new();
+        for (seq, (room, time)) in items.iter().enumerate() {
+            let m = msg(if *room == 3 { Conversation::direct(2, 1) } else { Conversation::Room(*room) }, *time, seq as u64);
+            expected.push(SortKey::of(&m));
+            w.push(&m).unwrap();
+        }
+        expected.sort();
+        expected
+    }
+
+    fn run_files(dir: &Path) -> usize {
+        fs::read_dir(dir).unwrap().count()
+    }
+
     proptest! {
         #[test]
         fn sorts_like_an_in_memory_sort(items in proptest::collection::vec((0u64..4, 0i64..50), 0..400), budget in 200usize..5000) {
             let dir = tempfile::tempdir().unwrap();
             let mut w = SpoolWriter::new(dir.path(), budget);
-            let mut expected = Vec::new();
-            for (seq, (room, time)) in items.iter().enumerate() {
-                let m = msg(if *room == 3 { Conversation::direct(2, 1) } else { Conversation::Room(*room) }, *time, seq as u64);
-                expected.push(SortKey::of(&m));
-                w.push(&m).unwrap();
-            }
-            expected.sort();
+            let expected = fill(&mut w, &items);
             prop_assert_eq!(drain(w.finish().unwrap()), expected);
         }
 
+        /// A tiny budget makes dozens of runs and a tiny fan-in forces several
+        /// levels of pre-merging: every message still comes out once, in order, and
+        /// no more than `fan_in` runs are open (or left on disk) for the last merge.
         #[test]
-        fn gives_back_every_message_whole(messages in proptest::collection::vec(record::tests::message(), 0..40), budget in prop_oneof![Just(DEFAULT_BUDGET), 1usize..3000]) {
+        fn multi_level_merge_keeps_order_and_every_message(items in proptest::collection::vec((0u64..5, 0i64..30), 1..600), budget in 100usize..1500, fan_in in 2usize..6) {
             let dir = tempfile::tempdir().unwrap();
-            let mut w = SpoolWriter::new(dir.path(), budget);
+            let mut w = SpoolWriter::new(dir.path(), budget).with_fan_in(fan_in);
+            let expected = fill(&mut w, &items);
+            let s = w.finish().unwrap();
+            prop_assert!(s.sorted.open_runs() <= fan_in, "{} runs open at a fan-in of {fan_in}", s.sorted.open_runs());
+            prop_assert_eq!(run_files(dir.path()), s.sorted.open_runs(), "merged runs are deleted");
+            prop_assert_eq!(s.len(), expected.len() as u64);
+            prop_assert_eq!(drain(s), expected);
+        }
+
+        #[test]
+        fn gives_back_every_message_whole(messages in proptest::collection::vec(record::tests::message(), 0..40), budget in prop_oneof![Just(DEFAULT_BUDGET), 1usize..3000], fan_in in 2usize..5) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut w = SpoolWriter::new(dir.path(), budget).with_fan_in(fan_in);
             for m in &messages {
                 w.push(m).unwrap();
             }
@@ -354,30 +618,82 @@ mod tests {
                 prop_assert_eq!(got.iter().map(SortKey::of).collect::<Vec<_>>(), expected.iter().map(SortKey::of).collect::<Vec<_>>());
             }
         }
+
+        /// Text keys with bodies, as the file index and the writers use them.
+        #[test]
+        fn text_keys_and_bodies(items in proptest::collection::vec(("[a-c/]{0,6}", proptest::collection::vec(any::<u8>(), 0..20)), 0..300), budget in 64usize..2000, fan_in in 2usize..5) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut sort = ExternalSort::new(dir.path(), "t", budget).with_fan_in(fan_in);
+            for (i, (text, body)) in items.iter().enumerate() {
+                sort.push((text.clone(), i as u64), |out| { out.extend_from_slice(body); Ok(()) }).unwrap();
+            }
+            let mut expected: Vec<((String, u64), Vec<u8>)> = items.iter().enumerate().map(|(i, (t, b))| ((t.clone(), i as u64), b.clone())).collect();
+            expected.sort();
+            let mut sorted = sort.finish().unwrap();
+            let mut got = Vec::new();
+            while let Some((key, body)) = sorted.next_record().unwrap() {
+                got.push((key, body.to_vec()));
+            }
+            prop_assert_eq!(got, expected);
+        }
     }
 
-    /// The merge runs on its own thread; damage it meets still reaches the reader,
-    /// after every message before it, and names the run file.
     #[test]
-    fn a_damaged_run_is_an_error_through_the_merging_thread() {
+    fn merges_only_what_the_excess_requires() {
+        let dir = tempfile::tempdir().unwrap();
+        // One record per run: 10 runs at a fan-in of 4 need 6 fewer: two groups of 4
+        // (a group is at most the fan-in), and the last two runs are left as they are.
+        let mut sort = ExternalSort::<u64>::new(dir.path(), "n", 1).with_fan_in(4);
+        for n in (0..10).rev() {
+            sort.push(n, |_| Ok(())).unwrap();
+        }
+        assert_eq!(sort.runs.len(), 10);
+        let mut sorted = sort.finish().unwrap();
+        assert_eq!(sorted.open_runs(), 4);
+        let mut got = Vec::new();
+        while let Some((n, _)) = sorted.next_record().unwrap() {
+            got.push(n);
+        }
+        assert_eq!(got, (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_failed_body_leaves_no_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sort = ExternalSort::<u64>::new(dir.path(), "f", DEFAULT_BUDGET);
+        sort.push(1, |out| { out.extend_from_slice(b"kept"); Ok(()) }).unwrap();
+        assert!(sort.push(2, |out| { out.extend_from_slice(b"half"); Err(Error::new(ErrorKind::Other, "no")) }).is_err());
+        let mut sorted = sort.finish().unwrap();
+        assert_eq!(sorted.next_record().unwrap().map(|(k, b)| (k, b.to_vec())), Some((1, b"kept".to_vec())));
+        assert!(sorted.next_record().unwrap().is_none());
+    }
+
+    /// Damage the merge meets reaches the reader after every message before it,
+    /// and names the run file.
+    #[test]
+    fn a_damaged_run_is_an_error_after_the_messages_before_it() {
         let dir = tempfile::tempdir().unwrap();
         let mut w = SpoolWriter::new(dir.path(), 2000);
         for seq in 0..3000u64 {
             w.push(&msg(Conversation::Room(seq % 5), seq as i64, seq)).unwrap();
         }
-        let run = dir.path().join("run-000000.bin");
+        let mut runs: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+        runs.sort();
+        let run = runs[0].clone();
+        let run_name = run.file_name().unwrap().to_string_lossy().to_string();
         let len = std::fs::metadata(&run).unwrap().len();
         std::fs::OpenOptions::new().write(true).open(&run).unwrap().set_len(len - 3).unwrap();
-        let mut s = w.finish().unwrap();
-        let mut delivered = 0;
-        let err = loop {
-            match s.next_message() {
-                Ok(Some(_)) => delivered += 1,
-                Ok(None) => panic!("the damage was not noticed"),
-                Err(e) => break e,
-            }
+        // Found while opening the runs, or while merging: either way an error.
+        let err = match w.finish() {
+            Err(e) => e,
+            Ok(mut s) => loop {
+                match s.next_message() {
+                    Ok(Some(_)) => {}
+                    Ok(None) => panic!("the damage was not noticed"),
+                    Err(e) => break e,
+                }
+            },
         };
-        assert!(delivered > 0);
-        assert!(err.message().contains("run-000000.bin"), "{}", err.message());
+        assert!(err.message().contains(&run_name), "{}", err.message());
     }
 }

@@ -89,6 +89,9 @@ pub struct Export {
     pub stats: ReadStats,
     /// The messages, to be drained once.
     pub messages: MessageStream,
+    /// A folder private to this run where writers may keep scratch files (the
+    /// spool's folder; names must not start with `messages-` or `files`).
+    pub scratch: PathBuf,
 }
 
 const TOP_LEVEL_FILES: &[&str] = &["users.json", "rooms.json", "emoticons.json", "autojoins.json", "preferences.json", "metadata.json"];
@@ -105,7 +108,7 @@ pub fn read_export(input: &Path, opts: ReadOptions, report: &mut Report) -> Resu
 /// its fields from the last slice given, and a message present in overlapping slices
 /// is kept once (the copies are reported as duplicates).
 pub fn read_slices(inputs: &[PathBuf], opts: ReadOptions, report: &mut Report) -> Result<Export> {
-    let mut files = opts.files;
+    let mut files = opts.files.with_scratch(&opts.spool_dir);
     // A single unpacked folder is used in place; with several slices its files are staged.
     if let [only] = inputs {
         if only.is_dir() && files.has_contents() {
@@ -114,6 +117,7 @@ pub fn read_slices(inputs: &[PathBuf], opts: ReadOptions, report: &mut Report) -
     }
     let mut reader = Reader {
         spool: SpoolWriter::new(&opts.spool_dir, opts.spool_budget),
+        scratch: opts.spool_dir.clone(),
         files,
         skip_damaged: opts.skip_damaged,
         users: BTreeMap::new(),
@@ -147,6 +151,7 @@ pub fn read_slices(inputs: &[PathBuf], opts: ReadOptions, report: &mut Report) -
 /// State of the single pass.
 struct Reader {
     spool: SpoolWriter,
+    scratch: PathBuf,
     files: FileStore,
     skip_damaged: bool,
     users: BTreeMap<UserId, User>,
@@ -333,7 +338,10 @@ impl Reader {
             Conversation::Room(rid) => {
                 self.history_rooms.insert(rid);
                 if let Some(id) = m.sender.id {
-                    self.catalog.room_posters.entry(rid).or_default().insert(id);
+                    let posters = self.catalog.room_posters.entry(rid).or_default();
+                    if let Err(at) = posters.binary_search(&id) {
+                        posters.insert(at, id);
+                    }
                 }
                 match &m.kind {
                     MessageKind::Archive { is_archived } => keep_latest(&mut self.last_archive, rid, order, *is_archived),
@@ -352,10 +360,11 @@ impl Reader {
 
     /// After the pass: fill in what needed the whole archive, and hand out the stream.
     fn finish(mut self, report: &mut Report) -> Result<Export> {
+        self.files.seal()?;
         self.add_placeholder_users(report);
         self.add_placeholder_rooms(report);
         self.resolve_avatars(report)?;
-        self.resolve_emoticons(report);
+        self.resolve_emoticons(report)?;
         self.apply_autojoins(report);
         for (rid, (_, archived)) in &self.last_archive {
             if let Some(room) = self.rooms.get_mut(rid) {
@@ -367,11 +376,12 @@ impl Reader {
                 room.topic = topic.clone();
             }
         }
+        self.catalog.room_posters.values_mut().for_each(Vec::shrink_to_fit);
         self.catalog.users = self.users;
         self.catalog.rooms = self.rooms;
         let files = Arc::new(self.files);
         let spool = self.spool.finish()?;
-        Ok(Export { catalog: self.catalog, messages: MessageStream::new(spool, Arc::clone(&files)), files, stats: self.stats })
+        Ok(Export { catalog: self.catalog, messages: MessageStream::new(spool, Arc::clone(&files)), files, stats: self.stats, scratch: self.scratch })
     }
 
     fn add_placeholder_users(&mut self, report: &mut Report) {
@@ -405,7 +415,10 @@ impl Reader {
             let found = match source {
                 Some(AvatarSource::Path(p)) => {
                     report.input(Entity::Avatar);
-                    let hit = self.files.find(&records::avatar_candidates(uid, &p)).or_else(|| self.largest_avatar(uid));
+                    let hit = match self.files.find(&records::avatar_candidates(uid, &p))? {
+                        Some(hit) => Some(hit),
+                        None => self.largest_avatar(uid)?,
+                    };
                     if hit.is_none() {
                         report.skip(Entity::Avatar, uid.to_string(), SkipReason::MissingFile, format!("avatar {p} is not in the export"));
                     }
@@ -415,7 +428,7 @@ impl Reader {
                     report.input(Entity::Avatar);
                     let path = format!("users/{uid}/avatars/inline-avatar.{}", records::image_extension(&bytes));
                     self.files.add_bytes(&path, &bytes)?;
-                    self.files.get(&path)
+                    self.files.get(&path)?
                 }
                 Some(AvatarSource::Invalid(why)) => {
                     report.input(Entity::Avatar);
@@ -423,7 +436,7 @@ impl Reader {
                     None
                 }
                 None => {
-                    let hit = self.largest_avatar(uid);
+                    let hit = self.largest_avatar(uid)?;
                     if hit.is_some() {
                         report.input(Entity::Avatar);
                     }
@@ -438,15 +451,15 @@ impl Reader {
     }
 
     /// The biggest image under `users/<id>/avatars/` (the unsuffixed original, normally).
-    fn largest_avatar(&self, uid: UserId) -> Option<crate::model::FileRef> {
+    fn largest_avatar(&self, uid: UserId) -> Result<Option<crate::model::FileRef>> {
         let prefix = format!("users/{uid}/avatars/");
-        self.files.under(&prefix).max_by(|a, b| a.size.cmp(&b.size).then_with(|| b.path.cmp(&a.path)))
+        Ok(self.files.under(&prefix)?.into_iter().max_by(|a, b| a.size.cmp(&b.size).then_with(|| b.path.cmp(&a.path))))
     }
 
-    fn resolve_emoticons(&mut self, report: &mut Report) {
+    fn resolve_emoticons(&mut self, report: &mut Report) -> Result<()> {
         for rec in std::mem::take(&mut self.emoticons) {
             report.input(Entity::Emoticon);
-            let Some(base) = self.files.find(&records::emoticon_candidates(&rec.path)) else {
+            let Some(base) = self.files.find(&records::emoticon_candidates(&rec.path))? else {
                 report.skip(Entity::Emoticon, format!("({})", rec.shortcut), SkipReason::MissingFile, format!("image {} is not in the export", rec.path));
                 continue;
             };
@@ -454,7 +467,8 @@ impl Reader {
             let (stem, _) = records::emoticon_scale(file);
             let mut images: Vec<(u32, crate::model::FileRef)> = self
                 .files
-                .under(&format!("{dir}/"))
+                .under(&format!("{dir}/"))?
+                .into_iter()
                 .filter(|f| !f.path[dir.len() + 1..].contains('/'))
                 .filter_map(|f| {
                     let (s, scale) = records::emoticon_scale(f.file_name());
@@ -472,6 +486,7 @@ impl Reader {
                 images: images.into_iter().map(|(_, f)| f).collect(),
             });
         }
+        Ok(())
     }
 
     fn apply_autojoins(&mut self, report: &mut Report) {

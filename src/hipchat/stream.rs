@@ -83,7 +83,7 @@ impl MessageStream {
                     report.skip(Entity::Attachment, format!("{} message {}", m.conversation, m.id), SkipReason::Filtered, "--no-files");
                     return Ok(Some(m));
                 }
-                resolve_attachment(&self.files, m.conversation, m.sender.id, a);
+                resolve_attachment(&self.files, m.conversation, m.sender.id, a)?;
                 if a.file.is_none() {
                     report.skip(Entity::Attachment, format!("{} message {}", m.conversation, m.id), SkipReason::MissingFile, format!("{} is not in the export", a.declared_path));
                 }
@@ -142,23 +142,32 @@ pub fn attachment_candidates(conversation: Conversation, sender: Option<u64>, de
     out
 }
 
-fn resolve_attachment(files: &FileStore, conversation: Conversation, sender: Option<u64>, a: &mut Attachment) {
+fn resolve_attachment(files: &FileStore, conversation: Conversation, sender: Option<u64>, a: &mut Attachment) -> Result<()> {
     let candidates = attachment_candidates(conversation, sender, &a.declared_path);
-    a.file = files.find(&candidates).or_else(|| only_file_in_folder(files, &candidates));
-    a.thumbnail = a.declared_thumbnail.as_deref().and_then(|t| files.find(&attachment_candidates(conversation, sender, t)));
+    a.file = match files.find(&candidates)? {
+        Some(hit) => Some(hit),
+        None => only_file_in_folder(files, &candidates)?,
+    };
+    a.thumbnail = match a.declared_thumbnail.as_deref() {
+        Some(t) => files.find(&attachment_candidates(conversation, sender, t))?,
+        None => None,
+    };
+    Ok(())
 }
 
 /// The document's own example names `BcudLU14VxUEeUK/GOPR4259.JPG` while the file
 /// sits at `BcudLU14VxUEeUK/img.JPG`: the folder is the upload's unique key. When
 /// the exact name is absent, the one non-thumbnail file in that folder is the upload.
-fn only_file_in_folder(files: &FileStore, candidates: &[String]) -> Option<FileRef> {
-    candidates.iter().filter(|c| c.contains("/files/")).find_map(|c| {
-        let (dir, _) = c.rsplit_once('/')?;
+fn only_file_in_folder(files: &FileStore, candidates: &[String]) -> Result<Option<FileRef>> {
+    for c in candidates.iter().filter(|c| c.contains("/files/")) {
+        let Some((dir, _)) = c.rsplit_once('/') else { continue };
         let prefix = format!("{dir}/");
-        let mut found = files.under(&prefix).filter(|f| !f.path[prefix.len()..].contains('/') && !is_thumbnail(f.file_name()));
-        let first = found.next()?;
-        found.next().is_none().then_some(first)
-    })
+        let mut found = files.under(&prefix)?.into_iter().filter(|f| !f.path[prefix.len()..].contains('/') && !is_thumbnail(f.file_name()));
+        if let (Some(first), None) = (found.next(), found.next()) {
+            return Ok(Some(first));
+        }
+    }
+    Ok(None)
 }
 
 fn is_thumbnail(name: &str) -> bool {

@@ -113,7 +113,7 @@ pub(super) fn encode(m: &Message, out: &mut Vec<u8>) -> Result<()> {
 
 /// Reads a body written by [`encode`]; every problem is an "unreadable" error.
 pub(super) fn decode(body: &[u8]) -> Result<Message> {
-    let mut r = Reader { bytes: body, pos: 0 };
+    let mut r = Reader::new(body);
     let m = r.message()?;
     if r.pos != body.len() {
         return Err(r.fail(format_args!("bytes after the message: {}", body.len() - r.pos)));
@@ -121,7 +121,8 @@ pub(super) fn decode(body: &[u8]) -> Result<Message> {
     Ok(m)
 }
 
-fn put_u64(out: &mut Vec<u8>, mut v: u64) {
+/// Appends `v` as a LEB128 varint.
+pub(crate) fn put_u64(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
         v >>= 7;
@@ -133,7 +134,8 @@ fn put_i64(out: &mut Vec<u8>, v: i64) {
     put_u64(out, ((v << 1) ^ (v >> 63)) as u64);
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+/// Appends `s` as its byte length (varint) and its UTF-8 bytes.
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     put_u64(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
 }
@@ -170,13 +172,29 @@ fn put_opt_json(out: &mut Vec<u8>, v: Option<&Value>) -> Result<()> {
     Ok(())
 }
 
-/// A cursor over one body.
-struct Reader<'a> {
+/// A cursor over one body; also reads the small scratch records of other modules
+/// written with [`put_u64`] and [`put_str`].
+pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
+    /// A cursor at the start of `bytes`.
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Reader { bytes, pos: 0 }
+    }
+
+    /// True when every byte was read.
+    pub(crate) fn at_end(&self) -> bool {
+        self.pos == self.bytes.len()
+    }
+
+    /// Fails unless every byte was read.
+    pub(crate) fn end(&self) -> Result<()> {
+        if self.at_end() { Ok(()) } else { Err(self.fail(format_args!("{} bytes left over", self.bytes.len() - self.pos))) }
+    }
+
     fn fail(&self, problem: impl fmt::Display) -> Error {
         Error::new(ErrorKind::Other, format!("spool record unreadable: {problem} at byte {}", self.pos))
     }
@@ -206,7 +224,7 @@ impl<'a> Reader<'a> {
     }
 
     /// LEB128: at most ten bytes, no bits beyond 64, no redundant zero groups.
-    fn u64(&mut self) -> Result<u64> {
+    pub(crate) fn u64(&mut self) -> Result<u64> {
         let first = self.byte()?;
         if first < 0x80 {
             return Ok(u64::from(first));
@@ -245,7 +263,7 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    fn str(&mut self) -> Result<String> {
+    pub(crate) fn str(&mut self) -> Result<String> {
         let len = self.u64()?;
         let start = self.pos;
         let bytes = self.take(len)?;

@@ -99,7 +99,7 @@ pub fn validate(opts: &WriterOptions) -> Result<()> {
 pub fn write(export: &mut Export, out: &Path, opts: &WriterOptions, report: &mut Report) -> Result<()> {
     let settings = opts.mattermost.settings()?;
     let dir = Directory::build(&export.catalog, &export.files, &settings.team, opts.skip_deleted_rooms, report);
-    let mut sink = if opts.mattermost.zip { Sink::zip(out)? } else { Sink::folder(out)? };
+    let mut sink = if opts.mattermost.zip { Sink::zip(out, &export.scratch)? } else { Sink::folder(out, &export.scratch)? };
     let deactivated_at = export.stats.last_message.map_or(1, |t| t.millis().max(1));
     sink.raw_line(&VersionLine { kind: "version", version: 1, info: VersionInfo { generator: "hcconv", version: env!("CARGO_PKG_VERSION") } })?;
     write_emoji(&dir, &mut sink, report)?;
@@ -117,7 +117,7 @@ pub fn write(export: &mut Export, out: &Path, opts: &WriterOptions, report: &mut
 
 fn write_emoji(dir: &Directory, sink: &mut Sink, report: &mut Report) -> Result<()> {
     for e in &dir.emoji {
-        let image = sink.add_file(&e.image);
+        let image = sink.add_file(&e.image)?;
         sink.line("emoji", &EmojiLine { name: e.name.clone(), image })?;
         report.written(Entity::Emoticon);
     }
@@ -161,32 +161,50 @@ fn channel_line(team: &str, plan: &ChannelPlan, deactivated_at: i64) -> ChannelL
 }
 
 /// Channel memberships per user: members, participants, autojoins, posters and the
-/// owner as members; room admins as channel admins.
-fn memberships(catalog: &Catalog, dir: &Directory) -> BTreeMap<UserId, BTreeMap<String, bool>> {
-    let mut map: BTreeMap<UserId, BTreeMap<String, bool>> = BTreeMap::new();
-    for (rid, plan) in &dir.channels {
+/// owner as members; room admins as channel admins. Users × rooms is the largest
+/// table a conversion holds (an export has a room per thousand messages or so), so
+/// it holds numbers, (channel in `dir.channels` order, admin), not channel names;
+/// [`channel_names`] turns one user's into names when their line is written.
+fn memberships(catalog: &Catalog, dir: &Directory) -> BTreeMap<UserId, Vec<(u32, bool)>> {
+    let mut map: BTreeMap<UserId, Vec<(u32, bool)>> = BTreeMap::new();
+    for (channel, (rid, _)) in dir.channels.iter().enumerate() {
+        let channel = u32::try_from(channel).expect("fewer than 2^32 channels");
         let room = &catalog.rooms[rid];
         let posters = catalog.room_posters.get(rid).into_iter().flatten();
         let members = room.members.iter().chain(&room.participants).chain(&room.autojoined_by).chain(posters).chain(room.owner.as_ref());
         for uid in members.filter(|u| catalog.users.contains_key(u)) {
-            map.entry(*uid).or_default().entry(plan.name.clone()).or_insert(false);
+            map.entry(*uid).or_default().push((channel, false));
         }
         for uid in room.admins.iter().filter(|u| catalog.users.contains_key(u)) {
-            map.entry(*uid).or_default().insert(plan.name.clone(), true);
+            map.entry(*uid).or_default().push((channel, true));
         }
     }
+    for channels in map.values_mut() {
+        channels.sort_unstable();
+        channels.dedup();
+        channels.shrink_to_fit();
+    }
     map
+}
+
+/// One user's memberships by channel name (a channel is admin when any entry says so).
+fn channel_names(plans: &[&ChannelPlan], channels: &[(u32, bool)]) -> BTreeMap<String, bool> {
+    let mut named = BTreeMap::new();
+    for (channel, admin) in channels {
+        *named.entry(plans[*channel as usize].name.clone()).or_insert(false) |= *admin;
+    }
+    named
 }
 
 fn write_users(export: &Export, dir: &Directory, deactivated_at: i64, sink: &mut Sink, report: &mut Report) -> Result<()> {
     let catalog = &export.catalog;
     let memberships = memberships(catalog, dir);
-    let empty = BTreeMap::new();
+    let plans: Vec<&ChannelPlan> = dir.channels.values().collect();
     for user in catalog.users.values() {
         let plan = &dir.users[&user.id];
-        let channels = memberships.get(&user.id).unwrap_or(&empty);
-        let profile_image = avatar(user, export, sink, report);
-        sink.line("user", &user_line(user, plan, channels, &dir.team, profile_image, deactivated_at))?;
+        let channels = channel_names(&plans, memberships.get(&user.id).map_or(&[], Vec::as_slice));
+        let profile_image = avatar(user, export, sink, report)?;
+        sink.line("user", &user_line(user, plan, &channels, &dir.team, profile_image, deactivated_at))?;
         if user.is_placeholder {
             report.add_extra("mattermost_placeholder_users", 1);
         } else {
@@ -203,14 +221,14 @@ fn write_users(export: &Export, dir: &Directory, deactivated_at: i64, sink: &mut
 }
 
 /// The user's avatar as a `data/` path, if its bytes are there to copy.
-fn avatar(user: &User, export: &Export, sink: &mut Sink, report: &mut Report) -> Option<String> {
-    let file = user.avatar.as_ref()?;
+fn avatar(user: &User, export: &Export, sink: &mut Sink, report: &mut Report) -> Result<Option<String>> {
+    let Some(file) = user.avatar.as_ref() else { return Ok(None) };
     if export.files.disk_path(file).is_some_and(|p| p.is_file()) {
         report.written(Entity::Avatar);
-        Some(sink.add_file(file))
+        sink.add_file(file).map(Some)
     } else {
         report.skip(Entity::Avatar, user.id.to_string(), crate::report::SkipReason::MissingFile, format!("{}: avatar bytes not available to copy", file.path));
-        None
+        Ok(None)
     }
 }
 

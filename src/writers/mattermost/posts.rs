@@ -59,7 +59,7 @@ impl<'a> PostWriter<'a> {
         }
         let author = self.dir.author(&m.sender).to_string();
         let rendered = self.render(m, &author);
-        let attachments = self.attachments(m, sink, report);
+        let attachments = self.attachments(m, sink, report)?;
         let parts = self.parts(m, &rendered.text);
         let base = m.time.millis().max(1);
         let mut first = Some((rendered.kind, rendered.props, attachments));
@@ -132,10 +132,10 @@ impl<'a> PostWriter<'a> {
 
     /// The attachment, noted for the output; a missing file leaves a line in the text
     /// (added by [`PostWriter::parts`]) and was reported by the reader.
-    fn attachments(&self, m: &Message, sink: &mut Sink, report: &mut Report) -> Vec<AttachmentRef> {
-        let Some(file) = m.attachment.as_ref().and_then(|a| a.file.as_ref()) else { return Vec::new() };
+    fn attachments(&self, m: &Message, sink: &mut Sink, report: &mut Report) -> Result<Vec<AttachmentRef>> {
+        let Some(file) = m.attachment.as_ref().and_then(|a| a.file.as_ref()) else { return Ok(Vec::new()) };
         report.written(Entity::Attachment);
-        vec![AttachmentRef { path: sink.add_file(file) }]
+        Ok(vec![AttachmentRef { path: sink.add_file(file)? }])
     }
 
     /// The text cut into parts that fit the limit (never empty: a post needs text or a file).

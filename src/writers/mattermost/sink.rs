@@ -2,12 +2,11 @@
 //! same layout (`import.jsonl` at the root, `data/` beside it).
 //!
 //! Lines are streamed to disk as they are made. Files are only noted while the
-//! lines are written (a map bounded by the export's files, so one file used by
-//! several posts is stored once) and copied at the end: for a folder with
-//! [`FileStore::place`], for a zip streamed entry by entry with fixed timestamps
-//! so two runs give the same bytes.
+//! lines are written, in an on-disk sort by path (a map of them would grow with the
+//! export), and copied at the end in path order, each once however many posts use
+//! it: for a folder with [`FileStore::place`], for a zip streamed entry by entry
+//! with fixed timestamps so two runs give the same bytes.
 
-use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -19,6 +18,7 @@ use zip::{CompressionMethod, DateTime, ZipWriter};
 use crate::error::{Error, OutputContext, Result};
 use crate::files::FileStore;
 use crate::model::FileRef;
+use crate::spool::{put_u64, ExternalSort, FieldReader};
 
 /// The JSONL file name inside the output (the one mmetl uses too).
 pub const JSONL_NAME: &str = "import.jsonl";
@@ -30,9 +30,13 @@ pub struct Sink {
     layout: Layout,
     jsonl_path: PathBuf,
     jsonl: BufWriter<File>,
-    files: BTreeMap<String, FileRef>,
+    /// Files to copy: path → size, sorted on disk; the same path may be noted often.
+    files: ExternalSort<String>,
     lines: u64,
 }
+
+/// Memory for sorting the noted files.
+const FILES_SORT_BUDGET: usize = 256 * 1024;
 
 /// Folder or zip.
 enum Layout {
@@ -43,23 +47,25 @@ enum Layout {
 }
 
 impl Sink {
-    /// Starts a folder output in the existing empty folder `out`.
-    pub fn folder(out: &Path) -> Result<Self> {
+    /// Starts a folder output in the existing empty folder `out`; `scratch` is a
+    /// private folder for the list of files.
+    pub fn folder(out: &Path, scratch: &Path) -> Result<Self> {
         let jsonl_path = out.join(JSONL_NAME);
-        Self::start(Layout::Folder(out.to_path_buf()), jsonl_path)
+        Self::start(Layout::Folder(out.to_path_buf()), jsonl_path, scratch)
     }
 
     /// Starts a zip output at the file path `out`; the JSONL is staged beside it
     /// (in the run's hidden staging folder) until the zip is assembled.
-    pub fn zip(out: &Path) -> Result<Self> {
+    pub fn zip(out: &Path, scratch: &Path) -> Result<Self> {
         let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let jsonl_path = parent.join(format!(".{JSONL_NAME}.partial"));
-        Self::start(Layout::Zip(out.to_path_buf()), jsonl_path)
+        Self::start(Layout::Zip(out.to_path_buf()), jsonl_path, scratch)
     }
 
-    fn start(layout: Layout, jsonl_path: PathBuf) -> Result<Self> {
+    fn start(layout: Layout, jsonl_path: PathBuf, scratch: &Path) -> Result<Self> {
         let file = File::create(&jsonl_path).output_ctx(&jsonl_path)?;
-        Ok(Sink { layout, jsonl_path, jsonl: BufWriter::with_capacity(256 * 1024, file), files: BTreeMap::new(), lines: 0 })
+        let files = ExternalSort::new(scratch, "mattermost-files", FILES_SORT_BUDGET);
+        Ok(Sink { layout, jsonl_path, jsonl: BufWriter::with_capacity(256 * 1024, file), files, lines: 0 })
     }
 
     /// Writes one line `{"type": kind, kind: value}`, the value serialised in place
@@ -87,9 +93,12 @@ impl Sink {
 
     /// Notes that `file` must be in the output and returns its path relative to
     /// `data/` (the export's own path, which is unique and already normalised).
-    pub fn add_file(&mut self, file: &FileRef) -> String {
-        self.files.entry(file.path.clone()).or_insert_with(|| file.clone());
-        file.path.clone()
+    pub fn add_file(&mut self, file: &FileRef) -> Result<String> {
+        self.files.push(file.path.clone(), |out| {
+            put_u64(out, file.size);
+            Ok(())
+        })?;
+        Ok(file.path.clone())
     }
 
     /// Lines written so far.
@@ -100,18 +109,41 @@ impl Sink {
     /// Flushes the JSONL and copies every noted file into place.
     pub fn finish(mut self, store: &FileStore) -> Result<()> {
         self.jsonl.flush().output_ctx(&self.jsonl_path)?;
+        let mut files = NotedFiles { sorted: self.files.finish()?, last: None };
         match &self.layout {
             Layout::Folder(out) => {
-                for (rel, file) in &self.files {
-                    store.place(file, &out.join(DATA_DIR).join(rel))?;
+                while let Some(file) = files.next()? {
+                    store.place(&file, &out.join(DATA_DIR).join(&file.path))?;
                 }
                 Ok(())
             }
             Layout::Zip(out) => {
-                write_zip(out, &self.jsonl_path, &self.files, store)?;
+                write_zip(out, &self.jsonl_path, &mut files, store)?;
                 fs::remove_file(&self.jsonl_path).output_ctx(&self.jsonl_path)
             }
         }
+    }
+}
+
+/// The noted files in path order, each once.
+struct NotedFiles {
+    sorted: crate::spool::Sorted<String>,
+    last: Option<String>,
+}
+
+impl NotedFiles {
+    fn next(&mut self) -> Result<Option<FileRef>> {
+        while let Some((path, body)) = self.sorted.next_record()? {
+            if self.last.as_ref() == Some(&path) {
+                continue;
+            }
+            let mut r = FieldReader::new(body);
+            let size = r.u64()?;
+            r.end()?;
+            self.last = Some(path.clone());
+            return Ok(Some(FileRef { path, size }));
+        }
+        Ok(None)
     }
 }
 
@@ -126,7 +158,7 @@ fn entry_options(method: CompressionMethod, size: u64) -> SimpleFileOptions {
 
 /// The zip: `import.jsonl` first (deflated), then `data/…` in path order, stored
 /// as they are (attachments and images are usually compressed already).
-fn write_zip(out: &Path, jsonl: &Path, files: &BTreeMap<String, FileRef>, store: &FileStore) -> Result<()> {
+fn write_zip(out: &Path, jsonl: &Path, files: &mut NotedFiles, store: &FileStore) -> Result<()> {
     let file = File::create(out).output_ctx(out)?;
     let mut zip = ZipWriter::new(BufWriter::new(file));
     let zip_err = |e: zip::result::ZipError| Error::output(out, e);
@@ -134,12 +166,54 @@ fn write_zip(out: &Path, jsonl: &Path, files: &BTreeMap<String, FileRef>, store:
     zip.start_file(JSONL_NAME, entry_options(CompressionMethod::Deflated, jsonl_size)).map_err(zip_err)?;
     let mut input = File::open(jsonl).output_ctx(jsonl)?;
     io::copy(&mut input, &mut zip).output_ctx(out)?;
-    for (rel, file_ref) in files {
-        zip.start_file(format!("{DATA_DIR}/{rel}"), entry_options(CompressionMethod::Stored, file_ref.size)).map_err(zip_err)?;
-        let mut input = store.open(file_ref)?;
+    while let Some(file_ref) = files.next()? {
+        zip.start_file(format!("{DATA_DIR}/{}", file_ref.path), entry_options(CompressionMethod::Stored, file_ref.size)).map_err(zip_err)?;
+        let mut input = store.open(&file_ref)?;
         io::copy(&mut input, &mut zip).output_ctx(out)?;
     }
     let mut inner = zip.finish().map_err(zip_err)?;
     inner.flush().output_ctx(out)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(stage: &Path, scratch: &Path, files: &[&str]) -> FileStore {
+        let mut store = FileStore::staged(stage).with_scratch(scratch);
+        for f in files {
+            store.add(f, &mut f.as_bytes(), 0).unwrap();
+        }
+        store.seal().unwrap();
+        store
+    }
+
+    /// Files noted in any order and any number of times are copied once each, and
+    /// enter the zip in path order after the JSONL.
+    #[test]
+    fn noted_files_are_copied_once_in_path_order() {
+        let (stage, scratch, out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let names = ["rooms/2/files/b/x.png", "rooms/1/files/a-b/y.txt", "rooms/1/files/a/z.txt"];
+        let store = store(stage.path(), scratch.path(), &names);
+        let notes = [names[0], names[1], names[0], names[2], names[1]];
+        let zip_path = out.path().join("out.zip");
+        let mut zip_sink = Sink::zip(&zip_path, scratch.path()).unwrap();
+        let folder = out.path().join("folder");
+        fs::create_dir(&folder).unwrap();
+        let mut folder_sink = Sink::folder(&folder, scratch.path()).unwrap();
+        for n in notes {
+            let f = store.get(n).unwrap().unwrap();
+            assert_eq!(zip_sink.add_file(&f).unwrap(), n);
+            folder_sink.add_file(&f).unwrap();
+        }
+        zip_sink.finish(&store).unwrap();
+        folder_sink.finish(&store).unwrap();
+        let mut zip = zip::ZipArchive::new(File::open(&zip_path).unwrap()).unwrap();
+        let entries: Vec<String> = (0..zip.len()).map(|i| zip.by_index(i).unwrap().name().unwrap().to_string()).collect();
+        assert_eq!(entries, vec![JSONL_NAME, "data/rooms/1/files/a-b/y.txt", "data/rooms/1/files/a/z.txt", "data/rooms/2/files/b/x.png"]);
+        for n in names {
+            assert_eq!(fs::read_to_string(folder.join(DATA_DIR).join(n)).unwrap(), n);
+        }
+    }
 }

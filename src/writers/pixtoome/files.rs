@@ -8,7 +8,9 @@
 //! `.original` are thumbnailed (with `importer_should_thumbnail` the small `.png`
 //! is made again from the original); emoji land at `<realm>/emoji/images/<file_name>`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,15 +19,16 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::convert::names::UniqueNames;
-use crate::error::{Error, OutputContext, Result};
-use crate::files::FileStore;
+use crate::error::{Error, ErrorKind, OutputContext, Result};
+use crate::files::{read_at, write_at, FileStore, SlotTable};
 use crate::model::{Emoticon, FileRef, User};
 use crate::report::{Entity, Report};
+use crate::spool::{put_str, put_u64, ExternalSort, FieldReader, Sorted};
 
 use super::plan::{Plan, REALM_ID};
 use super::profile::FormatProfile;
 
-/// One attachment row in the making: a file and every message that links it.
+/// One attachment row in the making (the messages that link it are kept apart).
 #[derive(Debug)]
 struct Upload {
     id: u64,
@@ -34,17 +37,53 @@ struct Upload {
     owner: u64,
     size: u64,
     create_time: f64,
-    is_realm_public: bool,
-    messages: Vec<u64>,
+}
+
+impl Upload {
+    /// The record: its length (u32, little endian), then the fields.
+    fn encode(&self) -> Vec<u8> {
+        let mut body = vec![0; 4];
+        put_u64(&mut body, self.id);
+        put_str(&mut body, &self.path_id);
+        put_str(&mut body, &self.file_name);
+        put_u64(&mut body, self.owner);
+        put_u64(&mut body, self.size);
+        put_u64(&mut body, self.create_time.to_bits());
+        let len = (body.len() - 4) as u32;
+        body[..4].copy_from_slice(&len.to_le_bytes());
+        body
+    }
+
+    fn decode(body: &[u8]) -> Result<Self> {
+        let mut r = FieldReader::new(body);
+        let upload = Upload { id: r.u64()?, path_id: r.str()?, file_name: r.str()?, owner: r.u64()?, size: r.u64()?, create_time: f64::from_bits(r.u64()?) };
+        r.end()?;
+        Ok(upload)
+    }
 }
 
 /// Message attachments, placed under `uploads/` as they are met.
+///
+/// An export has an upload per hundred messages or so, so nothing about them stays
+/// in memory: each upload's record is appended to a scratch log (in id order, which
+/// is the order of `attachment.json`), a [`SlotTable`] finds the record of a file met
+/// again, the links from messages go through an [`ExternalSort`] by upload, and
+/// whether a `path_id` folder is taken is asked of the output folder itself.
 pub struct Uploads {
     out: PathBuf,
     files: Arc<FileStore>,
-    by_file: BTreeMap<String, Upload>,
-    segments: BTreeSet<String>,
+    /// Per file slot: 0, or 1 + the offset of the file's upload record in `log`.
+    slots: SlotTable,
+    log: File,
+    log_path: PathBuf,
+    log_end: u64,
+    /// (upload id, message id) → 1 when the message is in a public stream.
+    links: ExternalSort<(u64, u64)>,
+    count: u64,
 }
+
+/// Memory for sorting the message links.
+const LINKS_SORT_BUDGET: usize = 256 * 1024;
 
 /// What a message needs to link an upload.
 pub struct Link {
@@ -52,33 +91,54 @@ pub struct Link {
     pub markdown: String,
     /// The file is an image (Zulip's `has_image`).
     pub is_image: bool,
+    /// The upload's id.
+    upload: u64,
 }
 
 impl Uploads {
-    /// Uploads written below `out/uploads`.
-    pub fn new(out: &Path, files: Arc<FileStore>) -> Self {
-        Uploads { out: out.to_path_buf(), files, by_file: BTreeMap::new(), segments: BTreeSet::new() }
+    /// Uploads written below `out/uploads`, their bookkeeping in the private folder `scratch`.
+    pub fn new(out: &Path, files: Arc<FileStore>, scratch: &Path) -> Result<Self> {
+        let slots = SlotTable::create(&scratch.join("pixtoome-uploads.slots"), files.slot_count())?;
+        let log_path = scratch.join("pixtoome-uploads.log");
+        let log = File::options().read(true).write(true).create_new(true).open(&log_path).output_ctx(&log_path)?;
+        let links = ExternalSort::new(scratch, "pixtoome-links", LINKS_SORT_BUDGET);
+        Ok(Uploads { out: out.to_path_buf(), files, slots, log, log_path, log_end: 0, links, count: 0 })
     }
 
     /// The Markdown link for `file`; the first call places the file and fixes its
     /// `path_id`. Call [`Uploads::attach`] with the message that carries the link.
     pub fn prepare(&mut self, file: &FileRef, shown_name: &str, sender: u64, time: f64) -> Result<Link> {
-        if !self.by_file.contains_key(&file.path) {
-            let upload = self.new_upload(file, shown_name, sender, time)?;
-            self.by_file.insert(file.path.clone(), upload);
-        }
-        let upload = &self.by_file[&file.path];
+        let slot = self.files.slot(file)?.ok_or_else(|| Error::new(ErrorKind::Other, format!("{}: an attachment that is not in the export's file list", file.path)))?;
+        let upload = match self.slots.get(slot)? {
+            0 => {
+                let upload = self.new_upload(file, shown_name, sender, time)?;
+                let record = upload.encode();
+                write_at(&self.log, &record, self.log_end).output_ctx(&self.log_path)?;
+                self.slots.set(slot, self.log_end + 1)?;
+                self.log_end += record.len() as u64;
+                upload
+            }
+            at => self.read_upload(at - 1)?,
+        };
         let label = link_label(&upload.file_name);
-        Ok(Link { markdown: format!("[{label}](/user_uploads/{})", upload.path_id), is_image: is_image(&upload.file_name) })
+        Ok(Link { markdown: format!("[{label}](/user_uploads/{})", upload.path_id), is_image: is_image(&upload.file_name), upload: upload.id })
     }
 
-    /// Records that message `message_id` links `file` (prepared before); a link
-    /// from a public stream makes the file visible to the whole organisation.
-    pub fn attach(&mut self, file: &FileRef, message_id: u64, public: bool) {
-        if let Some(upload) = self.by_file.get_mut(&file.path) {
-            upload.messages.push(message_id);
-            upload.is_realm_public |= public;
-        }
+    fn read_upload(&self, offset: u64) -> Result<Upload> {
+        let mut len = [0u8; 4];
+        read_at(&self.log, &mut len, offset).output_ctx(&self.log_path)?;
+        let mut body = vec![0; u32::from_le_bytes(len) as usize];
+        read_at(&self.log, &mut body, offset + 4).output_ctx(&self.log_path)?;
+        Upload::decode(&body)
+    }
+
+    /// Records that message `message_id` carries `link`; a link from a public
+    /// stream makes the file visible to the whole organisation.
+    pub fn attach(&mut self, link: &Link, message_id: u64, public: bool) -> Result<()> {
+        self.links.push((link.upload, message_id), |out| {
+            out.push(u8::from(public));
+            Ok(())
+        })
     }
 
     fn new_upload(&mut self, file: &FileRef, shown_name: &str, owner: u64, time: f64) -> Result<Upload> {
@@ -86,52 +146,114 @@ impl Uploads {
         let segment = self.unique_segment(&file.path);
         let path_id = format!("{REALM_ID}/{segment}/{}", safe_file_name(&file_name));
         self.files.place(file, &self.out.join("uploads").join(&path_id))?;
-        Ok(Upload { id: self.by_file.len() as u64 + 1, path_id, file_name, owner, size: file.size, create_time: time, is_realm_public: false, messages: Vec::new() })
+        self.count += 1;
+        Ok(Upload { id: self.count, path_id, file_name, owner, size: file.size, create_time: time })
     }
 
     /// A fixed-length folder name unique to this file: no upload's `path_id` can
     /// then be a substring of another's (the importer rewrites links by substring).
-    fn unique_segment(&mut self, key: &str) -> String {
+    /// A name is taken when its folder exists: every upload gets its own.
+    fn unique_segment(&self, key: &str) -> String {
         let digest = Sha256::digest(key.as_bytes());
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let taken = |segment: &str| std::fs::symlink_metadata(self.out.join("uploads").join(REALM_ID.to_string()).join(segment)).is_ok();
         let mut candidate = hex[..24].to_string();
         let mut n = 0u64;
-        while self.segments.contains(&candidate) {
+        while taken(&candidate) {
             n += 1;
             candidate = format!("{}{:08x}", &hex[..16], n);
         }
-        self.segments.insert(candidate.clone());
         candidate
     }
 
     /// Writes `attachment.json` and `uploads/records.json`, one row at a time (both
-    /// grow with the number of attachments).
+    /// grow with the number of attachments), reading the uploads back from the log.
     pub fn finish(self, profile: &FormatProfile) -> Result<()> {
-        let mut uploads: Vec<&Upload> = self.by_file.values().collect();
-        uploads.sort_by_key(|u| u.id);
-        let attachment_rows = || {
-            uploads.iter().map(|u| {
-                let row = json!({
-                    "id": u.id, "file_name": u.file_name, "path_id": u.path_id, "owner": u.owner, "realm": REALM_ID,
-                    "create_time": u.create_time, "size": u.size, "is_realm_public": u.is_realm_public, "messages": u.messages
-                });
-                check(profile, "zerver_attachment", &row).map(|_| row).map_err(|e| e.to_string())
-            })
-        };
-        let record_rows = || {
-            uploads.iter().map(|u| {
-                Ok(json!({
-                    "path": u.path_id, "s3_path": u.path_id, "realm_id": REALM_ID, "user_profile_id": u.owner,
-                    "size": u.size, "content_type": content_type(&u.file_name), "last_modified": u.create_time as i64
-                }))
-            })
-        };
+        let mut links = Links { sorted: self.links.finish()?, next: None };
+        links.advance()?;
+        let mut log = UploadLog::open(&self.log_path)?;
+        let attachment_rows = std::iter::from_fn(|| {
+            let row = log.next().and_then(|u| u.map(|u| attachment_row(&u, &mut links, profile)).transpose());
+            row.map_err(|e| e.to_string()).transpose()
+        });
         #[derive(Serialize)]
         struct AttachmentFile<T: Serialize> {
             zerver_attachment: T,
         }
-        write_json(&self.out.join("attachment.json"), &AttachmentFile { zerver_attachment: RowStream::new(attachment_rows()) })?;
-        write_json(&self.out.join("uploads").join("records.json"), &RowStream::new(record_rows()))
+        write_json(&self.out.join("attachment.json"), &AttachmentFile { zerver_attachment: RowStream::new(attachment_rows) })?;
+        let mut log = UploadLog::open(&self.log_path)?;
+        let record_rows = std::iter::from_fn(|| {
+            let row = log.next().map(|u| {
+                u.map(|u| {
+                    json!({
+                        "path": u.path_id, "s3_path": u.path_id, "realm_id": REALM_ID, "user_profile_id": u.owner,
+                        "size": u.size, "content_type": content_type(&u.file_name), "last_modified": u.create_time as i64
+                    })
+                })
+            });
+            row.map_err(|e| e.to_string()).transpose()
+        });
+        write_json(&self.out.join("uploads").join("records.json"), &RowStream::new(record_rows))
+    }
+}
+
+/// The `zerver_attachment` row of `u`, with the messages that link it (taken from
+/// `links`, which is sorted by upload).
+fn attachment_row(u: &Upload, links: &mut Links, profile: &FormatProfile) -> Result<Value> {
+    let mut messages = Vec::new();
+    let mut is_realm_public = false;
+    while let Some((upload, message, public)) = links.next {
+        if upload != u.id {
+            break;
+        }
+        messages.push(message);
+        is_realm_public |= public;
+        links.advance()?;
+    }
+    let row = json!({
+        "id": u.id, "file_name": u.file_name, "path_id": u.path_id, "owner": u.owner, "realm": REALM_ID,
+        "create_time": u.create_time, "size": u.size, "is_realm_public": is_realm_public, "messages": messages
+    });
+    check(profile, "zerver_attachment", &row)?;
+    Ok(row)
+}
+
+/// The message links in (upload, message) order, one looked ahead.
+struct Links {
+    sorted: Sorted<(u64, u64)>,
+    next: Option<(u64, u64, bool)>,
+}
+
+impl Links {
+    fn advance(&mut self) -> Result<()> {
+        self.next = self.sorted.next_record()?.map(|((upload, message), body)| (upload, message, body == [1]));
+        Ok(())
+    }
+}
+
+/// The upload log read from the start, record by record.
+struct UploadLog {
+    reader: BufReader<File>,
+    path: PathBuf,
+    body: Vec<u8>,
+}
+
+impl UploadLog {
+    fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).output_ctx(path)?;
+        Ok(UploadLog { reader: BufReader::new(file), path: path.to_path_buf(), body: Vec::new() })
+    }
+
+    fn next(&mut self) -> Result<Option<Upload>> {
+        let mut len = [0u8; 4];
+        match self.reader.read_exact(&mut len) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(Error::output(&self.path, e)),
+        }
+        self.body.resize(u32::from_le_bytes(len) as usize, 0);
+        self.reader.read_exact(&mut self.body).output_ctx(&self.path)?;
+        Upload::decode(&self.body).map(Some)
     }
 }
 
@@ -307,6 +429,47 @@ mod tests {
         assert_eq!(emoji_name("Party Parrot!"), "party_parrot");
         assert_eq!(emoji_name("___"), "");
         assert_eq!(emoji_name("a.b"), "a_b");
+    }
+
+    /// The upload bookkeeping kept on disk: a file met again is the same upload
+    /// (same link, the first name kept), its messages are listed in order, and one
+    /// link from a public stream makes it public.
+    #[test]
+    fn a_file_linked_twice_is_one_upload_with_both_messages() {
+        let (scratch, stage, out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut store = FileStore::staged(stage.path()).with_scratch(scratch.path());
+        store.add("rooms/1/files/k1/a b.png", &mut &b"png"[..], 3).unwrap();
+        store.add("rooms/1/files/k2/doc.pdf", &mut &b"pdf!"[..], 4).unwrap();
+        store.seal().unwrap();
+        let files = Arc::new(store);
+        let (a, b) = (files.get("rooms/1/files/k1/a b.png").unwrap().unwrap(), files.get("rooms/1/files/k2/doc.pdf").unwrap().unwrap());
+        let mut uploads = Uploads::new(out.path(), Arc::clone(&files), scratch.path()).unwrap();
+        let first = uploads.prepare(&a, "a b.png", 10, 1.5).unwrap();
+        uploads.attach(&first, 1, false).unwrap();
+        let other = uploads.prepare(&b, "", 11, 2.0).unwrap();
+        uploads.attach(&other, 2, false).unwrap();
+        let again = uploads.prepare(&a, "renamed.png", 12, 3.0).unwrap();
+        uploads.attach(&again, 3, true).unwrap();
+        assert_eq!(first.markdown, again.markdown);
+        assert!(first.is_image && !other.is_image);
+        assert!(first.markdown.starts_with("[a b.png](/user_uploads/1/"), "{}", first.markdown);
+        uploads.finish(super::super::profile::profile(Default::default())).unwrap();
+        let read = |p: &str| -> Value { serde_json::from_slice(&std::fs::read(out.path().join(p)).unwrap()).unwrap() };
+        let rows = read("attachment.json")["zerver_attachment"].clone();
+        type Facts<'a> = (u64, &'a str, u64, f64, bool, Vec<u64>);
+        let facts: Vec<Facts> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["id"].as_u64().unwrap(), r["file_name"].as_str().unwrap(), r["owner"].as_u64().unwrap(), r["create_time"].as_f64().unwrap(), r["is_realm_public"].as_bool().unwrap(), serde_json::from_value(r["messages"].clone()).unwrap()))
+            .collect();
+        assert_eq!(facts, vec![(1, "a b.png", 10, 1.5, true, vec![1, 3]), (2, "doc.pdf", 11, 2.0, false, vec![2])]);
+        let records = read("uploads/records.json");
+        for (row, record) in rows.as_array().unwrap().iter().zip(records.as_array().unwrap()) {
+            assert_eq!(row["path_id"], record["path"]);
+            assert_eq!(std::fs::read(out.path().join("uploads").join(record["path"].as_str().unwrap())).unwrap().len() as u64, record["size"].as_u64().unwrap());
+        }
+        assert_eq!(records.as_array().unwrap().len(), 2);
     }
 
     #[test]

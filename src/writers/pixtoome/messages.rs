@@ -249,8 +249,8 @@ fn convert_message(m: &Message, ctx: &mut MessageContext, files: &mut MessageFil
     let last = parts.len() - 1;
     let has_image = link.as_ref().is_some_and(|l| l.is_image);
     let has_attachment = link.is_some();
-    if let Some((_, f)) = file {
-        ctx.uploads.attach(f, ids[last], dest.public_stream);
+    if let Some(link) = &link {
+        ctx.uploads.attach(link, ids[last], dest.public_stream)?;
         report.written(Entity::Attachment);
     }
     let readers = readers_with_flags(&dest, sender_user.id, &mentioned, wildcard, ctx.profile);

@@ -94,7 +94,7 @@ pub fn write(export: &mut Export, out: &Path, opts: &WriterOptions, report: &mut
     let users: BTreeMap<u64, &crate::model::User> = export.catalog.users.iter().map(|(k, v)| (*k, v)).collect();
     files::write_avatars(out, &files, &users, &mut plan, report)?;
     let emoji = files::write_emoji(out, &files, &export.catalog.emoticons, &mut plan, profile, report)?;
-    let mut uploads = Uploads::new(out, Arc::clone(&files));
+    let mut uploads = Uploads::new(out, Arc::clone(&files), &export.scratch)?;
     std::fs::create_dir_all(out.join("uploads")).map_err(|e| crate::error::Error::output(&out.join("uploads"), e))?;
     let mut ctx = MessageContext { plan: &mut plan, uploads: &mut uploads, profile, opts: options };
     messages::write_messages(export, out, &mut ctx, report)?;

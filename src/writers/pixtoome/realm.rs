@@ -26,44 +26,55 @@ pub fn write_realm(out: &Path, plan: &Plan, emoji: Vec<Value>, profile: &FormatP
     let realm = profile.realm_row(REALM_ID, "Organization imported from Hipchat!", plan.epoch);
     check(profile, "zerver_realm", &Value::Object(realm.clone()))?;
     tables.insert("zerver_realm".into(), Table::Ready(json!([realm])));
-    let (users, dummies) = user_rows(plan, profile)?;
-    tables.insert("zerver_userprofile".into(), Table::Ready(Value::Array(users)));
-    tables.insert("zerver_userprofile_mirrordummy".into(), Table::Ready(Value::Array(dummies)));
-    tables.insert("zerver_stream".into(), Table::Ready(Value::Array(stream_rows(plan, profile)?)));
-    tables.insert("zerver_recipient".into(), Table::Ready(Value::Array(recipient_rows(plan, profile)?)));
-    tables.insert("zerver_subscription".into(), Table::Subscriptions(plan, profile));
-    tables.insert("zerver_defaultstream".into(), Table::Ready(Value::Array(default_stream_rows(plan, profile)?)));
+    tables.insert("zerver_userprofile".into(), Table::rows(user_rows(plan, profile, false)));
+    tables.insert("zerver_userprofile_mirrordummy".into(), Table::rows(user_rows(plan, profile, true)));
+    tables.insert("zerver_stream".into(), Table::rows(stream_rows(plan, profile)));
+    tables.insert("zerver_recipient".into(), Table::rows(recipient_rows(plan, profile)));
+    tables.insert("zerver_subscription".into(), Table::rows(subscription_rows(plan, profile)));
+    tables.insert("zerver_defaultstream".into(), Table::rows(default_stream_rows(plan, profile)));
     tables.insert("zerver_client".into(), Table::Ready(json!([{"id": SENDING_CLIENT, "name": "populate_db"}])));
     tables.insert("zerver_realmemoji".into(), Table::Ready(Value::Array(emoji)));
     tables.insert("sort_by_date".into(), Table::Ready(json!(true)));
     write_json(&out.join("realm.json"), &tables)
 }
 
-/// A realm.json table: built, or (subscriptions, which grow as streams ×
-/// subscribers) produced one row at a time while it is written, so memory holds
-/// one row instead of the whole table.
+/// A checked row, or why it does not fit the profile.
+type Row = std::result::Result<Value, String>;
+
+/// A realm.json table: built (the small ones), or produced one row at a time while
+/// it is written, so memory holds one row instead of the whole table. Users,
+/// streams, recipients and subscriptions stream: they grow with the users and rooms
+/// (subscriptions as rooms × subscribers), and an export has a room per thousand
+/// messages or so.
 enum Table<'a> {
     Ready(Value),
-    Subscriptions(&'a Plan, &'a FormatProfile),
+    Rows(RowStream<Box<dyn Iterator<Item = Row> + 'a>>),
+}
+
+impl<'a> Table<'a> {
+    fn rows(rows: impl Iterator<Item = Row> + 'a) -> Self {
+        Table::Rows(RowStream::new(Box::new(rows)))
+    }
 }
 
 impl Serialize for Table<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
         match self {
             Table::Ready(v) => v.serialize(serializer),
-            Table::Subscriptions(plan, profile) => RowStream::new(subscription_rows(plan, profile)).serialize(serializer),
+            Table::Rows(rows) => rows.serialize(serializer),
         }
     }
 }
 
-fn user_rows(plan: &Plan, profile: &FormatProfile) -> Result<(Vec<Value>, Vec<Value>)> {
-    let (mut users, mut dummies) = (Vec::new(), Vec::new());
-    for u in &plan.users {
-        let row = Value::Object(user_row(u, profile));
-        check(profile, "zerver_userprofile", &row)?;
-        if u.is_mirror_dummy { dummies.push(row) } else { users.push(row) }
-    }
-    Ok((users, dummies))
+/// `row` if it fits `table` in the profile.
+fn checked(profile: &FormatProfile, table: &str, row: Value) -> Row {
+    check(profile, table, &row).map_err(|e| e.to_string())?;
+    Ok(row)
+}
+
+/// The user rows, or with `dummies` the mirror-dummy rows.
+fn user_rows<'a>(plan: &'a Plan, profile: &'a FormatProfile, dummies: bool) -> impl Iterator<Item = Row> + 'a {
+    plan.users.iter().filter(move |u| u.is_mirror_dummy == dummies).map(move |u| checked(profile, "zerver_userprofile", Value::Object(user_row(u, profile))))
 }
 
 fn user_row(u: &ZUser, profile: &FormatProfile) -> Map<String, Value> {
@@ -91,10 +102,8 @@ fn user_row(u: &ZUser, profile: &FormatProfile) -> Map<String, Value> {
     row
 }
 
-fn stream_rows(plan: &Plan, profile: &FormatProfile) -> Result<Vec<Value>> {
-    plan.streams
-        .iter()
-        .map(|s| {
+fn stream_rows<'a>(plan: &'a Plan, profile: &'a FormatProfile) -> impl Iterator<Item = Row> + 'a {
+    plan.streams.iter().map(move |s| {
             let mut row = profile.stream_row_defaults();
             for (k, v) in [
                 ("id", json!(s.id)),
@@ -111,25 +120,16 @@ fn stream_rows(plan: &Plan, profile: &FormatProfile) -> Result<Vec<Value>> {
             ] {
                 row.insert(k.to_string(), v);
             }
-            let row = Value::Object(row);
-            check(profile, "zerver_stream", &row)?;
-            Ok(row)
+            checked(profile, "zerver_stream", Value::Object(row))
         })
-        .collect()
 }
 
-fn recipient_rows(plan: &Plan, profile: &FormatProfile) -> Result<Vec<Value>> {
+fn recipient_rows<'a>(plan: &'a Plan, profile: &'a FormatProfile) -> impl Iterator<Item = Row> + 'a {
     let personal = plan.users.iter().map(|u| (u.recipient, u.id, profile.recipient_types.personal));
     let streams = plan.streams.iter().map(|s| (s.recipient, s.id, profile.recipient_types.stream));
     let mut all: Vec<(u64, u64, u8)> = personal.chain(streams).collect();
     all.sort_unstable();
-    all.into_iter()
-        .map(|(id, type_id, kind)| {
-            let row = json!({"id": id, "type_id": type_id, "type": kind});
-            check(profile, "zerver_recipient", &row)?;
-            Ok(row)
-        })
-        .collect()
+    all.into_iter().map(move |(id, type_id, kind)| checked(profile, "zerver_recipient", json!({"id": id, "type_id": type_id, "type": kind})))
 }
 
 /// Personal subscriptions first, then each stream's, numbered from 1.
@@ -140,22 +140,9 @@ fn subscription_rows<'a>(plan: &'a Plan, profile: &'a FormatProfile) -> impl Ite
         let color = profile.stream_colors[i % profile.stream_colors.len()];
         s.subscribers.iter().map(move |u| (*u, s.recipient, color))
     });
-    personal.chain(streams).enumerate().map(move |(i, (user, recipient, color))| {
-        let row = Value::Object(profile.subscription_row(i as u64 + 1, user, recipient, color));
-        check(profile, "zerver_subscription", &row).map_err(|e| e.to_string())?;
-        Ok(row)
-    })
+    personal.chain(streams).enumerate().map(move |(i, (user, recipient, color))| checked(profile, "zerver_subscription", Value::Object(profile.subscription_row(i as u64 + 1, user, recipient, color))))
 }
 
-fn default_stream_rows(plan: &Plan, profile: &FormatProfile) -> Result<Vec<Value>> {
-    plan.streams
-        .iter()
-        .filter(|s| s.is_default)
-        .enumerate()
-        .map(|(i, s)| {
-            let row = json!({"id": i as u64 + 1, "realm": REALM_ID, "stream": s.id});
-            check(profile, "zerver_defaultstream", &row)?;
-            Ok(row)
-        })
-        .collect()
+fn default_stream_rows<'a>(plan: &'a Plan, profile: &'a FormatProfile) -> impl Iterator<Item = Row> + 'a {
+    plan.streams.iter().filter(|s| s.is_default).enumerate().map(move |(i, s)| checked(profile, "zerver_defaultstream", json!({"id": i as u64 + 1, "realm": REALM_ID, "stream": s.id})))
 }

@@ -7,7 +7,7 @@
 //! stream's order. Texts over the send limit are split into several comments that
 //! concatenate back to the exact text.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 
 use crate::convert::clock::StrictClock;
 use crate::convert::text::{event_text, is_code, notification_text, slash_command, split_chars, Style, TextRewriter};
@@ -25,13 +25,68 @@ use super::{Settings, MAX_MESSAGE_BYTES, MAX_MESSAGE_CHARS};
 
 /// What the rooms file needs to know about a conversation's comments.
 #[derive(Clone, Debug, Default)]
-pub struct ConversationSummary {
+pub struct ConversationSummary<'a> {
     /// Time of the first comment (the room's creation time when Hipchat has none).
     pub first_time: Option<Timestamp>,
     /// Author of the first comment (the creator of a single room).
-    pub first_creator: Option<String>,
-    /// Every comment author: all must be participants of the room.
-    pub creators: BTreeSet<String>,
+    pub first_creator: Option<&'a str>,
+    /// Every comment author, in address order: all must be participants of the room.
+    pub creators: Vec<&'a str>,
+}
+
+/// The [`ConversationSummary`] of every conversation, kept small: an export has a
+/// room per thousand messages or so, each with a score of authors, so authors are
+/// numbers into one table of addresses (one per identity) rather than a set of
+/// addresses per room.
+#[derive(Debug, Default)]
+pub struct Summaries {
+    conversations: BTreeMap<Conversation, Tally>,
+    emails: Vec<String>,
+    numbers: HashMap<String, u32>,
+}
+
+/// One conversation's facts, authors as numbers into [`Summaries::emails`].
+#[derive(Debug, Default)]
+struct Tally {
+    first_time: Option<Timestamp>,
+    first_creator: Option<u32>,
+    /// Sorted and without repeats (a few dozen at most: binary search suffices).
+    creators: Vec<u32>,
+}
+
+impl Summaries {
+    /// Notes a comment of `creator` in `conversation` at `time` (comments come in time order).
+    fn note(&mut self, conversation: Conversation, time: Timestamp, creator: &str) {
+        let number = match self.numbers.get(creator) {
+            Some(n) => *n,
+            None => {
+                let n = u32::try_from(self.emails.len()).expect("fewer than 2^32 identities");
+                self.emails.push(creator.to_string());
+                self.numbers.insert(creator.to_string(), n);
+                n
+            }
+        };
+        let tally = self.conversations.entry(conversation).or_default();
+        tally.first_time.get_or_insert(time);
+        tally.first_creator.get_or_insert(number);
+        if let Err(at) = tally.creators.binary_search(&number) {
+            tally.creators.insert(at, number);
+        }
+    }
+
+    /// The conversations that have comments, in order.
+    pub fn conversations(&self) -> impl Iterator<Item = Conversation> + '_ {
+        self.conversations.keys().copied()
+    }
+
+    /// The summary of `conversation` (empty when it has no comments).
+    pub fn get(&self, conversation: Conversation) -> ConversationSummary<'_> {
+        let Some(t) = self.conversations.get(&conversation) else { return ConversationSummary::default() };
+        let email = |n: u32| self.emails[n as usize].as_str();
+        let mut creators: Vec<&str> = t.creators.iter().map(|n| email(*n)).collect();
+        creators.sort_unstable();
+        ConversationSummary { first_time: t.first_time, first_creator: t.first_creator.map(email), creators }
+    }
 }
 
 /// The comment-writing state: bounded by users and conversations, never by messages.
@@ -43,7 +98,7 @@ pub struct CommentWriter<'a> {
     arrays: ChunkedArrays,
     clock: StrictClock,
     current: Option<Conversation>,
-    summaries: BTreeMap<Conversation, ConversationSummary>,
+    summaries: Summaries,
 }
 
 impl<'a> CommentWriter<'a> {
@@ -57,12 +112,12 @@ impl<'a> CommentWriter<'a> {
             files,
             clock: StrictClock::new(),
             current: None,
-            summaries: BTreeMap::new(),
+            summaries: Summaries::default(),
         }
     }
 
     /// Drains the export's messages; returns the per-conversation summaries and the files written.
-    pub fn run(mut self, export: &mut Export, report: &mut Report) -> Result<(BTreeMap<Conversation, ConversationSummary>, Vec<FileSummary>)> {
+    pub fn run(mut self, export: &mut Export, report: &mut Report) -> Result<(Summaries, Vec<FileSummary>)> {
         while let Some(m) = export.messages.next(report)? {
             self.message(&export.catalog, &m, report)?;
         }
@@ -179,10 +234,7 @@ impl<'a> CommentWriter<'a> {
         if parts.len() > 1 {
             report.add_extra("qiscus_parts_extra", parts.len() as u64 - 1);
         }
-        let summary = self.summaries.entry(m.conversation).or_default();
-        summary.first_time.get_or_insert(m.time);
-        summary.first_creator.get_or_insert_with(|| creator.to_string());
-        summary.creators.insert(creator.to_string());
+        self.summaries.note(m.conversation, m.time, creator);
         Ok(())
     }
 }
@@ -231,6 +283,22 @@ pub fn split_for_qiscus(text: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn summaries_keep_first_time_first_author_and_every_author_once() {
+        let mut s = Summaries::default();
+        let room = Conversation::Room(7);
+        for (t, who) in [(5, "zed@x"), (6, "amy@x"), (7, "zed@x"), (8, "bob@x")] {
+            s.note(room, Timestamp(t), who);
+        }
+        s.note(Conversation::direct(1, 2), Timestamp(9), "amy@x");
+        let got = s.get(room);
+        assert_eq!((got.first_time, got.first_creator, got.creators), (Some(Timestamp(5)), Some("zed@x"), vec!["amy@x", "bob@x", "zed@x"]));
+        assert_eq!(s.get(Conversation::direct(1, 2)).creators, vec!["amy@x"]);
+        let none = s.get(Conversation::Room(8));
+        assert_eq!((none.first_time, none.first_creator, none.creators.len()), (None, None, 0));
+        assert_eq!(s.conversations().collect::<Vec<_>>(), vec![room, Conversation::direct(1, 2)]);
+    }
 
     #[test]
     fn long_text_is_split_within_limits() {

@@ -5,7 +5,6 @@
 //! same path a person finds in the Hipchat export) and linked as
 //! `<--files-base-url>/<that path>`. A file used by several messages is copied once.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -61,17 +60,20 @@ pub fn encode_path(path: &str) -> String {
 }
 
 /// Copies export files into OUT/files/ and hands out their links.
+///
+/// Whether a file was copied already is asked of the output folder itself (each file
+/// has its own path there), not of a set of paths that would grow with the export.
 pub struct FileCopier {
     files: Arc<FileStore>,
     root: PathBuf,
     base: Option<BaseUrl>,
-    placed: BTreeSet<String>,
+    copied: u64,
 }
 
 impl FileCopier {
     /// Copies go under `out/files/`; links use `base` (relative `files/…` without it).
     pub fn new(out: &Path, files: Arc<FileStore>, base: Option<BaseUrl>) -> Self {
-        FileCopier { files, root: out.join(FILES_DIR), base, placed: BTreeSet::new() }
+        FileCopier { files, root: out.join(FILES_DIR), base, copied: 0 }
     }
 
     /// The checked base URL, if any.
@@ -86,9 +88,10 @@ impl FileCopier {
 
     /// Copies `file` (once) and returns its link.
     pub fn link(&mut self, file: &FileRef) -> Result<String> {
-        if !self.placed.contains(&file.path) {
-            self.files.place(file, &self.root.join(&file.path))?;
-            self.placed.insert(file.path.clone());
+        let dest = self.root.join(&file.path);
+        if std::fs::symlink_metadata(&dest).is_err() {
+            self.files.place(file, &dest)?;
+            self.copied += 1;
         }
         Ok(match &self.base {
             Some(base) => base.join(&file.path),
@@ -98,7 +101,7 @@ impl FileCopier {
 
     /// Number of distinct files copied.
     pub fn copied(&self) -> u64 {
-        self.placed.len() as u64
+        self.copied
     }
 }
 

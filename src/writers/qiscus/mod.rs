@@ -126,10 +126,10 @@ pub fn write(export: &mut Export, out: &Path, opts: &WriterOptions, report: &mut
     let mut files = FileCopier::new(out, export.files.clone(), settings.base_url.clone());
     link_avatars(&export.catalog, &mut files, &mut directory, report)?;
     skip_emoticons(&export.catalog, report);
-    let catalog = export.catalog.clone();
-    let (summaries, comment_files) = CommentWriter::new(&catalog, &settings, &mut directory, &mut files).run(export, report)?;
-    let room_files = rooms::write_rooms(&catalog, &summaries, &settings, &mut directory, report)?;
-    let user_files = write_users(&catalog, &settings, &directory, report)?;
+    let (summaries, comment_files) = CommentWriter::new(&export.catalog, &settings, &mut directory, &mut files).run(export, report)?;
+    let catalog = &export.catalog;
+    let room_files = rooms::write_rooms(catalog, &summaries, &settings, &mut directory, report)?;
+    let user_files = write_users(catalog, &settings, &directory, report)?;
     report.add_extra("qiscus_files_copied", files.copied());
     for (kind, written) in [("users", &user_files), ("rooms", &room_files), ("comments", &comment_files)] {
         report.add_extra(&format!("qiscus_{kind}_import_files"), written.len() as u64);

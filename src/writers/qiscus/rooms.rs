@@ -8,7 +8,7 @@
 //! messages visible to that user only. Written after the comments, because every
 //! comment author must be a participant of the room the comment is in.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde::Serialize;
 
@@ -17,7 +17,7 @@ use crate::model::{Catalog, Conversation, Privacy, Room, RoomId, Timestamp, User
 use crate::report::{Entity, Report, SkipReason};
 
 use super::chunks::{ChunkedArrays, FileSummary};
-use super::comments::ConversationSummary;
+use super::comments::{ConversationSummary, Summaries};
 use super::identity::Directory;
 use super::rows::{rfc3339_seconds, RoomRow};
 use super::Settings;
@@ -64,13 +64,12 @@ impl RoomOptions<'_> {
 }
 
 /// Writes every room row; returns the files written.
-pub fn write_rooms(catalog: &Catalog, summaries: &BTreeMap<Conversation, ConversationSummary>, settings: &Settings, directory: &mut Directory, report: &mut Report) -> Result<Vec<FileSummary>> {
+pub fn write_rooms(catalog: &Catalog, summaries: &Summaries, settings: &Settings, directory: &mut Directory, report: &mut Report) -> Result<Vec<FileSummary>> {
     let mut arrays = ChunkedArrays::new(&settings.out, "rooms", settings.max_file_bytes);
-    let empty = ConversationSummary::default();
     let mut room_ids: BTreeSet<RoomId> = catalog.rooms.keys().copied().collect();
-    room_ids.extend(summaries.keys().filter_map(|c| if let Conversation::Room(id) = c { Some(*id) } else { None }));
+    room_ids.extend(summaries.conversations().filter_map(|c| if let Conversation::Room(id) = c { Some(id) } else { None }));
     for id in room_ids {
-        let summary = summaries.get(&Conversation::Room(id)).unwrap_or(&empty);
+        let summary = &summaries.get(Conversation::Room(id));
         match catalog.rooms.get(&id) {
             Some(room) if room.is_deleted && settings.skip_deleted_rooms && !room.is_placeholder => {
                 report.skip(Entity::Room, id.to_string(), SkipReason::DeletedRoom, "deleted in Hipchat; left out by --skip-deleted-rooms");
@@ -87,9 +86,9 @@ pub fn write_rooms(catalog: &Catalog, summaries: &BTreeMap<Conversation, Convers
         }
     }
     let mut conversations: BTreeSet<Conversation> = catalog.conversations.clone();
-    conversations.extend(summaries.keys().filter(|c| matches!(c, Conversation::Direct { .. })).copied());
+    conversations.extend(summaries.conversations().filter(|c| matches!(c, Conversation::Direct { .. })));
     for conversation in conversations {
-        let summary = summaries.get(&conversation).unwrap_or(&empty);
+        let summary = &summaries.get(conversation);
         if let Conversation::Direct { low, high } = conversation {
             let row = if low == high { notes_row(catalog, low, summary, settings, directory, report) } else { single_row(low, high, summary, settings, directory, report) };
             arrays.push(&row)?;
@@ -119,7 +118,7 @@ fn group_row(catalog: &Catalog, room: &Room, summary: &ConversationSummary, sett
             None => report.warn(format!("qiscus: room {} lists user {uid}, who is not in users.json; left out of its participants", room.id)),
         }
     }
-    emails.extend(summary.creators.iter().cloned());
+    emails.extend(summary.creators.iter().map(|e| e.to_string()));
     let creator = [room.owner].into_iter().flatten().chain(room.admins.iter().copied()).find_map(|u| directory.user(u).map(|i| i.email.clone()));
     let creator = creator.or_else(|| emails.iter().next().cloned()).unwrap_or_else(|| directory.importer_email(report));
     let name = match room.name.trim() {
@@ -157,7 +156,7 @@ fn group_row(catalog: &Catalog, room: &Room, summary: &ConversationSummary, sett
 fn single_row(low: UserId, high: UserId, summary: &ConversationSummary, settings: &Settings, directory: &mut Directory, report: &mut Report) -> RoomRow {
     let a = directory.user_email(low, "", report);
     let b = directory.user_email(high, "", report);
-    let creator = summary.first_creator.clone().filter(|c| *c == a || *c == b).unwrap_or_else(|| a.clone());
+    let creator = summary.first_creator.filter(|c| *c == a || *c == b).map_or_else(|| a.clone(), str::to_string);
     let options = RoomOptions { source: "hipchat", hipchat_kind: "private", hipchat_user_ids: Some([low, high]), ..Default::default() };
     RoomRow {
         name: format!("{a} {b}"),
