@@ -55,14 +55,15 @@ impl<'b> RawElement<'b> {
     /// The element as a `Value`; a keyed element becomes the one-key object `{key: value}`.
     pub fn to_value(&self, what: &str) -> Result<Value> {
         let value: Value = serde_json::from_slice(self.json).map_err(|e| self.error(what, &e))?;
-        Ok(match self.key {
-            Some(key) => {
-                let mut obj = serde_json::Map::new();
-                obj.insert(key.to_string(), value);
-                Value::Object(obj)
-            }
+        Ok(self.wrap(value))
+    }
+
+    /// `value` as this element delivers it: inside `{key: value}` when it was keyed.
+    pub fn wrap(&self, value: Value) -> Value {
+        match self.key {
+            Some(key) => Value::Object(serde_json::Map::from_iter([(key.to_string(), value)])),
             None => value,
-        })
+        }
     }
 
     /// Parses the value at the start of `json` as a `T`, returning it and the bytes it

@@ -126,11 +126,7 @@ pub fn parse_element(element: &RawElement<'_>, what: &str, origin: Origin, seq: 
     let Some((value, used)) = element.parse_prefix::<Value>().map_err(|e| element.error(what, &e))? else {
         return Ok(None);
     };
-    let value = match element.key {
-        Some(key) => Value::Object(Map::from_iter([(key.to_string(), value)])),
-        None => value,
-    };
-    Ok(Some((parse_message(&value, origin, seq, what, unknown_fields), used)))
+    Ok(Some((parse_message(&element.wrap(value), origin, seq, what, unknown_fields), used)))
 }
 
 fn parse_fields(wrapper: Option<&str>, m: &dyn MessageObject, origin: Origin, seq: u64, source: &str, unknown_fields: &mut BTreeMap<String, u64>) -> Parsed {
