@@ -4,6 +4,7 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -194,6 +195,7 @@ pub fn main() -> i32 {
     };
     match outcome {
         Ok(()) => 0,
+        Err(_) if INTERRUPTED.load(Ordering::SeqCst) => wait_for_interrupt_exit(),
         Err(e) => {
             eprintln!("hcconv: error: {e}");
             e.kind().exit_code()
@@ -343,6 +345,17 @@ fn print_warnings(report: &Report) {
     }
 }
 
+/// Set first thing on Ctrl-C. A run that then fails because its folders vanished
+/// must not print that failure or exit with its code: the handler exits with 130.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Parks the main thread until the interrupt handler ends the process.
+fn wait_for_interrupt_exit() -> ! {
+    loop {
+        std::thread::park();
+    }
+}
+
 /// Hidden output folders to remove if the user interrupts the run.
 static CLEANUP: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
@@ -362,14 +375,32 @@ fn clear_cleanup() {
 /// an interrupted run leaves neither an OUT that looks complete nor temporary folders.
 fn install_interrupt_handler() {
     let _ = ctrlc::set_handler(|| {
+        INTERRUPTED.store(true, Ordering::SeqCst);
         if let Ok(dirs) = CLEANUP.lock() {
             for d in dirs.iter() {
-                let _ = std::fs::remove_dir_all(d);
+                remove_while_in_use(d);
             }
         }
         eprintln!("\nhcconv: interrupted; nothing was written");
         std::process::exit(130);
     });
+}
+
+/// Removes a hidden folder that the run's threads may still be writing into.
+///
+/// Renaming it away first means no new entry can appear in it (every write goes by
+/// the old path, and folders are never recreated above `create_dirs_below`'s root);
+/// removing in place could race with a file being created and leave the folder.
+fn remove_while_in_use(dir: &Path) {
+    let mut doomed = dir.as_os_str().to_owned();
+    doomed.push(".interrupted");
+    let doomed = PathBuf::from(doomed);
+    let target = if std::fs::rename(dir, &doomed).is_ok() { doomed.as_path() } else { dir };
+    for _ in 0..20 {
+        if std::fs::remove_dir_all(target).is_ok() || std::fs::symlink_metadata(target).is_err() {
+            return;
+        }
+    }
 }
 
 fn input_size(path: &Path) -> u64 {

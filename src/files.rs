@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorKind, OutputContext, Result};
 use crate::model::FileRef;
+use crate::output::create_dirs_below;
 
 pub(crate) use index::{read_at, write_at};
 use index::{Pending, Table};
@@ -118,7 +119,7 @@ impl FileStore {
             Backing::Staged(dir) => {
                 let dest = dir.join(path);
                 if let Some(parent) = dest.parent() {
-                    fs::create_dir_all(parent).output_ctx(parent)?;
+                    create_dirs_below(dir, parent).output_ctx(parent)?;
                 }
                 let mut out = File::create(&dest).output_ctx(&dest)?;
                 io::copy(reader, &mut out).map_err(|e| stage_error(path, &dest, e))?
@@ -164,13 +165,14 @@ impl FileStore {
 
     /// Records a file made from bytes found inside JSON (an inline avatar).
     pub fn add_bytes(&mut self, path: &str, bytes: &[u8]) -> Result<()> {
-        let dest = match &self.backing {
-            Backing::Staged(dir) | Backing::Folder(_, Some(dir)) => Some(dir.join(path)),
+        let staged_in = match &self.backing {
+            Backing::Staged(dir) | Backing::Folder(_, Some(dir)) => Some(dir),
             Backing::Folder(_, None) | Backing::Measured => None,
         };
-        if let Some(dest) = dest {
+        if let Some(dir) = staged_in {
+            let dest = dir.join(path);
             if let Some(parent) = dest.parent() {
-                fs::create_dir_all(parent).output_ctx(parent)?;
+                create_dirs_below(dir, parent).output_ctx(parent)?;
             }
             fs::write(&dest, bytes).output_ctx(&dest)?;
         }
@@ -249,12 +251,14 @@ impl FileStore {
         File::open(&path).map_err(|e| Error::input(path.display(), format!("cannot read: {e}")))
     }
 
-    /// Puts a copy of `file` at `dest` (a hard link when staged on the same disk,
-    /// else a copy), creating parent folders. Never follows or creates symlinks.
-    pub fn place(&self, file: &FileRef, dest: &Path) -> Result<()> {
+    /// Puts a copy of `file` at `root/rel` (a hard link when staged on the same disk,
+    /// else a copy), creating folders below `root`, which must exist. Never follows
+    /// or creates symlinks.
+    pub fn place(&self, file: &FileRef, root: &Path, rel: &Path) -> Result<()> {
         let src = self.disk_path(file).ok_or_else(|| Error::input(&file.path, "file contents were not kept"))?;
+        let dest = &root.join(rel);
         if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).output_ctx(parent)?;
+            create_dirs_below(root, parent).output_ctx(parent)?;
         }
         if fs::symlink_metadata(dest).is_ok() {
             return Err(Error::output(dest, "already exists"));

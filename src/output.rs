@@ -3,7 +3,8 @@
 //! leaves an OUT that looks complete. An existing OUT is replaced only with `--force`.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, OutputContext, Result};
 
@@ -106,5 +107,58 @@ impl Drop for Staging {
         if !self.done {
             let _ = fs::remove_dir_all(&self.temp_dir);
         }
+    }
+}
+
+/// Creates `dir` and its missing parents, but only below `root`, which must exist.
+///
+/// `fs::create_dir_all` would also recreate `root` itself. Every folder a run writes
+/// into sits below one of its hidden folders, and after Ctrl-C removed those, a
+/// thread that is still running must fail rather than bring one back (which would
+/// leave a stray hidden folder behind the interrupted run).
+pub fn create_dirs_below(root: &Path, dir: &Path) -> io::Result<()> {
+    let rel = dir.strip_prefix(root).map_err(|_| io::Error::other(format!("{} is not inside {}", dir.display(), root.display())))?;
+    let mut path = root.to_path_buf();
+    for part in rel.components() {
+        let Component::Normal(name) = part else {
+            return Err(io::Error::other(format!("{} is not a plain path below {}", dir.display(), root.display())));
+        };
+        path.push(name);
+        match fs::create_dir(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod dir_tests {
+    use super::create_dirs_below;
+
+    #[test]
+    fn creates_nested_folders_below_an_existing_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a/b/c");
+        create_dirs_below(tmp.path(), &dir).unwrap();
+        assert!(dir.is_dir());
+        create_dirs_below(tmp.path(), &dir).unwrap();
+    }
+
+    #[test]
+    fn never_recreates_a_removed_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("hidden");
+        let err = create_dirs_below(&root, &root.join("files/x")).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+        assert!(!root.exists());
+    }
+
+    #[test]
+    fn refuses_paths_outside_the_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(create_dirs_below(&tmp.path().join("a"), &tmp.path().join("b")).is_err());
+        assert!(create_dirs_below(tmp.path(), &tmp.path().join("a/../../b")).is_err());
     }
 }

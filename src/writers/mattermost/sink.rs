@@ -113,7 +113,7 @@ impl Sink {
         match &self.layout {
             Layout::Folder(out) => {
                 while let Some(file) = files.next()? {
-                    store.place(&file, &out.join(DATA_DIR).join(&file.path))?;
+                    store.place(&file, out, &Path::new(DATA_DIR).join(&file.path))?;
                 }
                 Ok(())
             }

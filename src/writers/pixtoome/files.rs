@@ -22,6 +22,7 @@ use crate::convert::names::UniqueNames;
 use crate::error::{Error, ErrorKind, OutputContext, Result};
 use crate::files::{read_at, write_at, FileStore, SlotTable};
 use crate::model::{Emoticon, FileRef, User};
+use crate::output::create_dirs_below;
 use crate::report::{Entity, Report};
 use crate::spool::{put_str, put_u64, ExternalSort, FieldReader, Sorted};
 
@@ -145,7 +146,7 @@ impl Uploads {
         let file_name = if shown_name.trim().is_empty() { file.file_name().to_string() } else { base_name(shown_name).to_string() };
         let segment = self.unique_segment(&file.path);
         let path_id = format!("{REALM_ID}/{segment}/{}", safe_file_name(&file_name));
-        self.files.place(file, &self.out.join("uploads").join(&path_id))?;
+        self.files.place(file, &self.out, &Path::new("uploads").join(&path_id))?;
         self.count += 1;
         Ok(Upload { id: self.count, path_id, file_name, owner, size: file.size, create_time: time })
     }
@@ -299,7 +300,7 @@ pub fn check(profile: &FormatProfile, table: &str, row: &Value) -> Result<()> {
 /// records; marks the users that got one.
 pub fn write_avatars(out: &Path, files: &FileStore, users: &BTreeMap<u64, &User>, plan: &mut Plan, report: &mut Report) -> Result<()> {
     let dir = out.join("avatars");
-    std::fs::create_dir_all(&dir).output_ctx(&dir)?;
+    create_dirs_below(out, &dir).output_ctx(&dir)?;
     let mut records = Vec::new();
     for (hipchat_id, user) in users {
         let Some(avatar) = &user.avatar else { continue };
@@ -308,7 +309,7 @@ pub fn write_avatars(out: &Path, files: &FileStore, users: &BTreeMap<u64, &User>
         let time = user.created.map_or(plan.epoch, |t| t.seconds_f64()) as i64;
         for (suffix, thumbnail) in [("png", false), ("original", true)] {
             let rel = format!("{REALM_ID}/{zid}.{suffix}");
-            files.place(avatar, &dir.join(&rel))?;
+            files.place(avatar, &dir, Path::new(&rel))?;
             let mut record = json!({
                 "path": rel, "s3_path": rel, "realm_id": REALM_ID, "user_profile_id": zid,
                 "content_type": content_type(avatar.file_name()), "avatar_version": 1, "last_modified": time, "size": avatar.size
@@ -336,7 +337,7 @@ pub fn emoji_name(shortcut: &str) -> String {
 /// returns the `zerver_realmemoji` rows.
 pub fn write_emoji(out: &Path, files: &FileStore, emoticons: &[Emoticon], plan: &mut Plan, profile: &FormatProfile, report: &mut Report) -> Result<Vec<Value>> {
     let dir = out.join("emoji");
-    std::fs::create_dir_all(&dir).output_ctx(&dir)?;
+    create_dirs_below(out, &dir).output_ctx(&dir)?;
     let author = plan.users.iter().find(|u| u.is_active && u.role == profile.roles.owner).map(|u| u.id);
     let mut names = UniqueNames::new();
     let mut sorted: Vec<&Emoticon> = emoticons.iter().collect();
@@ -353,7 +354,7 @@ pub fn write_emoji(out: &Path, files: &FileStore, emoticons: &[Emoticon], plan: 
         let ext = image.file_name().rsplit_once('.').map_or("png".to_string(), |(_, x)| x.to_ascii_lowercase());
         let file_name = format!("{name}.{ext}");
         let rel = format!("{REALM_ID}/{}/{file_name}", profile.emoji_dir);
-        files.place(image, &dir.join(&rel))?;
+        files.place(image, &dir, Path::new(&rel))?;
         let id = rows.len() as u64 + 1;
         let row = json!({"id": id, "author": author, "realm": REALM_ID, "name": name, "file_name": file_name, "deactivated": false});
         check(profile, "zerver_realmemoji", &row)?;
@@ -366,11 +367,8 @@ pub fn write_emoji(out: &Path, files: &FileStore, emoticons: &[Emoticon], plan: 
     Ok(rows)
 }
 
-/// Writes `value` as JSON at `path` (creating folders), deterministic and compact.
+/// Writes `value` as JSON at `path` (whose folder exists), deterministic and compact.
 pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).output_ctx(parent)?;
-    }
     let file = std::fs::File::create(path).output_ctx(path)?;
     let mut w = std::io::BufWriter::new(file);
     serde_json::to_writer_pretty(&mut w, value).map_err(|e| Error::output(path, e))?;

@@ -95,7 +95,8 @@ pub fn write(export: &mut Export, out: &Path, opts: &WriterOptions, report: &mut
     files::write_avatars(out, &files, &users, &mut plan, report)?;
     let emoji = files::write_emoji(out, &files, &export.catalog.emoticons, &mut plan, profile, report)?;
     let mut uploads = Uploads::new(out, Arc::clone(&files), &export.scratch)?;
-    std::fs::create_dir_all(out.join("uploads")).map_err(|e| crate::error::Error::output(&out.join("uploads"), e))?;
+    let uploads_dir = out.join("uploads");
+    crate::output::create_dirs_below(out, &uploads_dir).map_err(|e| crate::error::Error::output(&uploads_dir, e))?;
     let mut ctx = MessageContext { plan: &mut plan, uploads: &mut uploads, profile, opts: options };
     messages::write_messages(export, out, &mut ctx, report)?;
     uploads.finish(profile)?;

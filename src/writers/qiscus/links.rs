@@ -65,7 +65,8 @@ pub fn encode_path(path: &str) -> String {
 /// has its own path there), not of a set of paths that would grow with the export.
 pub struct FileCopier {
     files: Arc<FileStore>,
-    root: PathBuf,
+    /// The output folder; files go to `files/` below it.
+    out: PathBuf,
     base: Option<BaseUrl>,
     copied: u64,
 }
@@ -73,7 +74,7 @@ pub struct FileCopier {
 impl FileCopier {
     /// Copies go under `out/files/`; links use `base` (relative `files/…` without it).
     pub fn new(out: &Path, files: Arc<FileStore>, base: Option<BaseUrl>) -> Self {
-        FileCopier { files, root: out.join(FILES_DIR), base, copied: 0 }
+        FileCopier { files, out: out.to_path_buf(), base, copied: 0 }
     }
 
     /// The checked base URL, if any.
@@ -88,9 +89,9 @@ impl FileCopier {
 
     /// Copies `file` (once) and returns its link.
     pub fn link(&mut self, file: &FileRef) -> Result<String> {
-        let dest = self.root.join(&file.path);
-        if std::fs::symlink_metadata(&dest).is_err() {
-            self.files.place(file, &dest)?;
+        let rel = Path::new(FILES_DIR).join(&file.path);
+        if std::fs::symlink_metadata(self.out.join(&rel)).is_err() {
+            self.files.place(file, &self.out, &rel)?;
             self.copied += 1;
         }
         Ok(match &self.base {
