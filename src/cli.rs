@@ -14,7 +14,7 @@ use crate::archive::OpenOptions;
 use crate::error::{Error, ErrorKind, OutputContext, Result};
 use crate::files::FileStore;
 use crate::hipchat::{self, Export, ReadOptions};
-use crate::output::{OutputShape, Staging};
+use crate::output::{create_dirs_below, OutputShape, Staging};
 use crate::password::PasswordSource;
 use crate::progress::{Mode, Progress};
 use crate::report::Report;
@@ -286,12 +286,11 @@ fn run_convert(args: &ConvertArgs) -> Result<()> {
 
 fn convert(args: &ConvertArgs, target: Target, out: &Path, user_map: &[crate::usermap::MapRow], report: &mut Report) -> Result<()> {
     let shape = writers::output_shape(target, &args.writer);
-    let staging = Staging::new(out, shape, args.force)?;
+    let staging = stage_output(out, shape, args.force)?;
     let files_dir = staging.work_dir().join("files");
     let spool_dir = staging.work_dir().join("spool");
-    std::fs::create_dir_all(&files_dir).output_ctx(&files_dir)?;
-    std::fs::create_dir_all(&spool_dir).output_ctx(&spool_dir)?;
-    register_cleanup(&staging);
+    create_dirs_below(staging.work_dir(), &files_dir).output_ctx(&files_dir)?;
+    create_dirs_below(staging.work_dir(), &spool_dir).output_ctx(&spool_dir)?;
     let filters = args.filters.parse()?;
     let progress = Progress::new(Mode::detect(args.log.quiet), args.exports.iter().map(|e| input_size(e)).sum());
     let mut export_data = args.input.read(&args.exports, FileStore::staged(&files_dir), &spool_dir, &progress, args.log.verbose, report)?;
@@ -307,8 +306,7 @@ fn convert(args: &ConvertArgs, target: Target, out: &Path, user_map: &[crate::us
     if !unbalanced.is_empty() {
         return Err(Error::new(ErrorKind::Other, format!("internal accounting error, output not written: counts in != written + skipped for {unbalanced:?}")));
     }
-    staging.commit()?;
-    Ok(())
+    commit_output(staging)
 }
 
 fn default_output(export: &Path, target: Target, opts: &WriterOptions) -> PathBuf {
@@ -359,16 +357,26 @@ fn wait_for_interrupt_exit() -> ! {
 /// Hidden output folders to remove if the user interrupts the run.
 static CLEANUP: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
-fn register_cleanup(staging: &Staging) {
-    if let Ok(mut dirs) = CLEANUP.lock() {
-        dirs.extend(staging.hidden_dirs());
-    }
+/// Creates the hidden folders and registers them for the interrupt handler in one
+/// step: the handler takes the same lock, so a Ctrl-C cannot fall between the two.
+fn stage_output(out: &Path, shape: OutputShape, force: bool) -> Result<Staging> {
+    let mut dirs = CLEANUP.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let staging = Staging::new(out, shape, force)?;
+    dirs.extend(staging.hidden_dirs());
+    Ok(staging)
+}
+
+/// Moves the output into place and forgets the hidden folders in one step, so a
+/// Ctrl-C sees either a run to undo or a finished one, never half a rename.
+fn commit_output(staging: Staging) -> Result<()> {
+    let mut dirs = CLEANUP.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    staging.commit()?;
+    dirs.clear();
+    Ok(())
 }
 
 fn clear_cleanup() {
-    if let Ok(mut dirs) = CLEANUP.lock() {
-        dirs.clear();
-    }
+    CLEANUP.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
 }
 
 /// On Ctrl-C (or SIGTERM), removes the half-written output and exits with 130, so
@@ -376,10 +384,9 @@ fn clear_cleanup() {
 fn install_interrupt_handler() {
     let _ = ctrlc::set_handler(|| {
         INTERRUPTED.store(true, Ordering::SeqCst);
-        if let Ok(dirs) = CLEANUP.lock() {
-            for d in dirs.iter() {
-                remove_while_in_use(d);
-            }
+        let dirs = CLEANUP.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for d in dirs.iter() {
+            remove_while_in_use(d);
         }
         eprintln!("\nhcconv: interrupted; nothing was written");
         std::process::exit(130);
