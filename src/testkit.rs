@@ -149,13 +149,12 @@ pub fn tiny_png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
     ihdr.extend_from_slice(&height.to_be_bytes());
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
     chunk(&mut png, b"IHDR", &ihdr);
-    let mut raw = Vec::new();
-    for _ in 0..height {
-        raw.push(0);
-        for _ in 0..width {
-            raw.extend_from_slice(&rgb);
-        }
+    // Each scanline: filter byte 0, then the pixels.
+    let mut scanline = vec![0u8];
+    for _ in 0..width {
+        scanline.extend_from_slice(&rgb);
     }
+    let raw = scanline.repeat(height as usize);
     let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
     z.write_all(&raw).expect("in memory");
     chunk(&mut png, b"IDAT", &z.finish().expect("in memory"));
