@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, ErrorKind, OutputContext, Result};
 use crate::model::FileRef;
 use crate::output::create_dirs_below;
+use crate::write_behind::{PendingFiles, WriteBehind};
 
 pub(crate) use index::{read_at, write_at};
 use index::{Pending, Table};
@@ -62,11 +63,13 @@ pub struct FileStore {
     temp: Option<tempfile::TempDir>,
     /// Memory for sorting the paths (tests make it tiny, to sort through run files).
     sort_budget: usize,
+    /// Staged copies the write-behind thread may still be writing; `seal` waits.
+    staging: PendingFiles<PathBuf>,
 }
 
 impl FileStore {
     fn with_backing(backing: Backing) -> Self {
-        FileStore { backing, index: Index::Filling(None, 0), made: BTreeMap::new(), scratch: None, temp: None, sort_budget: index::SORT_BUDGET }
+        FileStore { backing, index: Index::Filling(None, 0), made: BTreeMap::new(), scratch: None, temp: None, sort_budget: index::SORT_BUDGET, staging: PendingFiles::default() }
     }
 
     /// A store that records sizes only.
@@ -121,8 +124,11 @@ impl FileStore {
                 if let Some(parent) = dest.parent() {
                     create_dirs_below(dir, parent).output_ctx(parent)?;
                 }
-                let mut out = File::create(&dest).output_ctx(&dest)?;
-                io::copy(reader, &mut out).map_err(|e| stage_error(path, &dest, e))?
+                let mut out = WriteBehind::new(File::create(&dest).output_ctx(&dest)?);
+                let size = io::copy(reader, &mut out).map_err(|e| stage_error(path, &dest, e))?;
+                let closing = out.close().output_ctx(&dest)?;
+                self.staging.push(dest, closing).map_err(|(dest, e)| Error::output(&dest, e))?;
+                size
             }
             Backing::Measured | Backing::Folder(..) => declared_size,
         };
@@ -144,6 +150,7 @@ impl FileStore {
     /// Ends adding archive files: sorts the list into its table on disk. Lookups
     /// work from here on; calling it again does nothing.
     pub fn seal(&mut self) -> Result<()> {
+        self.staging.wait_all().map_err(|(dest, e)| Error::output(&dest, e))?;
         let table = match std::mem::replace(&mut self.index, Index::Filling(None, 0)) {
             Index::Sealed(table) => table,
             Index::Filling(None, _) => Table::empty(),

@@ -22,4 +22,5 @@ pub mod report;
 pub mod spool;
 pub mod testkit;
 pub mod usermap;
+pub mod write_behind;
 pub mod writers;

@@ -118,19 +118,33 @@ impl Drop for Staging {
 /// leave a stray hidden folder behind the interrupted run).
 pub fn create_dirs_below(root: &Path, dir: &Path) -> io::Result<()> {
     let rel = dir.strip_prefix(root).map_err(|_| io::Error::other(format!("{} is not inside {}", dir.display(), root.display())))?;
-    let mut path = root.to_path_buf();
-    for part in rel.components() {
-        let Component::Normal(name) = part else {
-            return Err(io::Error::other(format!("{} is not a plain path below {}", dir.display(), root.display())));
-        };
-        path.push(name);
-        match fs::create_dir(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => {}
-            Err(e) => return Err(e),
-        }
+    if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err(io::Error::other(format!("{} is not a plain path below {}", dir.display(), root.display())));
     }
-    Ok(())
+    create_missing(root, dir)
+}
+
+/// Like `create_dir_all`: one `stat` when `dir` exists (the common case), one
+/// `mkdir` when its parent does, walking up only on `NotFound`, but stopping at
+/// `root` instead of creating it.
+fn create_missing(root: &Path, dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if dir == root {
+        return if root.is_dir() { Ok(()) } else { Err(io::Error::new(io::ErrorKind::NotFound, format!("{} was removed", root.display()))) };
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        Err(_) => {}
+    }
+    create_missing(root, dir.parent().unwrap_or(root))?;
+    match fs::create_dir(dir) {
+        Err(e) if !(e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir()) => Err(e),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

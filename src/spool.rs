@@ -31,12 +31,13 @@ mod record;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorKind, OutputContext, Result};
 use crate::model::{Conversation, Message};
+use crate::write_behind::WriteBehind;
 
 pub(crate) use record::{put_str, put_u64, Reader as FieldReader};
 
@@ -49,8 +50,6 @@ pub const DEFAULT_FAN_IN: usize = 64;
 
 /// Read buffer of each open run.
 const RUN_READ_BUFFER: usize = 16 * 1024;
-/// Write buffer of the run being written.
-const RUN_WRITE_BUFFER: usize = 256 * 1024;
 
 /// A key that orders the records of an [`ExternalSort`] and travels with them
 /// through the run files.
@@ -222,7 +221,7 @@ fn merge_into<K: RunKey>(inputs: &[PathBuf], out: &Path) -> Result<()> {
 
 /// Writes records in the run format.
 struct RunWriter {
-    w: BufWriter<File>,
+    w: WriteBehind,
     path: PathBuf,
     key: Vec<u8>,
 }
@@ -230,7 +229,7 @@ struct RunWriter {
 impl RunWriter {
     fn create(path: &Path) -> Result<Self> {
         let file = File::create(path).output_ctx(path)?;
-        Ok(RunWriter { w: BufWriter::with_capacity(RUN_WRITE_BUFFER, file), path: path.to_path_buf(), key: Vec::new() })
+        Ok(RunWriter { w: WriteBehind::new(file), path: path.to_path_buf(), key: Vec::new() })
     }
 
     fn record<K: RunKey>(&mut self, key: &K, body: &[u8]) -> Result<()> {
@@ -244,8 +243,8 @@ impl RunWriter {
         self.w.write_all(body).output_ctx(&self.path)
     }
 
-    fn finish(mut self) -> Result<()> {
-        self.w.flush().output_ctx(&self.path)
+    fn finish(self) -> Result<()> {
+        self.w.finish().output_ctx(&self.path)
     }
 }
 

@@ -42,6 +42,14 @@ pub enum Read<'a> {
     ValuePath,
 }
 
+/// True when `json` may hold a `\\uD800`–`\\uDFFF` escape. An escaped backslash
+/// before `ud` also counts (a harmless detour to the Value path); backslashes are
+/// rare in chat text, so scanning for them beats building a substring finder per
+/// message (`memmem::find` does that on every call).
+fn has_surrogate_escape(json: &[u8]) -> bool {
+    memchr::memchr_iter(b'\\', json).any(|i| json.get(i + 1) == Some(&b'u') && json.get(i + 2).is_some_and(|c| c.eq_ignore_ascii_case(&b'd')))
+}
+
 /// Reads the history element at the front of `element.json`.
 ///
 /// The wrapper rule is the one [`super::fields::unwrap`] applies to a `Value`: an
@@ -55,7 +63,7 @@ pub fn read<'a>(element: &RawElement<'a>) -> Read<'a> {
     let json = &element.json[..used];
     // serde_json checks `\u` escapes only when it decodes a string, and lone
     // surrogates are refused then: leave any element that has one to the Value path.
-    if memchr::memmem::find(json, b"\\ud").is_some() || memchr::memmem::find(json, b"\\uD").is_some() {
+    if has_surrogate_escape(json) {
         return Read::ValuePath;
     }
     match outer {

@@ -18,6 +18,7 @@ use zip::{CompressionMethod, DateTime, ZipWriter};
 use crate::error::{Error, OutputContext, Result};
 use crate::files::FileStore;
 use crate::model::FileRef;
+use crate::write_behind::WriteBehind;
 use crate::spool::{put_u64, ExternalSort, FieldReader};
 
 /// The JSONL file name inside the output (the one mmetl uses too).
@@ -29,7 +30,7 @@ pub const DATA_DIR: &str = "data";
 pub struct Sink {
     layout: Layout,
     jsonl_path: PathBuf,
-    jsonl: BufWriter<File>,
+    jsonl: WriteBehind,
     /// Files to copy: path → size, sorted on disk; the same path may be noted often.
     files: ExternalSort<String>,
     lines: u64,
@@ -65,7 +66,7 @@ impl Sink {
     fn start(layout: Layout, jsonl_path: PathBuf, scratch: &Path) -> Result<Self> {
         let file = File::create(&jsonl_path).output_ctx(&jsonl_path)?;
         let files = ExternalSort::new(scratch, "mattermost-files", FILES_SORT_BUDGET);
-        Ok(Sink { layout, jsonl_path, jsonl: BufWriter::with_capacity(256 * 1024, file), files, lines: 0 })
+        Ok(Sink { layout, jsonl_path, jsonl: WriteBehind::new(file), files, lines: 0 })
     }
 
     /// Writes one line `{"type": kind, kind: value}`, the value serialised in place

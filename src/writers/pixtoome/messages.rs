@@ -14,10 +14,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::convert::text::{event_text, is_code, notification_text, slash_command, split_chars, Style};
-use crate::error::{OutputContext, Result};
+use crate::error::{Error, OutputContext, Result};
 use crate::hipchat::Export;
 use crate::model::{Conversation, Message, MessageKind};
 use crate::report::{Entity, Report, SkipReason};
+use crate::write_behind::{PendingFiles, WriteBehind};
 
 use super::files::Uploads;
 use super::plan::{Plan, ZUser};
@@ -100,11 +101,13 @@ struct MessageFiles {
     user_messages: Vec<UserMessageRow>,
     next_message: u64,
     next_user_message: u64,
+    /// Files handed to the write-behind thread, checked as it finishes them.
+    written: PendingFiles<PathBuf>,
 }
 
 impl MessageFiles {
     fn new(out: &Path) -> Self {
-        MessageFiles { out: out.to_path_buf(), number: 0, messages: Vec::new(), user_messages: Vec::new(), next_message: 1, next_user_message: 1 }
+        MessageFiles { out: out.to_path_buf(), number: 0, messages: Vec::new(), user_messages: Vec::new(), next_message: 1, next_user_message: 1, written: PendingFiles::default() }
     }
 
     fn take_message_id(&mut self) -> u64 {
@@ -132,9 +135,10 @@ impl MessageFiles {
         self.number += 1;
         let path = self.out.join(format!("messages-{:06}.json", self.number));
         let file = std::fs::File::create(&path).output_ctx(&path)?;
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut w = WriteBehind::new(file);
         write_message_file(&mut w, &self.messages, &self.user_messages).output_ctx(&path)?;
-        std::io::Write::flush(&mut w).output_ctx(&path)?;
+        let closing = w.close().output_ctx(&path)?;
+        self.written.push(path, closing).map_err(|(path, e)| Error::output(&path, e))?;
         self.messages.clear();
         self.user_messages.clear();
         Ok(())
@@ -183,6 +187,7 @@ pub fn write_messages(export: &mut Export, out: &Path, ctx: &mut MessageContext,
         }
     }
     files.flush()?;
+    files.written.wait_all().map_err(|(path, e)| Error::output(&path, e))?;
     totals.files = files.number;
     report.add_extra("pixtoome_message_rows", totals.rows);
     report.add_extra("pixtoome_usermessage_rows", totals.user_message_rows);

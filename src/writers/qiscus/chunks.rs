@@ -8,12 +8,13 @@
 //! Rows are written one per line, which keeps files diffable and easy to check.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::error::{Error, ErrorKind, OutputContext, Result};
+use crate::write_behind::{PendingFiles, WriteBehind};
 
 const OPEN: &[u8] = b"[\n";
 const SEPARATOR: &[u8] = b",\n";
@@ -32,7 +33,7 @@ pub struct FileSummary {
 
 /// The open file being filled.
 struct OpenFile {
-    out: BufWriter<File>,
+    out: WriteBehind,
     path: PathBuf,
     name: String,
     bytes: u64,
@@ -47,13 +48,15 @@ pub struct ChunkedArrays {
     current: Option<OpenFile>,
     /// Files finished so far, in upload order.
     pub finished: Vec<FileSummary>,
+    /// Finished files the write-behind thread may still be writing.
+    written: PendingFiles<PathBuf>,
 }
 
 impl ChunkedArrays {
     /// Files named `KIND-NNNN.json` in `dir`; nothing is created before the first row,
     /// so a kind with no rows leaves no (empty, unuploadable) file behind.
     pub fn new(dir: &Path, kind: &'static str, max_bytes: u64) -> Self {
-        ChunkedArrays { dir: dir.to_path_buf(), kind, max_bytes, current: None, finished: Vec::new() }
+        ChunkedArrays { dir: dir.to_path_buf(), kind, max_bytes, current: None, finished: Vec::new(), written: PendingFiles::default() }
     }
 
     /// Adds one row, starting a new file when the current one would go over the limit.
@@ -89,6 +92,7 @@ impl ChunkedArrays {
     /// Closes the last file and returns every file written, in order.
     pub fn finish(mut self) -> Result<Vec<FileSummary>> {
         self.close_current()?;
+        self.written.wait_all().map_err(|(path, e)| Error::output(&path, e))?;
         Ok(self.finished)
     }
 
@@ -96,7 +100,7 @@ impl ChunkedArrays {
         let name = format!("{}-{:04}.json", self.kind, self.finished.len() + 1);
         let path = self.dir.join(&name);
         let file = File::create(&path).output_ctx(&path)?;
-        let mut open = OpenFile { out: BufWriter::with_capacity(256 * 1024, file), path, name, bytes: 0, rows: 0 };
+        let mut open = OpenFile { out: WriteBehind::new(file), path, name, bytes: 0, rows: 0 };
         write_all(&mut open, OPEN)?;
         Ok(open)
     }
@@ -104,7 +108,8 @@ impl ChunkedArrays {
     fn close_current(&mut self) -> Result<()> {
         if let Some(mut open) = self.current.take() {
             write_all(&mut open, CLOSE)?;
-            open.out.flush().output_ctx(&open.path)?;
+            let closing = open.out.close().output_ctx(&open.path)?;
+            self.written.push(open.path, closing).map_err(|(path, e)| Error::output(&path, e))?;
             self.finished.push(FileSummary { name: open.name, rows: open.rows, bytes: open.bytes });
         }
         Ok(())

@@ -1,0 +1,370 @@
+//! Write-behind files: the converter fills buffers, one helper thread hands them to
+//! the kernel.
+//!
+//! perf shows the `write` system calls (the kernel copying into the page cache) at
+//! 10 % of a Mattermost run and a third of a Qiscus run, all on the thread that also
+//! parses and formats. Moving them to a helper puts that time on the second core.
+//! One helper serves every file of the run, in the order the writes were made, so
+//! a file's bytes land in order and small files (staged attachments) cost a queue
+//! message, not a thread.
+//!
+//! Memory stays bounded: at most [`QUEUE`] buffers of at most [`CHUNK`] bytes wait
+//! for the helper; a writer that gets ahead blocks until the helper catches up.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Bytes gathered before a buffer is handed to the helper.
+pub const CHUNK: usize = 256 * 1024;
+/// Buffers that may wait for the helper at once (so at most 2 MiB in flight).
+pub const QUEUE: usize = 8;
+
+/// A write's outcome, shared between a file's handle and the helper.
+#[derive(Default)]
+struct Status {
+    /// The first error the helper met on this file; later writes are dropped.
+    error: Mutex<Option<io::Error>>,
+}
+
+enum Job {
+    Write { file: Arc<File>, data: Vec<u8>, status: Arc<Status> },
+    /// Answered once every job queued before it is done.
+    Barrier(SyncSender<()>),
+}
+
+/// The run's helper thread, started on first use and kept for the process.
+fn helper() -> &'static SyncSender<Job> {
+    static HELPER: OnceLock<SyncSender<Job>> = OnceLock::new();
+    HELPER.get_or_init(|| {
+        let (tx, rx) = sync_channel(QUEUE);
+        std::thread::Builder::new().name("hcconv-write".into()).spawn(move || serve(rx)).expect("cannot start the write-behind thread");
+        tx
+    })
+}
+
+fn serve(jobs: Receiver<Job>) {
+    for job in jobs {
+        match job {
+            Job::Write { file, mut data, status } => {
+                let mut error = status.error.lock().unwrap_or_else(|p| p.into_inner());
+                if error.is_none()
+                    && let Err(e) = (&*file).write_all(&data)
+                {
+                    *error = Some(e);
+                }
+                drop(error);
+                if data.capacity() == CHUNK {
+                    data.clear();
+                    let mut spare = spare_buffers().lock().unwrap_or_else(|p| p.into_inner());
+                    if spare.len() < QUEUE + 2 {
+                        spare.push(data);
+                    }
+                }
+            }
+            Job::Barrier(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+/// Buffers the helper is done with, for reuse: a fresh 256 KiB buffer per chunk
+/// costs a fresh mapping and its page faults every time (perf: 30 000 faults per
+/// 500k-message run).
+fn spare_buffers() -> &'static Mutex<Vec<Vec<u8>>> {
+    static SPARE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+    &SPARE
+}
+
+fn new_buffer() -> Vec<u8> {
+    spare_buffers().lock().unwrap_or_else(|p| p.into_inner()).pop().unwrap_or_else(|| Vec::with_capacity(CHUNK))
+}
+
+fn helper_gone() -> io::Error {
+    io::Error::other("the write-behind thread stopped")
+}
+
+/// A file written through the helper thread. `flush` (and [`WriteBehind::finish`])
+/// wait until the helper has written every byte and report its first error, so
+/// after them the file reads back complete, as with `BufWriter`.
+pub struct WriteBehind {
+    file: Arc<File>,
+    buf: Vec<u8>,
+    status: Arc<Status>,
+    /// Set by [`WriteBehind::close`]: everything is queued, `Drop` need not wait.
+    closed: bool,
+}
+
+impl WriteBehind {
+    /// Writes to `file` through the helper.
+    pub fn new(file: File) -> Self {
+        WriteBehind { file: Arc::new(file), buf: Vec::new(), status: Arc::default(), closed: false }
+    }
+
+    /// Writes `data` as one queued job (for a small whole file such as a staged
+    /// attachment: no copy into a second buffer).
+    pub fn write_owned(&mut self, data: Vec<u8>) -> io::Result<()> {
+        self.send_buffer()?;
+        self.send(data)
+    }
+
+    /// Waits for every byte to be written and returns the first error, if any.
+    pub fn finish(mut self) -> io::Result<()> {
+        self.flush()
+    }
+
+    /// Queues the last bytes without waiting for them; the returned [`Closing`]
+    /// tells later whether they were written. Lets the caller go on formatting the
+    /// next file while the helper writes this one.
+    pub fn close(mut self) -> io::Result<Closing> {
+        self.send_buffer()?;
+        self.closed = true;
+        Ok(Closing { status: Arc::clone(&self.status) })
+    }
+
+    fn send_buffer(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let data = std::mem::take(&mut self.buf);
+        self.send(data)
+    }
+
+    fn send(&mut self, data: Vec<u8>) -> io::Result<()> {
+        self.take_error()?;
+        let job = Job::Write { file: Arc::clone(&self.file), data, status: Arc::clone(&self.status) };
+        helper().send(job).map_err(|_| helper_gone())
+    }
+
+    /// The helper's first error on this file. It stays recorded (the helper drops
+    /// every later write), so a file with a hole is never reported as fine.
+    fn take_error(&self) -> io::Result<()> {
+        let mut error = self.status.error.lock().unwrap_or_else(|p| p.into_inner());
+        match error.take() {
+            Some(e) => {
+                *error = Some(e.raw_os_error().map_or_else(|| io::Error::new(e.kind(), e.to_string()), io::Error::from_raw_os_error));
+                Err(e)
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl Write for WriteBehind {
+    /// The common case (room in the buffer) inline, as `BufWriter` does: the
+    /// writers make many writes of a few bytes.
+    #[inline]
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if data.len() <= self.buf.capacity() - self.buf.len() {
+            self.buf.extend_from_slice(data);
+            return Ok(data.len());
+        }
+        self.write_cold(data)
+    }
+
+    #[inline]
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        if data.len() <= self.buf.capacity() - self.buf.len() {
+            self.buf.extend_from_slice(data);
+            return Ok(());
+        }
+        self.write_cold(data).map(|_| ())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send_buffer()?;
+        let (done, wait) = sync_channel(1);
+        helper().send(Job::Barrier(done)).map_err(|_| helper_gone())?;
+        wait.recv().map_err(|_| helper_gone())?;
+        self.take_error()
+    }
+}
+
+impl WriteBehind {
+    #[cold]
+    fn write_cold(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.buf.capacity() == 0 {
+            self.buf = new_buffer();
+        }
+        if self.buf.len() + data.len() > CHUNK {
+            self.send_buffer()?;
+        }
+        if data.len() >= CHUNK {
+            self.send(data.to_vec())?;
+        } else {
+            self.buf.extend_from_slice(data);
+        }
+        Ok(data.len())
+    }
+}
+
+impl Drop for WriteBehind {
+    /// Like `BufWriter`, writes what is left and ignores errors (call `finish` to
+    /// see them); waits, so the file is complete once the handle is gone.
+    fn drop(&mut self) {
+        if !self.closed {
+            let _ = self.flush();
+        }
+    }
+}
+
+/// A closed file whose bytes may still be queued.
+pub struct Closing {
+    status: Arc<Status>,
+}
+
+impl Closing {
+    /// The outcome once the helper is done with this file, `None` while it is not.
+    /// Every queued job holds a reference to the status, so when ours is the last
+    /// one, no write of this file is left.
+    fn outcome(&self) -> Option<io::Result<()>> {
+        if Arc::strong_count(&self.status) > 1 {
+            return None;
+        }
+        Some(match self.status.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        })
+    }
+}
+
+/// Files closed but perhaps not yet written, each with a label for its errors
+/// (usually its path). Finished ones are dropped as new ones arrive, so this holds
+/// at most about [`QUEUE`] entries whatever the number of files.
+#[derive(Default)]
+pub struct PendingFiles<L> {
+    pending: Vec<(L, Closing)>,
+}
+
+impl<L> std::fmt::Debug for PendingFiles<L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PendingFiles({} pending)", self.pending.len())
+    }
+}
+
+impl<L> PendingFiles<L> {
+    /// Adds a closed file; returns the first error among the files already done.
+    pub fn push(&mut self, label: L, closing: Closing) -> Result<(), (L, io::Error)> {
+        self.pending.push((label, closing));
+        self.reap()
+    }
+
+    /// Waits for every file to be written; returns the first error.
+    pub fn wait_all(&mut self) -> Result<(), (L, io::Error)> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let (done, wait) = sync_channel(1);
+        if helper().send(Job::Barrier(done)).is_err() || wait.recv().is_err() {
+            let (label, _) = self.pending.remove(0);
+            return Err((label, helper_gone()));
+        }
+        self.reap()?;
+        debug_assert!(self.pending.is_empty());
+        Ok(())
+    }
+
+    fn reap(&mut self) -> Result<(), (L, io::Error)> {
+        let mut i = 0;
+        while i < self.pending.len() {
+            match self.pending[i].1.outcome() {
+                None => i += 1,
+                Some(Ok(())) => {
+                    self.pending.swap_remove(i);
+                }
+                Some(Err(e)) => {
+                    let (label, _) = self.pending.swap_remove(i);
+                    return Err((label, e));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn bytes_arrive_in_order_across_files_and_chunk_sizes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut expected = [Vec::new(), Vec::new()];
+        let mut writers: Vec<WriteBehind> = (0..2).map(|i| WriteBehind::new(File::create(dir.path().join(i.to_string())).unwrap())).collect();
+        for round in 0..200u32 {
+            for (i, w) in writers.iter_mut().enumerate() {
+                // Sizes from 1 byte to past one chunk, so every path of `write` runs.
+                let len = (round as usize * 7919 + i * 104_729) % (CHUNK + 5000) + 1;
+                let data: Vec<u8> = (0..len).map(|k| (k as u32 ^ round ^ i as u32) as u8).collect();
+                w.write_all(&data).unwrap();
+                expected[i].extend_from_slice(&data);
+            }
+        }
+        writers[1].write_owned(b"tail".to_vec()).unwrap();
+        expected[1].extend_from_slice(b"tail");
+        for w in writers {
+            w.finish().unwrap();
+        }
+        for (i, want) in expected.iter().enumerate() {
+            let mut got = Vec::new();
+            File::open(dir.path().join(i.to_string())).unwrap().read_to_end(&mut got).unwrap();
+            assert!(got == *want, "file {i}: {} bytes, wanted {}", got.len(), want.len());
+        }
+    }
+
+    #[test]
+    fn flush_makes_the_bytes_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut w = WriteBehind::new(File::create(&path).unwrap());
+        w.write_all(b"hello").unwrap();
+        w.flush().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"hello");
+        drop(w);
+    }
+
+    #[test]
+    fn closed_files_are_complete_after_wait_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut pending = PendingFiles::default();
+        for i in 0..50 {
+            let path = dir.path().join(i.to_string());
+            let mut w = WriteBehind::new(File::create(&path).unwrap());
+            w.write_all(&vec![i as u8; 1000 * i + 1]).unwrap();
+            pending.push(path, w.close().unwrap()).unwrap();
+            assert!(pending.pending.len() <= 50);
+        }
+        pending.wait_all().unwrap();
+        assert!(pending.pending.is_empty());
+        for i in 0..50 {
+            assert_eq!(std::fs::read(dir.path().join(i.to_string())).unwrap(), vec![i as u8; 1000 * i + 1]);
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_failed_closed_file_is_named_by_wait_all() {
+        let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else { return };
+        let mut pending = PendingFiles::default();
+        let mut w = WriteBehind::new(full);
+        w.write_all(b"x").unwrap();
+        let pushed = pending.push("full", w.close().unwrap());
+        let waited = pending.wait_all();
+        let (label, err) = pushed.err().or(waited.err()).expect("the error surfaces at push or wait_all");
+        assert_eq!((label, err.raw_os_error()), ("full", Some(28)));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_write_error_is_reported_by_finish() {
+        // /dev/full refuses every write with ENOSPC.
+        let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else { return };
+        let mut w = WriteBehind::new(full);
+        w.write_all(&[1u8; 100]).unwrap();
+        let err = w.finish().unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(28), "{err}");
+    }
+}
