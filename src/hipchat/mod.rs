@@ -13,6 +13,7 @@
 
 mod borrowed;
 mod fields;
+mod history;
 pub mod json;
 pub mod messages;
 pub mod records;
@@ -29,11 +30,12 @@ use serde::Serialize;
 use crate::archive::{self, EntryEvent, InputKind, OpenOptions};
 use crate::error::Result;
 use crate::files::FileStore;
-use crate::model::{Catalog, Conversation, Emoticon, MessageKind, Room, RoomId, User, UserId};
+use crate::model::{Catalog, Emoticon, Room, RoomId, User, UserId};
 use crate::report::{Entity, Report, SkipReason};
 use crate::spool::SpoolWriter;
 
-use messages::{Origin, Parsed};
+use history::{History, HistoryReader};
+use messages::Origin;
 use records::AvatarSource;
 
 pub use stream::MessageStream;
@@ -115,11 +117,11 @@ pub fn read_slices(inputs: &[PathBuf], opts: ReadOptions, report: &mut Report) -
             files = FileStore::folder(only, &files);
         }
     }
+    let history = History::new(SpoolWriter::new(&opts.spool_dir, opts.spool_budget), opts.skip_damaged);
     let mut reader = Reader {
-        spool: SpoolWriter::new(&opts.spool_dir, opts.spool_budget),
+        history: Some(HistoryReader::start(history)?),
         scratch: opts.spool_dir.clone(),
         files,
-        skip_damaged: opts.skip_damaged,
         users: BTreeMap::new(),
         avatars: BTreeMap::new(),
         rooms: BTreeMap::new(),
@@ -127,7 +129,6 @@ pub fn read_slices(inputs: &[PathBuf], opts: ReadOptions, report: &mut Report) -
         autojoins: Vec::new(),
         catalog: Catalog::default(),
         stats: ReadStats::default(),
-        seq: 0,
         sender_names: BTreeMap::new(),
         last_archive: BTreeMap::new(),
         last_topic: BTreeMap::new(),
@@ -141,8 +142,11 @@ pub fn read_slices(inputs: &[PathBuf], opts: ReadOptions, report: &mut Report) -
     }
     for (slice, input) in inputs.iter().enumerate() {
         reader.slice = slice;
-        let kind = archive::walk(input, &opts.open, &mut |event| reader.on_entry(event, report))?;
-        reader.stats.input_kind = Some(kind);
+        let walked = archive::walk(input, &opts.open, &mut |event| reader.on_entry(event, report));
+        // History parsed behind the walk comes earlier in the archive than where
+        // the walk stopped, so its error is the one to report.
+        reader.drain_history(report)?;
+        reader.stats.input_kind = Some(walked?);
     }
     reader.stats.slices = inputs.len() as u64;
     reader.finish(report)
@@ -150,10 +154,10 @@ pub fn read_slices(inputs: &[PathBuf], opts: ReadOptions, report: &mut Report) -
 
 /// State of the single pass.
 struct Reader {
-    spool: SpoolWriter,
+    /// The history thread (taken when the pass is over).
+    history: Option<HistoryReader>,
     scratch: PathBuf,
     files: FileStore,
-    skip_damaged: bool,
     users: BTreeMap<UserId, User>,
     avatars: BTreeMap<UserId, AvatarSource>,
     rooms: BTreeMap<RoomId, Room>,
@@ -161,7 +165,6 @@ struct Reader {
     autojoins: Vec<records::AutoJoinTarget>,
     catalog: Catalog,
     stats: ReadStats,
-    seq: u64,
     /// First name seen for each sender id, for placeholder users.
     sender_names: BTreeMap<UserId, String>,
     /// Latest ArchiveRoomMessage state per room, by (time, seq).
@@ -207,6 +210,7 @@ impl Reader {
         self.stats.entries += 1;
         let (path, size, reader) = match event {
             EntryEvent::Refused(r) => {
+                self.drain_history(report)?;
                 report.skip(Entity::Entry, r.path, r.reason, r.detail);
                 return Ok(());
             }
@@ -214,13 +218,18 @@ impl Reader {
         };
         match role_of(&path) {
             EntryRole::TopLevel(name) => {
+                self.drain_history(report)?;
                 self.stats.top_level_files.insert(name.to_string(), true);
                 self.read_top_level(name, &path, BufReader::with_capacity(256 * 1024, reader), report)?;
             }
             EntryRole::RoomHistory(rid) => self.read_history(&path, Origin::Room(rid), reader, report)?,
             EntryRole::UserHistory(uid) => self.read_history(&path, Origin::User(uid), reader, report)?,
-            EntryRole::File => self.files.add(&path, reader, size)?,
+            EntryRole::File => {
+                self.history()?.poll(report)?;
+                self.files.add(&path, reader, size)?
+            }
             EntryRole::Unrecognised => {
+                self.drain_history(report)?;
                 report.skip(Entity::Entry, path, SkipReason::UnrecognisedEntry, "not part of the hc-migrate layout; not read");
                 return Ok(());
             }
@@ -292,74 +301,40 @@ impl Reader {
         self.rooms.insert(room.id, room);
     }
 
+    /// Hands a history file to the history thread, which parses and spools it
+    /// while the next entries are read.
     fn read_history(&mut self, path: &str, origin: Origin, reader: impl std::io::Read, report: &mut Report) -> Result<()> {
         self.stats.history_files += 1;
-        let mut index = 0u64;
-        let outcome = json::for_each_prefix(reader, path, json::MAX_VALUE_BYTES, &mut |element| {
-            let Some((parsed, used)) = messages::parse_element(&element, path, origin, self.seq + 1, &mut self.stats.unknown_fields)? else {
-                return Ok(None);
-            };
-            index += 1;
-            self.seq += 1;
-            report.input(Entity::Message);
-            match parsed {
-                Parsed::Message(m) => self.add_message(*m, report)?,
-                Parsed::Malformed(why) => report.skip(Entity::Message, format!("{path}#{index}"), SkipReason::Malformed, why),
-                Parsed::BadTimestamp { id, raw } => {
-                    report.skip(Entity::Message, format!("{path}#{index} id {id}"), SkipReason::BadTimestamp, format!("timestamp {} is not a date", clip(&raw)))
-                }
-            }
-            Ok(Some(used))
-        });
-        match outcome {
-            Err(e) if self.skip_damaged && e.kind() == crate::error::ErrorKind::Input => {
-                report.skip(Entity::Entry, path, SkipReason::DamagedFile, format!("{e}; the {index} messages before the damage were kept, the rest of the file is lost"));
-                Ok(())
-            }
-            other => other,
-        }
+        self.history()?.read_file(path, origin, reader, report)
     }
 
-    fn add_message(&mut self, m: crate::model::Message, _report: &mut Report) -> Result<()> {
-        *self.stats.raw_kinds.entry(m.kind.name().to_string()).or_default() += 1;
-        self.stats.first_message = Some(self.stats.first_message.map_or(m.time, |t| t.min(m.time)));
-        self.stats.last_message = Some(self.stats.last_message.map_or(m.time, |t| t.max(m.time)));
-        let order = (m.time.micros(), m.seq);
-        match (m.sender.id, &m.sender.name) {
-            (Some(id), name) => {
-                self.sender_names.entry(id).or_insert_with(|| name.clone());
-            }
-            (None, name) if !name.is_empty() => {
-                self.catalog.integrations.insert(name.clone());
-            }
-            _ => {}
-        }
-        match m.conversation {
-            Conversation::Room(rid) => {
-                self.history_rooms.insert(rid);
-                if let Some(id) = m.sender.id {
-                    let posters = self.catalog.room_posters.entry(rid).or_default();
-                    if let Err(at) = posters.binary_search(&id) {
-                        posters.insert(at, id);
-                    }
-                }
-                match &m.kind {
-                    MessageKind::Archive { is_archived } => keep_latest(&mut self.last_archive, rid, order, *is_archived),
-                    MessageKind::Topic { topic } => keep_latest(&mut self.last_topic, rid, order, topic.clone()),
-                    _ => {}
-                }
-            }
-            Conversation::Direct { low, high } => {
-                self.catalog.conversations.insert(m.conversation);
-                self.sender_names.entry(low).or_default();
-                self.sender_names.entry(high).or_default();
-            }
-        }
-        self.spool.push(&m)
+    fn history(&mut self) -> Result<&mut HistoryReader> {
+        self.history.as_mut().ok_or_else(|| crate::error::Error::new(crate::error::ErrorKind::Other, "the history thread was already stopped"))
+    }
+
+    /// Applies every report event of the history files handed over so far. Called
+    /// before anything whose place in the report matters, so the report reads the
+    /// same as when history was parsed inline.
+    fn drain_history(&mut self, report: &mut Report) -> Result<()> {
+        self.history()?.drain(report)
     }
 
     /// After the pass: fill in what needed the whole archive, and hand out the stream.
     fn finish(mut self, report: &mut Report) -> Result<Export> {
+        let history = self.history.take().expect("finished once").finish(report)?;
+        self.stats.raw_kinds = history.raw_kinds;
+        for (name, count) in history.unknown_fields {
+            *self.stats.unknown_fields.entry(name).or_default() += count;
+        }
+        self.stats.first_message = history.first_message;
+        self.stats.last_message = history.last_message;
+        self.catalog.integrations = history.integrations;
+        self.catalog.room_posters = history.room_posters;
+        self.catalog.conversations = history.conversations;
+        self.sender_names = history.sender_names;
+        self.history_rooms = history.history_rooms;
+        self.last_archive = history.last_archive;
+        self.last_topic = history.last_topic;
         self.files.seal()?;
         self.add_placeholder_users(report);
         self.add_placeholder_rooms(report);
@@ -380,7 +355,7 @@ impl Reader {
         self.catalog.users = self.users;
         self.catalog.rooms = self.rooms;
         let files = Arc::new(self.files);
-        let spool = self.spool.finish()?;
+        let spool = history.spool.finish()?;
         Ok(Export { catalog: self.catalog, messages: MessageStream::new(spool, Arc::clone(&files)), files, stats: self.stats, scratch: self.scratch })
     }
 
@@ -526,12 +501,6 @@ fn claim(owners: &mut BTreeMap<u64, usize>, id: u64, slice: usize, entity: Entit
     }
     owners.insert(id, slice);
     true
-}
-
-fn keep_latest<T>(map: &mut BTreeMap<RoomId, ((i64, u64), T)>, rid: RoomId, order: (i64, u64), value: T) {
-    if map.get(&rid).is_none_or(|(o, _)| *o < order) {
-        map.insert(rid, (order, value));
-    }
 }
 
 fn placeholder_user(id: UserId, name: &str) -> User {
