@@ -124,13 +124,10 @@ pub fn create_dirs_below(root: &Path, dir: &Path) -> io::Result<()> {
     create_missing(root, dir)
 }
 
-/// Like `create_dir_all`: one `stat` when `dir` exists (the common case), one
-/// `mkdir` when its parent does, walking up only on `NotFound`, but stopping at
+/// Like `create_dir_all`: one `mkdir` when the parent exists (the common case:
+/// a new folder per attachment), walking up only on `NotFound`, but stopping at
 /// `root` instead of creating it.
 fn create_missing(root: &Path, dir: &Path) -> io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
     if dir == root {
         return if root.is_dir() { Ok(()) } else { Err(io::Error::new(io::ErrorKind::NotFound, format!("{} was removed", root.display()))) };
     }
