@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 /// Bytes gathered before a buffer is handed to the helper.
 pub const CHUNK: usize = 256 * 1024;
-/// Buffers that may wait for the helper at once (so at most 2 MiB in flight).
-pub const QUEUE: usize = 8;
+/// Buffers that may wait for the helper at once (so at most 1 MiB in flight).
+pub const QUEUE: usize = 4;
 
 /// A write's outcome, shared between a file's handle and the helper.
 #[derive(Default)]

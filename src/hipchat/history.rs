@@ -217,6 +217,8 @@ pub struct HistoryReader {
     /// Files handed over whose `Done` has not come back.
     queued: usize,
     spare: Vec<Vec<u8>>,
+    /// The first file error that came back, until `poll` or `drain` returns it.
+    failed: Option<Error>,
 }
 
 impl HistoryReader {
@@ -228,7 +230,7 @@ impl HistoryReader {
             .name("hcconv-history".into())
             .spawn(move || serve(history, feed_rx, results_tx))
             .map_err(|e| Error::new(ErrorKind::Other, format!("cannot start the history thread: {e}")))?;
-        Ok(HistoryReader { feed: Some(feed), results, worker: Some(worker), queued: 0, spare: Vec::new() })
+        Ok(HistoryReader { feed: Some(feed), results, worker: Some(worker), queued: 0, spare: Vec::new(), failed: None })
     }
 
     /// Hands the history file `path`, read from `reader`, to the history thread and
@@ -236,7 +238,7 @@ impl HistoryReader {
     /// for the file's outcome, so its error stops the run here, as inline.
     pub fn read_file(&mut self, path: &str, origin: Origin, mut reader: impl Read, report: &mut Report) -> Result<()> {
         self.poll(report)?;
-        self.send(Feed::Start { path: path.to_string(), origin })?;
+        self.send(Feed::Start { path: path.to_string(), origin }, report)?;
         self.queued += 1;
         loop {
             let mut chunk = self.spare.pop().unwrap_or_default();
@@ -244,36 +246,45 @@ impl HistoryReader {
             let (n, failure) = read_full(&mut reader, &mut chunk);
             if n > 0 {
                 chunk.truncate(n);
-                self.send(Feed::Chunk(chunk))?;
+                self.send(Feed::Chunk(chunk), report)?;
             }
             if let Some(e) = failure {
-                self.send(Feed::Failed(e))?;
-                self.send(Feed::End)?;
+                self.send(Feed::Failed(e), report)?;
+                self.send(Feed::End, report)?;
                 return self.drain(report);
             }
             if n < CHUNK {
                 break;
             }
         }
-        self.send(Feed::End)?;
+        self.send(Feed::End, report)?;
         self.poll(report)
     }
 
-    /// Applies the events that are ready, without waiting.
+    /// Applies the events that are ready, without waiting; returns a file's error
+    /// once it has come back.
     pub fn poll(&mut self, report: &mut Report) -> Result<()> {
-        while let Ok(out) = self.results.try_recv() {
-            self.take(out, report)?;
-        }
-        Ok(())
+        self.take_ready(report);
+        self.failure()
     }
 
     /// Waits until every file handed over is read and its events applied.
     pub fn drain(&mut self, report: &mut Report) -> Result<()> {
         while self.queued > 0 {
             let out = self.results.recv().map_err(|_| helper_stopped())?;
-            self.take(out, report)?;
+            self.take(out, report);
         }
-        Ok(())
+        self.failure()
+    }
+
+    fn take_ready(&mut self, report: &mut Report) {
+        while let Ok(out) = self.results.try_recv() {
+            self.take(out, report);
+        }
+    }
+
+    fn failure(&mut self) -> Result<()> {
+        self.failed.take().map_or(Ok(()), Err)
     }
 
     /// Drains, stops the thread and returns what the history added up to.
@@ -284,12 +295,19 @@ impl HistoryReader {
         worker.join().map_err(|_| helper_stopped())
     }
 
-    fn take(&mut self, out: Out, report: &mut Report) -> Result<()> {
+    /// Applies one message from the helper. A file's error is kept for the next
+    /// `poll` or `drain` (never returned in the middle of handing a file over: with
+    /// its `End` unsent the helper would wait for it forever); events after it are
+    /// dropped, as the run stops there.
+    fn take(&mut self, out: Out, report: &mut Report) {
         match out {
-            Out::Events(events) => events.into_iter().for_each(|e| e.apply(report)),
+            Out::Events(events) if self.failed.is_none() => events.into_iter().for_each(|e| e.apply(report)),
+            Out::Events(_) => {}
             Out::Done(outcome) => {
                 self.queued -= 1;
-                outcome?;
+                if let Err(e) = outcome {
+                    self.failed.get_or_insert(e);
+                }
             }
             Out::Spare(chunk) => {
                 if self.spare.len() < FEED_QUEUE + 2 {
@@ -297,16 +315,14 @@ impl HistoryReader {
                 }
             }
         }
-        Ok(())
     }
 
     /// Hands over one feed message, waiting while the feed is full. The helper
-    /// never waits for the reader thread (its events go into an unbounded channel,
-    /// which holds at most a few chunks' worth, as it only reads on with more
-    /// chunks), so this cannot deadlock. Events are not applied here: an earlier
-    /// file's error must not stop a file half handed over (its `End` unsent, the
-    /// helper would wait for it forever).
-    fn send(&mut self, feed: Feed) -> Result<()> {
+    /// never waits for the reader thread (its messages go into an unbounded
+    /// channel), so this cannot deadlock; what it sent back is taken first, so the
+    /// channel holds no more than a few chunks' worth of buffers and events.
+    fn send(&mut self, feed: Feed, report: &mut Report) -> Result<()> {
+        self.take_ready(report);
         self.feed.as_ref().ok_or_else(helper_stopped)?.send(feed).map_err(|_| helper_stopped())
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! One pass over the archive, in whatever order its entries come: users.json,
 //! rooms.json and the other small files go into the [`Catalog`]; history files are
-//! streamed element by element into an on-disk [`SpoolWriter`]; attachment, avatar
-//! and emoticon files go into the [`FileStore`]. Only when the pass is over (and so
+//! handed to a thread of their own (`history.rs`) that parses them element by
+//! element into an on-disk [`SpoolWriter`] while this thread reads on; attachment,
+//! avatar and emoticon files go into the [`FileStore`]. Only when the pass is over (and so
 //! every user, room and file is known) are messages handed out, sorted, de-duplicated
 //! and with their attachments resolved, by [`MessageStream`].
 //!
