@@ -146,7 +146,25 @@ pub struct Report {
     pub extra: BTreeMap<String, u64>,
 }
 
+/// A report entry made on a helper thread, applied to the [`Report`] on the main
+/// thread in the order it was made (so the report reads as if made inline).
+#[derive(Debug)]
+pub enum Event {
+    /// `n` items of an entity found in the export.
+    Input(Entity, u64),
+    /// One skipped item.
+    Skip { entity: Entity, id: String, reason: SkipReason, detail: String },
+}
+
 impl Report {
+    /// Applies an event made on a helper thread.
+    pub fn apply(&mut self, event: Event) {
+        match event {
+            Event::Input(entity, n) => self.input_n(entity, n),
+            Event::Skip { entity, id, reason, detail } => self.skip(entity, id, reason, detail),
+        }
+    }
+
     /// An empty report stamped with the tool's name and version.
     pub fn new() -> Self {
         Report { tool: "hcconv", version: env!("CARGO_PKG_VERSION"), ..Default::default() }

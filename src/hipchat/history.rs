@@ -25,7 +25,7 @@ use std::thread::JoinHandle;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Conversation, Message, MessageKind, RoomId, Timestamp, UserId};
-use crate::report::{Entity, Report, SkipReason};
+use crate::report::{Entity, Event, Report, SkipReason};
 use crate::spool::SpoolWriter;
 
 use super::json;
@@ -71,23 +71,6 @@ pub struct History {
     pub history_rooms: BTreeSet<RoomId>,
 }
 
-/// A report event of the history side, applied by the reader thread.
-pub enum ReportEvent {
-    /// This many history elements were read.
-    Inputs(u64),
-    /// An element or a file that was skipped.
-    Skip { entity: Entity, id: String, reason: SkipReason, detail: String },
-}
-
-impl ReportEvent {
-    fn apply(self, report: &mut Report) {
-        match self {
-            ReportEvent::Inputs(n) => report.input_n(Entity::Message, n),
-            ReportEvent::Skip { entity, id, reason, detail } => report.skip(entity, id, reason, detail),
-        }
-    }
-}
-
 impl History {
     /// Empty, spooling into `spool`.
     pub fn new(spool: SpoolWriter, skip_damaged: bool) -> Self {
@@ -112,7 +95,7 @@ impl History {
     /// Reads one history file, passing its report events to `events` in order.
     /// A damaged file is an error, or with `skip_damaged` a skip that keeps the
     /// messages before the damage.
-    pub fn read_file(&mut self, path: &str, origin: Origin, reader: impl Read, events: &mut dyn FnMut(ReportEvent) -> Result<()>) -> Result<()> {
+    pub fn read_file(&mut self, path: &str, origin: Origin, reader: impl Read, events: &mut dyn FnMut(Event) -> Result<()>) -> Result<()> {
         let mut index = 0u64;
         let mut inputs = 0u64;
         let outcome = json::for_each_prefix(reader, path, json::MAX_VALUE_BYTES, &mut |element| {
@@ -125,22 +108,22 @@ impl History {
             match parsed {
                 Parsed::Message(m) => self.add_message(*m)?,
                 Parsed::Malformed(why) => {
-                    events(ReportEvent::Inputs(std::mem::take(&mut inputs)))?;
-                    events(ReportEvent::Skip { entity: Entity::Message, id: format!("{path}#{index}"), reason: SkipReason::Malformed, detail: why })?;
+                    events(Event::Input(Entity::Message, std::mem::take(&mut inputs)))?;
+                    events(Event::Skip { entity: Entity::Message, id: format!("{path}#{index}"), reason: SkipReason::Malformed, detail: why })?;
                 }
                 Parsed::BadTimestamp { id, raw } => {
-                    events(ReportEvent::Inputs(std::mem::take(&mut inputs)))?;
+                    events(Event::Input(Entity::Message, std::mem::take(&mut inputs)))?;
                     let detail = format!("timestamp {} is not a date", super::clip(&raw));
-                    events(ReportEvent::Skip { entity: Entity::Message, id: format!("{path}#{index} id {id}"), reason: SkipReason::BadTimestamp, detail })?;
+                    events(Event::Skip { entity: Entity::Message, id: format!("{path}#{index} id {id}"), reason: SkipReason::BadTimestamp, detail })?;
                 }
             }
             Ok(Some(used))
         });
-        events(ReportEvent::Inputs(inputs))?;
+        events(Event::Input(Entity::Message, inputs))?;
         match outcome {
             Err(e) if self.skip_damaged && e.kind() == ErrorKind::Input => {
                 let detail = format!("{e}; the {index} messages before the damage were kept, the rest of the file is lost");
-                events(ReportEvent::Skip { entity: Entity::Entry, id: path.to_string(), reason: SkipReason::DamagedFile, detail })
+                events(Event::Skip { entity: Entity::Entry, id: path.to_string(), reason: SkipReason::DamagedFile, detail })
             }
             other => other,
         }
@@ -202,7 +185,7 @@ enum Feed {
 }
 
 enum Out {
-    Events(Vec<ReportEvent>),
+    Events(Vec<Event>),
     /// The oldest file not yet done is over; `Err` stops the run.
     Done(Result<()>),
     /// A chunk buffer to reuse (no fresh pages per chunk).
@@ -301,7 +284,7 @@ impl HistoryReader {
     /// dropped, as the run stops there.
     fn take(&mut self, out: Out, report: &mut Report) {
         match out {
-            Out::Events(events) if self.failed.is_none() => events.into_iter().for_each(|e| e.apply(report)),
+            Out::Events(events) if self.failed.is_none() => events.into_iter().for_each(|e| report.apply(e)),
             Out::Events(_) => {}
             Out::Done(outcome) => {
                 self.queued -= 1;
@@ -465,7 +448,7 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("b")).unwrap();
         for (i, (path, bytes)) in files.iter().enumerate() {
             inline.read_file(path, Origin::Room(i as u64 + 1), &bytes[..], &mut |e| {
-                e.apply(&mut inline_report);
+                inline_report.apply(e);
                 Ok(())
             })
             .unwrap();
