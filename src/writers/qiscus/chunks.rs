@@ -50,18 +50,30 @@ pub struct ChunkedArrays {
     pub finished: Vec<FileSummary>,
     /// Finished files the write-behind thread may still be writing.
     written: PendingFiles<PathBuf>,
+    /// The row being serialised.
+    row: Vec<u8>,
 }
 
 impl ChunkedArrays {
     /// Files named `KIND-NNNN.json` in `dir`; nothing is created before the first row,
     /// so a kind with no rows leaves no (empty, unuploadable) file behind.
     pub fn new(dir: &Path, kind: &'static str, max_bytes: u64) -> Self {
-        ChunkedArrays { dir: dir.to_path_buf(), kind, max_bytes, current: None, finished: Vec::new(), written: PendingFiles::default() }
+        ChunkedArrays { dir: dir.to_path_buf(), kind, max_bytes, current: None, finished: Vec::new(), written: PendingFiles::default(), row: Vec::new() }
     }
 
     /// Adds one row, starting a new file when the current one would go over the limit.
     pub fn push<T: Serialize>(&mut self, row: &T) -> Result<()> {
-        let bytes = serde_json::to_vec(row).map_err(|e| Error::new(ErrorKind::Other, format!("cannot serialise a {} row: {e}", self.kind)))?;
+        // One buffer reused for every row (a fresh `to_vec` per row was an allocation,
+        // its regrowth and a free for each of millions of comments).
+        let mut bytes = std::mem::take(&mut self.row);
+        bytes.clear();
+        serde_json::to_writer(&mut bytes, row).map_err(|e| Error::new(ErrorKind::Other, format!("cannot serialise a {} row: {e}", self.kind)))?;
+        let result = self.append_row(&bytes);
+        self.row = bytes;
+        result
+    }
+
+    fn append_row(&mut self, bytes: &[u8]) -> Result<()> {
         let alone = (OPEN.len() + bytes.len() + CLOSE.len()) as u64;
         if alone > self.max_bytes {
             return Err(Error::new(
@@ -84,7 +96,7 @@ impl ChunkedArrays {
                 self.current.insert(next)
             }
         };
-        write_all(open, &bytes)?;
+        write_all(open, bytes)?;
         open.rows += 1;
         Ok(())
     }

@@ -131,15 +131,16 @@ impl<'a> CommentWriter<'a> {
             self.clock.reset();
             self.current = Some(m.conversation);
         }
-        let id = format!("{} message {}", m.conversation, m.id);
+        // Only skips name the message; most messages never need this string.
+        let id = || format!("{} message {}", m.conversation, m.id);
         if m.deleted.is_some() {
-            return skip_with_attachment(report, m, &id, SkipReason::Deleted, "deleted in Hipchat; nothing left to import");
+            return skip_with_attachment(report, m, &id(), SkipReason::Deleted, "deleted in Hipchat; nothing left to import");
         }
         if let Conversation::Room(rid) = m.conversation
             && self.settings.skip_deleted_rooms
             && catalog.rooms.get(&rid).is_some_and(|r| r.is_deleted)
         {
-            return skip_with_attachment(report, m, &id, SkipReason::DeletedRoom, "room deleted in Hipchat; left out by --skip-deleted-rooms");
+            return skip_with_attachment(report, m, &id(), SkipReason::DeletedRoom, "room deleted in Hipchat; left out by --skip-deleted-rooms");
         }
         let (creator, actor) = self.author(catalog, m, report);
         let mut text = self.render(m, &actor, report);
@@ -150,7 +151,7 @@ impl<'a> CommentWriter<'a> {
             text.push_str(&line);
         }
         if text.trim().is_empty() {
-            report.skip(Entity::Message, id, SkipReason::Invalid, "empty text and no attachment: nothing to show as a comment");
+            report.skip(Entity::Message, id(), SkipReason::Invalid, "empty text and no attachment: nothing to show as a comment");
             return Ok(());
         }
         self.emit(m, &creator, &text, report)
@@ -215,17 +216,23 @@ impl<'a> CommentWriter<'a> {
         let parts = split_for_qiscus(text);
         for (i, part) in parts.iter().enumerate() {
             let at = self.clock.next(m.time.millis());
-            let unique_id = if i == 0 { base_id.clone() } else { format!("{base_id}-part{}", i + 1) };
+            let part_id;
+            let unique_id = if i == 0 {
+                &base_id
+            } else {
+                part_id = format!("{base_id}-part{}", i + 1);
+                &part_id
+            };
             let row = CommentRow {
-                message: part.clone(),
+                message: part,
                 disable_link_preview: false,
                 kind: "text",
                 unique_id,
-                creator_email: creator.to_string(),
-                room_unique_id: room.clone(),
+                creator_email: creator,
+                room_unique_id: &room,
                 created_at: rfc3339_millis(at),
                 payload: None,
-                parent_comment_unique_id: String::new(),
+                parent_comment_unique_id: "",
             };
             self.arrays.push(&row)?;
         }

@@ -61,12 +61,13 @@ pub struct RoomRow {
     pub participant_emails: Vec<String>,
 }
 
-/// One row of `comments-NNNN.json`.
+/// One row of `comments-NNNN.json`. Borrows what it can: one is made per comment
+/// (millions), and each owned field was an allocation and a copy.
 #[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct CommentRow {
+pub struct CommentRow<'a> {
     /// The text (at most [`super::MAX_MESSAGE_BYTES`] bytes).
     #[serde(rename = "Message")]
-    pub message: String,
+    pub message: &'a str,
     /// Qiscus's link preview switch; left on, as Hipchat showed previews.
     #[serde(rename = "DisableLinkPreview")]
     pub disable_link_preview: bool,
@@ -75,13 +76,13 @@ pub struct CommentRow {
     pub kind: &'static str,
     /// Stable and unique.
     #[serde(rename = "UniqueId")]
-    pub unique_id: String,
+    pub unique_id: &'a str,
     /// The author, an existing user.
     #[serde(rename = "CreatorEmail")]
-    pub creator_email: String,
+    pub creator_email: &'a str,
     /// The room, an existing room.
     #[serde(rename = "RoomUniqueId")]
-    pub room_unique_id: String,
+    pub room_unique_id: &'a str,
     /// RFC 3339 with milliseconds, strictly increasing within a room.
     #[serde(rename = "CreatedAt")]
     pub created_at: String,
@@ -90,7 +91,7 @@ pub struct CommentRow {
     pub payload: Option<serde_json::Value>,
     /// `""`: not a reply.
     #[serde(rename = "ParentCommentUniqueId")]
-    pub parent_comment_unique_id: String,
+    pub parent_comment_unique_id: &'a str,
 }
 
 /// RFC 3339 to the second, as in the API's examples (users and rooms).
