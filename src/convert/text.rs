@@ -112,6 +112,15 @@ pub fn decode_entities(s: &str) -> String {
     out
 }
 
+/// [`split_chars`] for an owned text: one that fits is moved, not copied (the
+/// common case, once per message).
+pub fn split_chars_owned(text: String, max: usize) -> Vec<String> {
+    if text.len() <= max.max(1) || text.chars().count() <= max.max(1) {
+        return vec![text];
+    }
+    split_chars(&text, max)
+}
+
 /// Splits `text` into parts of at most `max` characters whose concatenation is
 /// exactly `text`. Breaks after the last newline in a part, else after the last
 /// whitespace, else at the limit (never inside a character).

@@ -165,7 +165,7 @@ pub struct DirectChannelLine {
 #[derive(Serialize)]
 pub struct DirectPostLine<'a> {
     /// The conversation's two usernames, as in its direct_channel line.
-    pub channel_members: &'a [String],
+    pub channel_members: &'a [&'a str],
     /// Author's username.
     pub user: &'a str,
     /// Text (one part of it, for split messages).

@@ -9,7 +9,7 @@
 use serde_json::json;
 
 use crate::convert::clock::StrictClock;
-use crate::convert::text::{event_text, is_code, notification_text, slash_command, split_chars, Style};
+use crate::convert::text::{event_text, is_code, notification_text, slash_command, split_chars_owned, Style};
 use crate::error::Result;
 use crate::model::{Conversation, Message, MessageKind, UserId};
 use crate::report::{Entity, Report, SkipReason};
@@ -60,9 +60,10 @@ impl<'a> PostWriter<'a> {
         let author = self.dir.author(&m.sender).to_string();
         let rendered = self.render(m, &author);
         let attachments = self.attachments(m, sink, report)?;
-        let parts = self.parts(m, &rendered.text);
+        let Rendered { text, kind, props } = rendered;
+        let parts = self.parts(m, text);
         let base = m.time.millis().max(1);
-        let mut first = Some((rendered.kind, rendered.props, attachments));
+        let mut first = Some((kind, props, attachments));
         for part in &parts {
             let create_at = self.clock.next(base);
             let (kind, props, attachments) = first.take().unwrap_or((None, None, Vec::new()));
@@ -139,8 +140,7 @@ impl<'a> PostWriter<'a> {
     }
 
     /// The text cut into parts that fit the limit (never empty: a post needs text or a file).
-    fn parts(&self, m: &Message, text: &str) -> Vec<String> {
-        let mut text = text.to_string();
+    fn parts(&self, m: &Message, mut text: String) -> Vec<String> {
         if let Some(a) = m.attachment.as_ref().filter(|a| a.file.is_none()) {
             let note = format!("_[attachment {:?} is missing from the Hipchat export]_", a.name);
             text = if text.is_empty() { note } else { format!("{text}\n\n{note}") };
@@ -152,7 +152,7 @@ impl<'a> PostWriter<'a> {
             Conversation::Room(_) => self.max_runes,
             Conversation::Direct { .. } => self.max_runes.min(DIRECT_POST_MAX_RUNES),
         };
-        split_chars(&text, max)
+        split_chars_owned(text, max)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -165,7 +165,7 @@ impl<'a> PostWriter<'a> {
             }
             Conversation::Direct { low, high } => {
                 self.write_direct_channels(sink)?;
-                let members = self.members(low, high);
+                let members = [self.dir.username(low), self.dir.username(high)];
                 sink.line("direct_post", &DirectPostLine { channel_members: &members, user: author, message: text, create_at, attachments })
             }
         }
