@@ -227,7 +227,8 @@ struct Destination {
 /// Converts one message into one or more rows; returns how many.
 fn convert_message(m: &Message, ctx: &mut MessageContext, files: &mut MessageFiles, report: &mut Report) -> Result<u64> {
     let sender = sender_index(m, ctx, report);
-    let sender_user = ctx.plan.user(sender).clone();
+    // Borrowed, not cloned (a clone per message was three strings copied).
+    let sender_user = ctx.plan.user(sender);
     let Some(dest) = destination(m, &sender_user, ctx, report) else {
         return Ok(0);
     };
@@ -294,7 +295,7 @@ fn sender_index(m: &Message, ctx: &mut MessageContext, report: &mut Report) -> u
     ctx.plan.integration_user(&name, ctx.profile, report)
 }
 
-fn destination(m: &Message, sender: &ZUser, ctx: &mut MessageContext, report: &mut Report) -> Option<Destination> {
+fn destination(m: &Message, sender: &ZUser, ctx: &MessageContext, report: &mut Report) -> Option<Destination> {
     match (m.conversation, &m.kind) {
         (Conversation::Room(room), _) => {
             let Some(stream) = ctx.plan.by_room.get(&room).map(|i| &ctx.plan.streams[*i]) else {
@@ -319,7 +320,7 @@ fn destination(m: &Message, sender: &ZUser, ctx: &mut MessageContext, report: &m
                 MessageKind::Private { receiver } => *receiver,
                 _ => if m.sender.id == Some(low) { high } else { low },
             };
-            let receiver = ctx.plan.by_hipchat.get(&receiver_hipchat).map(|i| ctx.plan.user(*i).clone());
+            let receiver = ctx.plan.by_hipchat.get(&receiver_hipchat).map(|i| ctx.plan.user(*i));
             let Some(receiver) = receiver else {
                 report.warn(format!("{} id {}: receiver {receiver_hipchat} is unknown; written to the sender's own conversation", m.conversation, m.id));
                 return Some(Destination { recipient: sender.recipient, topic: String::new(), is_private: true, public_stream: false, readers: vec![sender.id] });
