@@ -229,10 +229,10 @@ fn convert_message(m: &Message, ctx: &mut MessageContext, files: &mut MessageFil
     let sender = sender_index(m, ctx, report);
     // Borrowed, not cloned (a clone per message was three strings copied).
     let sender_user = ctx.plan.user(sender);
-    let Some(dest) = destination(m, &sender_user, ctx, report) else {
+    let Some(dest) = destination(m, sender_user, ctx, report) else {
         return Ok(0);
     };
-    let (body, mentioned, wildcard) = body_text(m, &sender_user, ctx, report);
+    let (body, mentioned, wildcard) = body_text(m, sender_user, ctx, report);
     let max = ctx.profile.max_message;
     let mut parts = split_chars(&body, max);
     let file = m.attachment.as_ref().and_then(|a| a.file.as_ref().map(|f| (a.name.as_str(), f)));
