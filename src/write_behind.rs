@@ -103,13 +103,6 @@ impl WriteBehind {
         WriteBehind { file: Arc::new(file), buf: Vec::new(), status: Arc::default(), closed: false }
     }
 
-    /// Writes `data` as one queued job (for a small whole file such as a staged
-    /// attachment: no copy into a second buffer).
-    pub fn write_owned(&mut self, data: Vec<u8>) -> io::Result<()> {
-        self.send_buffer()?;
-        self.send(data)
-    }
-
     /// Waits for every byte to be written and returns the first error, if any.
     pub fn finish(mut self) -> io::Result<()> {
         self.flush()
@@ -185,17 +178,19 @@ impl Write for WriteBehind {
 impl WriteBehind {
     #[cold]
     fn write_cold(&mut self, data: &[u8]) -> io::Result<usize> {
-        if self.buf.capacity() == 0 {
-            self.buf = new_buffer();
-        }
         if self.buf.len() + data.len() > CHUNK {
             self.send_buffer()?;
         }
         if data.len() >= CHUNK {
             self.send(data.to_vec())?;
-        } else {
-            self.buf.extend_from_slice(data);
+            return Ok(data.len());
         }
+        // A sent buffer leaves none behind: take a pooled one (never grow a small
+        // one by reallocation).
+        if self.buf.capacity() == 0 {
+            self.buf = new_buffer();
+        }
+        self.buf.extend_from_slice(data);
         Ok(data.len())
     }
 }
@@ -295,6 +290,8 @@ mod tests {
         let mut expected = [Vec::new(), Vec::new()];
         let mut writers: Vec<WriteBehind> = (0..2).map(|i| WriteBehind::new(File::create(dir.path().join(i.to_string())).unwrap())).collect();
         for round in 0..200u32 {
+            // Every buffer in use is a pooled one of one chunk, never regrown.
+            assert!(writers.iter().all(|w| w.buf.capacity() == 0 || w.buf.capacity() == CHUNK));
             for (i, w) in writers.iter_mut().enumerate() {
                 // Sizes from 1 byte to past one chunk, so every path of `write` runs.
                 let len = (round as usize * 7919 + i * 104_729) % (CHUNK + 5000) + 1;
@@ -303,8 +300,6 @@ mod tests {
                 expected[i].extend_from_slice(&data);
             }
         }
-        writers[1].write_owned(b"tail".to_vec()).unwrap();
-        expected[1].extend_from_slice(b"tail");
         for w in writers {
             w.finish().unwrap();
         }
