@@ -262,21 +262,70 @@ impl FileStore {
     /// else a copy), creating folders below `root`, which must exist. Never follows
     /// or creates symlinks.
     pub fn place(&self, file: &FileRef, root: &Path, rel: &Path) -> Result<()> {
+        let placement = self.placement(file, root, rel)?;
+        if fs::symlink_metadata(&placement.dest).is_ok() {
+            return Err(Error::output(&placement.dest, "already exists"));
+        }
+        placement.apply().map_err(|e| placement_error(&placement.dest, e))
+    }
+
+    /// What [`FileStore::place`] does, as a value that can run on another thread.
+    pub fn placement(&self, file: &FileRef, root: &Path, rel: &Path) -> Result<Placement> {
         let src = self.disk_path(file).ok_or_else(|| Error::input(&file.path, "file contents were not kept"))?;
-        let dest = &root.join(rel);
-        if let Some(parent) = dest.parent() {
-            create_dirs_below(root, parent).output_ctx(parent)?;
+        Ok(Placement { src, root: root.to_path_buf(), dest: root.join(rel), link: matches!(self.backing, Backing::Staged(_)) })
+    }
+}
+
+/// A copy of one export file to make in the output (see [`FileStore::place`]).
+#[derive(Debug)]
+pub struct Placement {
+    src: PathBuf,
+    root: PathBuf,
+    /// Where the copy goes.
+    pub dest: PathBuf,
+    /// Try a hard link first (the source is a staged copy of our own).
+    link: bool,
+}
+
+impl Placement {
+    /// Makes the copy; the destination must not exist.
+    pub fn apply(&self) -> io::Result<()> {
+        if let Some(parent) = self.dest.parent() {
+            create_dirs_below(&self.root, parent)?;
         }
-        if fs::symlink_metadata(dest).is_ok() {
-            return Err(Error::output(dest, "already exists"));
-        }
-        if matches!(self.backing, Backing::Staged(_)) && fs::hard_link(&src, dest).is_ok() {
+        if self.link && fs::hard_link(&self.src, &self.dest).is_ok() {
             return Ok(());
         }
-        let mut input = File::open(&src).map_err(|e| Error::input(src.display(), format!("cannot read: {e}")))?;
-        let mut out = File::create(dest).output_ctx(dest)?;
-        io::copy(&mut input, &mut out).output_ctx(dest)?;
+        let mut input = File::open(&self.src).map_err(|e| io::Error::new(e.kind(), SourceUnreadable { path: self.src.clone(), error: e }))?;
+        let mut out = fs::OpenOptions::new().write(true).create_new(true).open(&self.dest)?;
+        io::copy(&mut input, &mut out)?;
         Ok(())
+    }
+}
+
+/// The source of a placement could not be read: the input's fault (an unpacked
+/// export folder), not the output's. Travels inside an `io::Error` so a placement
+/// run on the write-behind thread keeps the distinction.
+#[derive(Debug)]
+struct SourceUnreadable {
+    path: PathBuf,
+    error: io::Error,
+}
+
+impl std::fmt::Display for SourceUnreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.error)
+    }
+}
+
+impl std::error::Error for SourceUnreadable {}
+
+/// The error of a failed [`Placement::apply`]: reading the source is an input
+/// error naming it, anything else an output error naming `dest`.
+pub fn placement_error(dest: &Path, e: io::Error) -> Error {
+    match e.get_ref().and_then(|inner| inner.downcast_ref::<SourceUnreadable>()) {
+        Some(unreadable) => Error::input(unreadable.path.display(), format!("cannot read: {}", unreadable.error)),
+        None => Error::output(dest, e),
     }
 }
 

@@ -28,8 +28,12 @@ struct Status {
     error: Mutex<Option<io::Error>>,
 }
 
+/// File-system work for the helper (making folders and a link for an output file).
+pub type Task = Box<dyn FnOnce() -> io::Result<()> + Send>;
+
 enum Job {
     Write { file: Arc<File>, data: Vec<u8>, status: Arc<Status> },
+    Run { task: Task, status: Arc<Status> },
     /// Answered once every job queued before it is done.
     Barrier(SyncSender<()>),
 }
@@ -61,6 +65,11 @@ fn serve(jobs: Receiver<Job>) {
                     if spare.len() < QUEUE + 2 {
                         spare.push(data);
                     }
+                }
+            }
+            Job::Run { task, status } => {
+                if let Err(e) = task() {
+                    status.error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
                 }
             }
             Job::Barrier(done) => {
@@ -203,6 +212,14 @@ impl Drop for WriteBehind {
             let _ = self.flush();
         }
     }
+}
+
+/// Queues `task` behind the writes already queued (so it sees their files); the
+/// returned [`Closing`] tells later how it went.
+pub fn run_behind(task: Task) -> io::Result<Closing> {
+    let status = Arc::new(Status::default());
+    helper().send(Job::Run { task, status: Arc::clone(&status) }).map_err(|_| helper_gone())?;
+    Ok(Closing { status })
 }
 
 /// A closed file whose bytes may still be queued.

@@ -17,6 +17,7 @@ mod system_emoji;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use clap::Args;
 
@@ -99,7 +100,8 @@ pub fn validate(opts: &WriterOptions) -> Result<()> {
 pub fn write(export: &mut Export, out: &Path, opts: &WriterOptions, report: &mut Report) -> Result<()> {
     let settings = opts.mattermost.settings()?;
     let dir = Directory::build(&export.catalog, &export.files, &settings.team, opts.skip_deleted_rooms, report);
-    let mut sink = if opts.mattermost.zip { Sink::zip(out, &export.scratch)? } else { Sink::folder(out, &export.scratch)? };
+    let files = Arc::clone(&export.files);
+    let mut sink = if opts.mattermost.zip { Sink::zip(out, &export.scratch, files)? } else { Sink::folder(out, &export.scratch, files)? };
     let deactivated_at = export.stats.last_message.map_or(1, |t| t.millis().max(1));
     sink.raw_line(&VersionLine { kind: "version", version: 1, info: VersionInfo { generator: "hcconv", version: env!("CARGO_PKG_VERSION") } })?;
     write_emoji(&dir, &mut sink, report)?;
@@ -112,7 +114,7 @@ pub fn write(export: &mut Export, out: &Path, opts: &WriterOptions, report: &mut
     }
     posts.finish(&mut sink)?;
     report.add_extra("mattermost_lines", sink.lines());
-    sink.finish(&export.files)
+    sink.finish()
 }
 
 fn write_emoji(dir: &Directory, sink: &mut Sink, report: &mut Report) -> Result<()> {

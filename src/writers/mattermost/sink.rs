@@ -10,6 +10,7 @@
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 use zip::write::SimpleFileOptions;
@@ -18,7 +19,8 @@ use zip::{CompressionMethod, DateTime, ZipWriter};
 use crate::error::{Error, OutputContext, Result};
 use crate::files::FileStore;
 use crate::model::FileRef;
-use crate::write_behind::WriteBehind;
+use crate::files::placement_error;
+use crate::write_behind::{run_behind, PendingFiles, WriteBehind};
 use crate::spool::{put_u64, ExternalSort, FieldReader};
 
 /// The JSONL file name inside the output (the one mmetl uses too).
@@ -26,13 +28,19 @@ pub const JSONL_NAME: &str = "import.jsonl";
 /// The folder that every path in the JSONL is relative to.
 pub const DATA_DIR: &str = "data";
 
-/// The output being written: JSONL lines now, files at [`Sink::finish`].
+/// The output being written: JSONL lines, and the files as they are noted (a
+/// folder) or at [`Sink::finish`] (a zip, whose entries go in path order).
 pub struct Sink {
     layout: Layout,
     jsonl_path: PathBuf,
     jsonl: WriteBehind,
-    /// Files to copy: path → size, sorted on disk; the same path may be noted often.
+    /// The export's files.
+    store: Arc<FileStore>,
+    /// Zip: files to copy, path → size, sorted on disk; a path may be noted often.
     files: ExternalSort<String>,
+    /// Folder: copies queued on the write-behind thread, made while the JSONL is
+    /// still being formatted.
+    placed: PendingFiles<PathBuf>,
     lines: u64,
 }
 
@@ -50,23 +58,23 @@ enum Layout {
 impl Sink {
     /// Starts a folder output in the existing empty folder `out`; `scratch` is a
     /// private folder for the list of files.
-    pub fn folder(out: &Path, scratch: &Path) -> Result<Self> {
+    pub fn folder(out: &Path, scratch: &Path, store: Arc<FileStore>) -> Result<Self> {
         let jsonl_path = out.join(JSONL_NAME);
-        Self::start(Layout::Folder(out.to_path_buf()), jsonl_path, scratch)
+        Self::start(Layout::Folder(out.to_path_buf()), jsonl_path, scratch, store)
     }
 
     /// Starts a zip output at the file path `out`; the JSONL is staged beside it
     /// (in the run's hidden staging folder) until the zip is assembled.
-    pub fn zip(out: &Path, scratch: &Path) -> Result<Self> {
+    pub fn zip(out: &Path, scratch: &Path, store: Arc<FileStore>) -> Result<Self> {
         let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let jsonl_path = parent.join(format!(".{JSONL_NAME}.partial"));
-        Self::start(Layout::Zip(out.to_path_buf()), jsonl_path, scratch)
+        Self::start(Layout::Zip(out.to_path_buf()), jsonl_path, scratch, store)
     }
 
-    fn start(layout: Layout, jsonl_path: PathBuf, scratch: &Path) -> Result<Self> {
+    fn start(layout: Layout, jsonl_path: PathBuf, scratch: &Path, store: Arc<FileStore>) -> Result<Self> {
         let file = File::create(&jsonl_path).output_ctx(&jsonl_path)?;
         let files = ExternalSort::new(scratch, "mattermost-files", FILES_SORT_BUDGET);
-        Ok(Sink { layout, jsonl_path, jsonl: WriteBehind::new(file), files, lines: 0 })
+        Ok(Sink { layout, jsonl_path, jsonl: WriteBehind::new(file), store, files, placed: PendingFiles::default(), lines: 0 })
     }
 
     /// Writes one line `{"type": kind, kind: value}`, the value serialised in place
@@ -95,10 +103,21 @@ impl Sink {
     /// Notes that `file` must be in the output and returns its path relative to
     /// `data/` (the export's own path, which is unique and already normalised).
     pub fn add_file(&mut self, file: &FileRef) -> Result<String> {
-        self.files.push(file.path.clone(), |out| {
-            put_u64(out, file.size);
-            Ok(())
-        })?;
+        match &self.layout {
+            Layout::Folder(out) => {
+                let placement = self.store.placement(file, out, &Path::new(DATA_DIR).join(&file.path))?;
+                let dest = placement.dest.clone();
+                // Queued in order on one thread, so a path noted again finds the
+                // copy the first note made (the same export file: paths are unique).
+                let task = Box::new(move || if fs::symlink_metadata(&placement.dest).is_ok() { Ok(()) } else { placement.apply() });
+                let closing = run_behind(task).output_ctx(&dest)?;
+                self.placed.push(dest, closing).map_err(|(dest, e)| placement_error(&dest, e))?;
+            }
+            Layout::Zip(_) => self.files.push(file.path.clone(), |out| {
+                put_u64(out, file.size);
+                Ok(())
+            })?,
+        }
         Ok(file.path.clone())
     }
 
@@ -107,19 +126,14 @@ impl Sink {
         self.lines
     }
 
-    /// Flushes the JSONL and copies every noted file into place.
-    pub fn finish(mut self, store: &FileStore) -> Result<()> {
+    /// Flushes the JSONL and has every noted file in place.
+    pub fn finish(mut self) -> Result<()> {
         self.jsonl.flush().output_ctx(&self.jsonl_path)?;
-        let mut files = NotedFiles { sorted: self.files.finish()?, last: None };
         match &self.layout {
-            Layout::Folder(out) => {
-                while let Some(file) = files.next()? {
-                    store.place(&file, out, &Path::new(DATA_DIR).join(&file.path))?;
-                }
-                Ok(())
-            }
+            Layout::Folder(_) => self.placed.wait_all().map_err(|(dest, e)| placement_error(&dest, e)),
             Layout::Zip(out) => {
-                write_zip(out, &self.jsonl_path, &mut files, store)?;
+                let mut files = NotedFiles { sorted: self.files.finish()?, last: None };
+                write_zip(out, &self.jsonl_path, &mut files, &self.store)?;
                 fs::remove_file(&self.jsonl_path).output_ctx(&self.jsonl_path)
             }
         }
@@ -199,17 +213,18 @@ mod tests {
         let store = store(stage.path(), scratch.path(), &names);
         let notes = [names[0], names[1], names[0], names[2], names[1]];
         let zip_path = out.path().join("out.zip");
-        let mut zip_sink = Sink::zip(&zip_path, scratch.path()).unwrap();
+        let store = Arc::new(store);
+        let mut zip_sink = Sink::zip(&zip_path, scratch.path(), Arc::clone(&store)).unwrap();
         let folder = out.path().join("folder");
         fs::create_dir(&folder).unwrap();
-        let mut folder_sink = Sink::folder(&folder, scratch.path()).unwrap();
+        let mut folder_sink = Sink::folder(&folder, scratch.path(), Arc::clone(&store)).unwrap();
         for n in notes {
             let f = store.get(n).unwrap().unwrap();
             assert_eq!(zip_sink.add_file(&f).unwrap(), n);
             folder_sink.add_file(&f).unwrap();
         }
-        zip_sink.finish(&store).unwrap();
-        folder_sink.finish(&store).unwrap();
+        zip_sink.finish().unwrap();
+        folder_sink.finish().unwrap();
         let mut zip = zip::ZipArchive::new(File::open(&zip_path).unwrap()).unwrap();
         let entries: Vec<String> = (0..zip.len()).map(|i| zip.by_index(i).unwrap().name().unwrap().to_string()).collect();
         assert_eq!(entries, vec![JSONL_NAME, "data/rooms/1/files/a-b/y.txt", "data/rooms/1/files/a/z.txt", "data/rooms/2/files/b/x.png"]);
