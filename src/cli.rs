@@ -29,6 +29,7 @@ Exit status:
   4  damaged or unreadable input (truncated, corrupt, malformed JSON, missing file)
   5  cannot write the output (exists without --force, disk full, permissions)
 130  interrupted (Ctrl-C); no output and no temporary folder is left behind
+     (once OUT is in place a Ctrl-C is ignored: the run ends with its own status)
 
 Password, first found: --password-file FILE, --password (visible to other users),
 the HCCONV_PASSWORD environment variable, then a prompt when stdin is a terminal.";
@@ -372,6 +373,7 @@ fn commit_output(staging: Staging) -> Result<()> {
     let mut dirs = CLEANUP.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     staging.commit()?;
     dirs.clear();
+    COMMITTED.store(true, Ordering::SeqCst);
     Ok(())
 }
 
@@ -379,12 +381,20 @@ fn clear_cleanup() {
     CLEANUP.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
 }
 
+/// Set once OUT is in place: a Ctrl-C after that is ignored, and the run ends on
+/// its own a moment later (writing the report) with exit 0, since exiting 130 would
+/// say nothing was written while a complete OUT is there.
+static COMMITTED: AtomicBool = AtomicBool::new(false);
+
 /// On Ctrl-C (or SIGTERM), removes the half-written output and exits with 130, so
 /// an interrupted run leaves neither an OUT that looks complete nor temporary folders.
 fn install_interrupt_handler() {
     let _ = ctrlc::set_handler(|| {
-        INTERRUPTED.store(true, Ordering::SeqCst);
         let dirs = CLEANUP.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if COMMITTED.load(Ordering::SeqCst) {
+            return;
+        }
+        INTERRUPTED.store(true, Ordering::SeqCst);
         for d in dirs.iter() {
             remove_while_in_use(d);
         }
