@@ -130,10 +130,6 @@ pub fn read_slices(inputs: &[PathBuf], opts: ReadOptions, report: &mut Report) -
         autojoins: Vec::new(),
         catalog: Catalog::default(),
         stats: ReadStats::default(),
-        sender_names: BTreeMap::new(),
-        last_archive: BTreeMap::new(),
-        last_topic: BTreeMap::new(),
-        history_rooms: BTreeSet::new(),
         slice: 0,
         user_slice: BTreeMap::new(),
         room_slice: BTreeMap::new(),
@@ -166,14 +162,6 @@ struct Reader {
     autojoins: Vec<records::AutoJoinTarget>,
     catalog: Catalog,
     stats: ReadStats,
-    /// First name seen for each sender id, for placeholder users.
-    sender_names: BTreeMap<UserId, String>,
-    /// Latest ArchiveRoomMessage state per room, by (time, seq).
-    last_archive: BTreeMap<RoomId, ((i64, u64), bool)>,
-    /// Latest TopicRoomMessage per room.
-    last_topic: BTreeMap<RoomId, ((i64, u64), String)>,
-    /// Rooms that have at least one message.
-    history_rooms: BTreeSet<RoomId>,
     /// Index of the slice being read.
     slice: usize,
     /// Which slice each kept user and room came from.
@@ -332,22 +320,18 @@ impl Reader {
         self.catalog.integrations = history.integrations;
         self.catalog.room_posters = history.room_posters;
         self.catalog.conversations = history.conversations;
-        self.sender_names = history.sender_names;
-        self.history_rooms = history.history_rooms;
-        self.last_archive = history.last_archive;
-        self.last_topic = history.last_topic;
         self.files.seal()?;
-        self.add_placeholder_users(report);
-        self.add_placeholder_rooms(report);
+        self.add_placeholder_users(&history.sender_names, report);
+        self.add_placeholder_rooms(&history.history_rooms, report);
         self.resolve_avatars(report)?;
         self.resolve_emoticons(report)?;
         self.apply_autojoins(report);
-        for (rid, (_, archived)) in &self.last_archive {
+        for (rid, (_, archived)) in &history.last_archive {
             if let Some(room) = self.rooms.get_mut(rid) {
                 room.is_archived |= *archived;
             }
         }
-        for (rid, (_, topic)) in &self.last_topic {
+        for (rid, (_, topic)) in &history.last_topic {
             if let Some(room) = self.rooms.get_mut(rid).filter(|r| r.topic.is_empty()) {
                 room.topic = topic.clone();
             }
@@ -360,8 +344,10 @@ impl Reader {
         Ok(Export { catalog: self.catalog, messages: MessageStream::new(spool, Arc::clone(&files)), files, stats: self.stats, scratch: self.scratch })
     }
 
-    fn add_placeholder_users(&mut self, report: &mut Report) {
-        for (id, name) in &self.sender_names {
+    /// A deactivated placeholder for every sender or receiver users.json lacks;
+    /// `sender_names` holds the first name the history gave each id.
+    fn add_placeholder_users(&mut self, sender_names: &BTreeMap<UserId, String>, report: &mut Report) {
+        for (id, name) in sender_names {
             if self.users.contains_key(id) {
                 continue;
             }
@@ -372,8 +358,9 @@ impl Reader {
         }
     }
 
-    fn add_placeholder_rooms(&mut self, report: &mut Report) {
-        for rid in self.history_rooms.iter().copied() {
+    /// A private placeholder for every room with history that rooms.json lacks.
+    fn add_placeholder_rooms(&mut self, history_rooms: &BTreeSet<RoomId>, report: &mut Report) {
+        for rid in history_rooms.iter().copied() {
             if self.rooms.contains_key(&rid) {
                 continue;
             }
