@@ -272,7 +272,9 @@ fn run_convert(args: &ConvertArgs) -> Result<()> {
     writers::validate(target, &args.writer)?;
     let user_map = args.filters.user_map.as_deref().map(crate::usermap::read_map).transpose()?;
     let mut report = Report::new();
+    let started = std::time::Instant::now();
     let result = convert(args, target, &out, user_map.as_deref().unwrap_or_default(), &mut report);
+    report.time_phase("total", started.elapsed());
     clear_cleanup();
     if let Some(path) = &args.report {
         write_report_file(path, &report, &out, result.as_ref().err())?;
@@ -294,11 +296,15 @@ fn convert(args: &ConvertArgs, target: Target, out: &Path, user_map: &[crate::us
     create_dirs_below(staging.work_dir(), &spool_dir).output_ctx(&spool_dir)?;
     let filters = args.filters.parse()?;
     let progress = Progress::new(Mode::detect(args.log.quiet), args.exports.iter().map(|e| input_size(e)).sum());
+    let reading = std::time::Instant::now();
     let mut export_data = args.input.read(&args.exports, FileStore::staged(&files_dir), &spool_dir, &progress, args.log.verbose, report)?;
     crate::usermap::apply(user_map, &mut export_data.catalog, report)?;
     filters.apply(&mut export_data, report)?;
+    report.time_phase("read", reading.elapsed());
     progress.phase("writing", &format!("{} for {}", out.display(), target.name()));
+    let writing = std::time::Instant::now();
     writers::write(target, &mut export_data, &staging.path(), &args.writer, report)?;
+    report.time_phase("write", writing.elapsed());
     progress.finish();
     if args.log.verbose {
         print_warnings(report);

@@ -144,6 +144,10 @@ pub struct Report {
     pub skipped_not_listed: u64,
     /// Free-form numbers a writer or the reader adds (e.g. `posts_written`).
     pub extra: BTreeMap<String, u64>,
+    /// Wall-clock seconds per phase of the run (`read`, `write`, `total`), so a
+    /// runbook can see where a long migration spent its time. The one part of the
+    /// report that differs between two runs of the same conversion.
+    pub timings: BTreeMap<&'static str, f64>,
 }
 
 /// A report entry made on a helper thread, applied to the [`Report`] on the main
@@ -209,6 +213,11 @@ impl Report {
     /// Adds `n` to a free-form counter.
     pub fn add_extra(&mut self, key: &str, n: u64) {
         *self.extra.entry(key.to_string()).or_default() += n;
+    }
+
+    /// Records how long a phase took, in seconds rounded to the millisecond.
+    pub fn time_phase(&mut self, phase: &'static str, took: std::time::Duration) {
+        self.timings.insert(phase, (took.as_secs_f64() * 1000.0).round() / 1000.0);
     }
 
     /// The counts of one entity (zeros if never touched).
@@ -285,6 +294,7 @@ impl ReportFile<'_> {
             ("warnings_not_listed", serde_json::to_value(r.warnings_not_listed)?),
             ("skipped_not_listed", serde_json::to_value(r.skipped_not_listed)?),
             ("extra", serde_json::to_value(&r.extra)?),
+            ("timings", serde_json::to_value(&r.timings)?),
         ] {
             fields.insert(key, value);
         }
@@ -351,6 +361,7 @@ mod tests {
         }
         r.rename(Entity::User, "5", "bob", "bob2", "clash");
         r.add_extra("posts", 3);
+        r.time_phase("read", std::time::Duration::from_micros(1_234_567));
         let outcome = BTreeMap::from([("status", Value::from("ok")), ("output", Value::from("out")), ("error", Value::Null), ("exit_code", Value::from(0))]);
         let mut expected = serde_json::to_value(&r).unwrap();
         let keys: Vec<String> = expected.as_object().unwrap().keys().cloned().collect();

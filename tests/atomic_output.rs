@@ -87,6 +87,30 @@ fn max_entry_size_refuses_large_entries_and_reports_them() {
     let too_large = report["skip_reasons"]["entry"]["too_large"].as_u64().unwrap_or(0);
     assert!(too_large > 0, "{}", report["skip_reasons"]);
     assert_eq!(report["status"], "ok");
+    let t = &report["timings"];
+    let secs = |k: &str| t[k].as_f64().unwrap_or_else(|| panic!("timings.{k} missing: {t}"));
+    assert!(secs("total") + 0.002 >= secs("read") + secs("write"), "the phases fit in the total: {t}");
+}
+
+/// A failed run still writes its report: the outcome, the error naming the export,
+/// and how long it ran (runbooks look at the report, not only the exit code).
+#[test]
+fn a_failed_conversion_still_writes_its_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(repo("fixtures/quirks.tar.gz.aes")).unwrap();
+    let cut = dir.path().join("cut.tar.gz.aes");
+    std::fs::write(&cut, &bytes[..bytes.len() - 100]).unwrap();
+    let report = dir.path().join("report.json");
+    let out = dir.path().join("out");
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "a test secret of at least 32 bytes!!\n").unwrap();
+    hcconv().arg(&cut).args(["--to", "qiscus", "-q", "--secret-file"]).arg(&secret).arg("-o").arg(&out).arg("--report").arg(&report).env("HCCONV_PASSWORD", fixture_password()).assert().code(4);
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(report["status"], "failed");
+    assert_eq!(report["exit_code"], 4);
+    assert!(report["error"].as_str().unwrap().contains("cut.tar.gz.aes"), "{}", report["error"]);
+    assert!(report["timings"]["total"].as_f64().is_some(), "{}", report["timings"]);
+    assert!(report["timings"].get("write").is_none(), "the run never got to writing: {}", report["timings"]);
 }
 
 /// Interrupts a run `delay` after its hidden folders appeared; returns whether the
