@@ -120,10 +120,7 @@ impl FileStore {
     pub fn add(&mut self, path: &str, reader: &mut dyn Read, declared_size: u64) -> Result<()> {
         let size = match &self.backing {
             Backing::Staged(dir) => {
-                let dest = dir.join(path);
-                if let Some(parent) = dest.parent() {
-                    create_dirs_below(dir, parent).output_ctx(parent)?;
-                }
+                let dest = dir.join(staged_name(path));
                 let mut out = WriteBehind::new(File::create(&dest).output_ctx(&dest)?);
                 let size = io::copy(reader, &mut out).map_err(|e| stage_error(path, &dest, e))?;
                 let closing = out.close().output_ctx(&dest)?;
@@ -177,10 +174,7 @@ impl FileStore {
             Backing::Folder(_, None) | Backing::Measured => None,
         };
         if let Some(dir) = staged_in {
-            let dest = dir.join(path);
-            if let Some(parent) = dest.parent() {
-                create_dirs_below(dir, parent).output_ctx(parent)?;
-            }
+            let dest = dir.join(staged_name(path));
             fs::write(&dest, bytes).output_ctx(&dest)?;
         }
         let order = self.made.get(path).map_or(self.made.len() as u64, |(_, order)| *order);
@@ -247,8 +241,9 @@ impl FileStore {
         match &self.backing {
             Backing::Measured | Backing::Folder(_, None) if self.made.contains_key(&file.path) => None,
             Backing::Measured => None,
-            Backing::Folder(_, Some(overlay)) if self.made.contains_key(&file.path) => Some(overlay.join(&file.path)),
-            Backing::Staged(dir) | Backing::Folder(dir, _) => Some(dir.join(&file.path)),
+            Backing::Folder(_, Some(overlay)) if self.made.contains_key(&file.path) => Some(overlay.join(staged_name(&file.path))),
+            Backing::Staged(dir) => Some(dir.join(staged_name(&file.path))),
+            Backing::Folder(dir, _) => Some(dir.join(&file.path)),
         }
     }
 
@@ -274,6 +269,23 @@ impl FileStore {
         let src = self.disk_path(file).ok_or_else(|| Error::input(&file.path, "file contents were not kept"))?;
         Ok(Placement { src, root: root.to_path_buf(), dest: root.join(rel), link: matches!(self.backing, Backing::Staged(_)) })
     }
+}
+
+/// The name a staged copy of the export file at `path` gets: the SHA-256 of the path
+/// in hex, all in one folder. Mirroring the export's folders cost a `mkdir` per
+/// attachment while reading (exports give each file a folder of its own) and as many
+/// `rmdir`s when the run ends, about 5 % of a run; the hash is unique for every
+/// path an export can hold, and the same path (a later slice's copy, a file made
+/// from JSON) still lands on the same name, so the last copy wins as before.
+fn staged_name(path: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(path.as_bytes());
+    let mut name = String::with_capacity(64);
+    for b in digest.iter() {
+        name.push(char::from_digit(u32::from(b >> 4), 16).expect("a nibble"));
+        name.push(char::from_digit(u32::from(b & 15), 16).expect("a nibble"));
+    }
+    name
 }
 
 /// A copy of one export file to make in the output (see [`FileStore::place`]).
