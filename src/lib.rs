@@ -23,4 +23,5 @@ pub mod spool;
 pub mod testkit;
 pub mod usermap;
 pub mod write_behind;
+pub mod zip_stream;
 pub mod writers;

@@ -8,19 +8,18 @@
 //! with fixed timestamps so two runs give the same bytes.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
-use zip::write::SimpleFileOptions;
-use zip::{CompressionMethod, DateTime, ZipWriter};
 
 use crate::error::{Error, OutputContext, Result};
 use crate::files::FileStore;
 use crate::model::FileRef;
 use crate::files::placement_error;
 use crate::write_behind::{run_behind, PendingFiles, WriteBehind};
+use crate::zip_stream::ZipStream;
 use crate::spool::{put_u64, ExternalSort, FieldReader};
 
 /// The JSONL file name inside the output (the one mmetl uses too).
@@ -51,8 +50,9 @@ const FILES_SORT_BUDGET: usize = 256 * 1024;
 enum Layout {
     /// `out` is the folder to fill.
     Folder(PathBuf),
-    /// `out` is the zip file to create; the JSONL waits in a scratch file beside it.
-    Zip(PathBuf),
+    /// `out` is the zip file to create; the JSONL waits in a scratch file beside it,
+    /// the zip's central directory in the run's scratch folder (the second path).
+    Zip(PathBuf, PathBuf),
 }
 
 impl Sink {
@@ -68,7 +68,7 @@ impl Sink {
     pub fn zip(out: &Path, scratch: &Path, store: Arc<FileStore>) -> Result<Self> {
         let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let jsonl_path = parent.join(format!(".{JSONL_NAME}.partial"));
-        Self::start(Layout::Zip(out.to_path_buf()), jsonl_path, scratch, store)
+        Self::start(Layout::Zip(out.to_path_buf(), scratch.to_path_buf()), jsonl_path, scratch, store)
     }
 
     fn start(layout: Layout, jsonl_path: PathBuf, scratch: &Path, store: Arc<FileStore>) -> Result<Self> {
@@ -113,7 +113,7 @@ impl Sink {
                 let closing = run_behind(task).output_ctx(&dest)?;
                 self.placed.push(dest, closing).map_err(|(dest, e)| placement_error(&dest, e))?;
             }
-            Layout::Zip(_) => self.files.push(file.path.clone(), |out| {
+            Layout::Zip(..) => self.files.push(file.path.clone(), |out| {
                 put_u64(out, file.size);
                 Ok(())
             })?,
@@ -131,9 +131,9 @@ impl Sink {
         self.jsonl.flush().output_ctx(&self.jsonl_path)?;
         match &self.layout {
             Layout::Folder(_) => self.placed.wait_all().map_err(|(dest, e)| placement_error(&dest, e)),
-            Layout::Zip(out) => {
+            Layout::Zip(out, scratch) => {
                 let mut files = NotedFiles { sorted: self.files.finish()?, last: None };
-                write_zip(out, &self.jsonl_path, &mut files, &self.store)?;
+                write_zip(out, &self.jsonl_path, &mut files, &self.store, scratch)?;
                 fs::remove_file(&self.jsonl_path).output_ctx(&self.jsonl_path)
             }
         }
@@ -162,33 +162,20 @@ impl NotedFiles {
     }
 }
 
-/// Fixed entry time: the zip format's epoch, so the bytes never depend on the clock.
-fn entry_options(method: CompressionMethod, size: u64) -> SimpleFileOptions {
-    SimpleFileOptions::default()
-        .compression_method(method)
-        .last_modified_time(DateTime::default())
-        .unix_permissions(0o644)
-        .large_file(size >= u64::from(u32::MAX))
-}
-
 /// The zip: `import.jsonl` first (deflated), then `data/…` in path order, stored
-/// as they are (attachments and images are usually compressed already).
-fn write_zip(out: &Path, jsonl: &Path, files: &mut NotedFiles, store: &FileStore) -> Result<()> {
+/// as they are (attachments and images are usually compressed already). Written by
+/// [`ZipStream`], whose central directory waits on disk, not in memory.
+fn write_zip(out: &Path, jsonl: &Path, files: &mut NotedFiles, store: &FileStore, scratch: &Path) -> Result<()> {
     let file = File::create(out).output_ctx(out)?;
-    let mut zip = ZipWriter::new(BufWriter::new(file));
-    let zip_err = |e: zip::result::ZipError| Error::output(out, e);
+    let mut zip = ZipStream::new(file, scratch).output_ctx(out)?;
     let jsonl_size = fs::metadata(jsonl).output_ctx(jsonl)?.len();
-    zip.start_file(JSONL_NAME, entry_options(CompressionMethod::Deflated, jsonl_size)).map_err(zip_err)?;
     let mut input = File::open(jsonl).output_ctx(jsonl)?;
-    io::copy(&mut input, &mut zip).output_ctx(out)?;
+    zip.add_deflating(JSONL_NAME, jsonl_size, &mut input).output_ctx(out)?;
     while let Some(file_ref) = files.next()? {
-        zip.start_file(format!("{DATA_DIR}/{}", file_ref.path), entry_options(CompressionMethod::Stored, file_ref.size)).map_err(zip_err)?;
         let mut input = store.open(&file_ref)?;
-        io::copy(&mut input, &mut zip).output_ctx(out)?;
+        zip.add_stored(&format!("{DATA_DIR}/{}", file_ref.path), file_ref.size, &mut input).output_ctx(out)?;
     }
-    let mut inner = zip.finish().map_err(zip_err)?;
-    inner.flush().output_ctx(out)?;
-    Ok(())
+    zip.finish().output_ctx(out)
 }
 
 #[cfg(test)]
