@@ -130,6 +130,22 @@ impl<K: RunKey> ExternalSort<K> {
         self.count
     }
 
+    /// Takes in every record of `other` (another thread's sort of the same kind):
+    /// its runs as they are, its buffered records through [`ExternalSort::push`].
+    /// Equal keys were never promised an order, so nothing else changes.
+    pub fn absorb(&mut self, mut other: ExternalSort<K>) -> Result<()> {
+        self.runs.append(&mut other.runs);
+        self.count += other.count - other.index.len() as u64;
+        for (key, range) in std::mem::take(&mut other.index) {
+            let body = &other.bodies[range];
+            self.push(key, |out| {
+                out.extend_from_slice(body);
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
     /// True when nothing was pushed.
     pub fn is_empty(&self) -> bool {
         self.count == 0
@@ -462,6 +478,16 @@ impl RunKey for SortKey {
     }
 }
 
+/// A message's position in the export as the history threads number it: the
+/// history file's number in archive order (from 0) above the element's number in
+/// that file (from 1). Positions order as a count over all files would, which
+/// lets several threads number messages without waiting for each other;
+/// [`SortedSpool::count_positions`] turns them into that count. `None` past 2³²
+/// files or elements in a file.
+pub fn position(file: u64, element: u64) -> Option<u64> {
+    (file < 1 << 32 && element < 1 << 32).then_some((file << 32) | element)
+}
+
 /// Collects messages; call [`SpoolWriter::finish`] to get them back sorted.
 pub struct SpoolWriter {
     sort: ExternalSort<SortKey>,
@@ -489,6 +515,11 @@ impl SpoolWriter {
         self.sort.len()
     }
 
+    /// Takes in the messages another history thread spooled.
+    pub fn absorb(&mut self, other: SpoolWriter) -> Result<()> {
+        self.sort.absorb(other.sort)
+    }
+
     /// True when nothing was pushed.
     pub fn is_empty(&self) -> bool {
         self.sort.is_empty()
@@ -496,13 +527,15 @@ impl SpoolWriter {
 
     /// Ends writing; returns the sorted reader. Small spools never touch the disk.
     pub fn finish(self) -> Result<SortedSpool> {
-        Ok(SortedSpool { sorted: self.sort.finish()? })
+        Ok(SortedSpool { sorted: self.sort.finish()?, file_starts: None })
     }
 }
 
 /// Messages in [`SortKey`] order.
 pub struct SortedSpool {
     sorted: Sorted<SortKey>,
+    /// With [`SortedSpool::count_positions`]: the elements before each history file.
+    file_starts: Option<Vec<u64>>,
 }
 
 impl SortedSpool {
@@ -516,9 +549,31 @@ impl SortedSpool {
         self.sorted.is_empty()
     }
 
+    /// Gives messages numbered by [`position`] their place in a count over all
+    /// history files instead, from the number of elements each file held.
+    pub fn count_positions(mut self, file_elements: &[u64]) -> Self {
+        let mut before = 0u64;
+        self.file_starts = Some(
+            file_elements
+                .iter()
+                .map(|n| {
+                    let start = before;
+                    before += n;
+                    start
+                })
+                .collect(),
+        );
+        self
+    }
+
     /// The next message in order.
     pub fn next_message(&mut self) -> Result<Option<Message>> {
-        self.sorted.next_record()?.map(|(_, body)| record::decode(body)).transpose()
+        let Some(mut m) = self.sorted.next_record()?.map(|(_, body)| record::decode(body)).transpose()? else { return Ok(None) };
+        if let Some(starts) = &self.file_starts {
+            let start = usize::try_from(m.seq >> 32).ok().and_then(|f| starts.get(f)).ok_or_else(|| Error::new(ErrorKind::Other, format!("spool: message position {} names no history file", m.seq)))?;
+            m.seq = start + (m.seq & 0xFFFF_FFFF);
+        }
+        Ok(Some(m))
     }
 }
 
@@ -556,9 +611,14 @@ mod tests {
     /// Pushes a message per (room, time) item (room 3 standing for a private
     /// conversation), in order; returns their keys sorted.
     fn fill(w: &mut SpoolWriter, items: &[(u64, i64)]) -> Vec<SortKey> {
+        fill_from(w, items, 0)
+    }
+
+    /// [`fill`] with positions from `first_seq` on.
+    fn fill_from(w: &mut SpoolWriter, items: &[(u64, i64)], first_seq: u64) -> Vec<SortKey> {
         let mut expected = Vec::new();
         for (seq, (room, time)) in items.iter().enumerate() {
-            let m = msg(if *room == 3 { Conversation::direct(2, 1) } else { Conversation::Room(*room) }, *time, seq as u64);
+            let m = msg(if *room == 3 { Conversation::direct(2, 1) } else { Conversation::Room(*room) }, *time, first_seq + seq as u64);
             expected.push(SortKey::of(&m));
             w.push(&m).unwrap();
         }
@@ -576,6 +636,21 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let mut w = SpoolWriter::new(dir.path(), budget);
             let expected = fill(&mut w, &items);
+            prop_assert_eq!(drain(w.finish().unwrap()), expected);
+        }
+
+        /// Two spools (two history threads), one absorbed into the other, give back
+        /// every message of both in order, whether each had spilled runs or not.
+        #[test]
+        fn an_absorbed_spool_adds_all_its_messages(mine in proptest::collection::vec((0u64..4, 0i64..50), 0..300), theirs in proptest::collection::vec((0u64..4, 0i64..50), 0..300), budgets in (200usize..5000, prop_oneof![Just(DEFAULT_BUDGET), 200usize..5000])) {
+            let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+            let (mut w, mut other) = (SpoolWriter::new(a.path(), budgets.0), SpoolWriter::new(b.path(), budgets.1));
+            let mut expected = fill(&mut w, &mine);
+            let shifted: Vec<SortKey> = fill_from(&mut other, &theirs, 1 << 32);
+            expected.extend(shifted);
+            expected.sort();
+            w.absorb(other).unwrap();
+            prop_assert_eq!(w.len(), expected.len() as u64);
             prop_assert_eq!(drain(w.finish().unwrap()), expected);
         }
 

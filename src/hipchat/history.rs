@@ -13,12 +13,26 @@
 //! another with fresh pages again and again (measured: 13 times the page faults and
 //! a slower run when messages crossed).
 //!
-//! Same result as parsing inline: the helper takes the files in archive order and
-//! numbers messages in that order, and the reader thread applies the report events
-//! in file order, draining them before anything whose place in the report matters
-//! ([`HistoryReader::drain`]).
+//! Two helpers share the files when the machine has two cores or more: parsing is
+//! the read pass's bottleneck, and the reader thread and the decryption thread
+//! leave most of a second core idle. Each file goes whole to the helper with the
+//! fewest files waiting, each helper keeps a [`History`] of its own, and
+//! [`HistoryReader::finish`] merges them.
+//!
+//! Same result as parsing inline on one thread, whatever the number of helpers:
+//! - a message's position in the export ([`Message::seq`]) is its history file's
+//!   number and its place in that file ([`spool::position`]), which orders the
+//!   same as counting over all files; the sorted spool turns it into that count;
+//! - what the merge keeps is chosen by position, never by which helper was faster
+//!   (the first name seen for a sender, the latest topic of a room);
+//! - the reader thread applies the report events file by file in archive order,
+//!   draining them before anything whose place in the report matters
+//!   ([`HistoryReader::drain`]).
+//!
+//! [`Message::seq`]: crate::model::Message::seq
+//! [`spool::position`]: crate::spool::position
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{self, Read};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::thread::JoinHandle;
@@ -26,7 +40,7 @@ use std::thread::JoinHandle;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Conversation, Message, MessageKind, RoomId, Timestamp, UserId};
 use crate::report::{Entity, Event, Report, SkipReason};
-use crate::spool::SpoolWriter;
+use crate::spool::{position, SpoolWriter};
 
 use super::json;
 use super::messages::{self, Origin, Parsed};
@@ -38,15 +52,25 @@ const FEED_QUEUE: usize = 4;
 /// Skip events sent back in one message at most (a file of broken elements must
 /// not pile its events up in memory).
 const EVENT_BATCH: usize = 1000;
+/// History threads at most. Two use the second core of a two-core machine; each
+/// more would add a spool buffer's memory for a core that is rarely there.
+pub const MAX_WORKERS: usize = 2;
 
-/// What the history files add up to. Built by one thread, in archive order.
+/// How many history threads to start: one per core, up to [`MAX_WORKERS`].
+pub fn worker_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, MAX_WORKERS)
+}
+
+/// What the history files add up to. Each history thread builds one from the files
+/// it was given; [`History::merge`] joins them.
 pub struct History {
     /// The messages, waiting to be sorted.
     pub spool: SpoolWriter,
     /// Damaged files become a skip instead of an error (`--skip-damaged`).
     skip_damaged: bool,
-    /// Number of the last history element read, over all files.
-    seq: u64,
+    /// Elements read per history file, by file number (0 for files another thread
+    /// read); the sorted spool counts positions with them.
+    pub file_elements: Vec<u64>,
     /// Raw messages per kind, before de-duplication.
     pub raw_kinds: BTreeMap<String, u64>,
     /// Undocumented `Kind.field` names and how often they appeared.
@@ -55,8 +79,9 @@ pub struct History {
     pub first_message: Option<Timestamp>,
     /// Latest message time.
     pub last_message: Option<Timestamp>,
-    /// First name seen for each sender id, for placeholder users.
-    pub sender_names: BTreeMap<UserId, String>,
+    /// First name seen for each sender id, for placeholder users, with the position
+    /// of the message it was seen in (so merged threads keep the earliest).
+    pub sender_names: BTreeMap<UserId, (u64, String)>,
     /// Integration names (senders without a user).
     pub integrations: BTreeSet<String>,
     /// Users who posted in each room, sorted.
@@ -77,7 +102,7 @@ impl History {
         History {
             spool,
             skip_damaged,
-            seq: 0,
+            file_elements: Vec::new(),
             raw_kinds: BTreeMap::new(),
             unknown_fields: BTreeMap::new(),
             first_message: None,
@@ -92,18 +117,18 @@ impl History {
         }
     }
 
-    /// Reads one history file, passing its report events to `events` in order.
-    /// A damaged file is an error, or with `skip_damaged` a skip that keeps the
-    /// messages before the damage.
-    pub fn read_file(&mut self, path: &str, origin: Origin, reader: impl Read, events: &mut dyn FnMut(Event) -> Result<()>) -> Result<()> {
+    /// Reads one history file, the `file`-th of the export (from 0, in archive
+    /// order), passing its report events to `events` in order. A damaged file is an
+    /// error, or with `skip_damaged` a skip that keeps the messages before the damage.
+    pub fn read_file(&mut self, path: &str, origin: Origin, file: u64, reader: impl Read, events: &mut dyn FnMut(Event) -> Result<()>) -> Result<()> {
         let mut index = 0u64;
         let mut inputs = 0u64;
         let outcome = json::for_each_prefix(reader, path, json::MAX_VALUE_BYTES, &mut |element| {
-            let Some((parsed, used)) = messages::parse_element(&element, path, origin, self.seq + 1, &mut self.unknown_fields)? else {
+            let seq = position(file, index + 1).ok_or_else(|| Error::input(path, "more history files or elements than hcconv can number"))?;
+            let Some((parsed, used)) = messages::parse_element(&element, path, origin, seq, &mut self.unknown_fields)? else {
                 return Ok(None);
             };
             index += 1;
-            self.seq += 1;
             inputs += 1;
             match parsed {
                 Parsed::Message(m) => self.add_message(*m)?,
@@ -120,6 +145,11 @@ impl History {
             Ok(Some(used))
         });
         events(Event::Input(Entity::Message, inputs))?;
+        let slot = usize::try_from(file).map_err(|_| Error::input(path, "too many history files"))?;
+        if self.file_elements.len() <= slot {
+            self.file_elements.resize(slot + 1, 0);
+        }
+        self.file_elements[slot] = index;
         match outcome {
             Err(e) if self.skip_damaged && e.kind() == ErrorKind::Input => {
                 let detail = format!("{e}; the {index} messages before the damage were kept, the rest of the file is lost");
@@ -136,7 +166,7 @@ impl History {
         let order = (m.time.micros(), m.seq);
         match (m.sender.id, &m.sender.name) {
             (Some(id), name) => {
-                self.sender_names.entry(id).or_insert_with(|| name.clone());
+                self.sender_names.entry(id).or_insert_with(|| (m.seq, name.clone()));
             }
             (None, name) if !name.is_empty() => {
                 self.integrations.insert(name.clone());
@@ -160,11 +190,61 @@ impl History {
             }
             Conversation::Direct { low, high } => {
                 self.conversations.insert(m.conversation);
-                self.sender_names.entry(low).or_default();
-                self.sender_names.entry(high).or_default();
+                self.sender_names.entry(low).or_insert((m.seq, String::new()));
+                self.sender_names.entry(high).or_insert((m.seq, String::new()));
             }
         }
         self.spool.push(&m)
+    }
+
+    /// Takes in what another history thread read. Every choice goes by position in
+    /// the export, so the result is the same in whatever order threads are merged.
+    pub fn merge(&mut self, other: History) -> Result<()> {
+        self.spool.absorb(other.spool)?;
+        if self.file_elements.len() < other.file_elements.len() {
+            self.file_elements.resize(other.file_elements.len(), 0);
+        }
+        for (mine, theirs) in self.file_elements.iter_mut().zip(other.file_elements) {
+            *mine += theirs;
+        }
+        for (kind, n) in other.raw_kinds {
+            *self.raw_kinds.entry(kind).or_default() += n;
+        }
+        for (field, n) in other.unknown_fields {
+            *self.unknown_fields.entry(field).or_default() += n;
+        }
+        self.first_message = self.first_message.into_iter().chain(other.first_message).min();
+        self.last_message = self.last_message.into_iter().chain(other.last_message).max();
+        for (id, seen) in other.sender_names {
+            match self.sender_names.get(&id) {
+                Some(mine) if mine.0 <= seen.0 => {}
+                _ => {
+                    self.sender_names.insert(id, seen);
+                }
+            }
+        }
+        self.integrations.extend(other.integrations);
+        for (rid, posters) in other.room_posters {
+            let mine = self.room_posters.entry(rid).or_default();
+            mine.extend(posters);
+            mine.sort_unstable();
+            mine.dedup();
+        }
+        self.conversations.extend(other.conversations);
+        for (rid, (order, archived)) in other.last_archive {
+            keep_latest(&mut self.last_archive, rid, order, archived);
+        }
+        for (rid, (order, topic)) in other.last_topic {
+            keep_latest(&mut self.last_topic, rid, order, topic);
+        }
+        self.history_rooms.extend(other.history_rooms);
+        Ok(())
+    }
+
+    /// Elements read over all files.
+    #[cfg(test)]
+    fn elements(&self) -> u64 {
+        self.file_elements.iter().sum()
     }
 }
 
@@ -176,7 +256,7 @@ fn keep_latest<T>(map: &mut BTreeMap<RoomId, ((i64, u64), T)>, rid: RoomId, orde
 }
 
 enum Feed {
-    Start { path: String, origin: Origin },
+    Start { path: String, origin: Origin, file: u64 },
     Chunk(Vec<u8>),
     /// Reading the entry failed: the helper's parser meets this error where it
     /// would have met it reading inline, after the bytes before it.
@@ -186,61 +266,91 @@ enum Feed {
 
 enum Out {
     Events(Vec<Event>),
-    /// The oldest file not yet done is over; `Err` stops the run.
+    /// The oldest file this helper had not finished is over; `Err` stops the run.
     Done(Result<()>),
-    /// A chunk buffer to reuse (no fresh pages per chunk).
-    Spare(Vec<u8>),
 }
 
-/// The reader thread's handle on the history thread.
-pub struct HistoryReader {
+/// One history thread, as the reader thread sees it.
+struct Worker {
     feed: Option<SyncSender<Feed>>,
+    /// Its report events and outcomes, in its files' order. Unbounded, so the
+    /// helper never waits for the reader thread (see [`HistoryReader::send`]).
     results: Receiver<Out>,
-    worker: Option<JoinHandle<History>>,
-    /// Files handed over whose `Done` has not come back.
+    handle: Option<JoinHandle<History>>,
+    /// Files handed to it whose `Done` has not been taken.
     queued: usize,
+}
+
+/// The reader thread's handle on the history threads.
+pub struct HistoryReader {
+    workers: Vec<Worker>,
+    /// The worker of each file handed over and not yet done, in archive order:
+    /// events are applied from the front one only, so they land in file order.
+    order: VecDeque<usize>,
+    /// Files handed over so far (the next file's number).
+    files: u64,
+    /// Chunk buffers the helpers are done with, from any helper at any time.
+    spare_rx: Receiver<Vec<u8>>,
     spare: Vec<Vec<u8>>,
     /// The first file error that came back, until `poll` or `drain` returns it.
     failed: Option<Error>,
+    /// Tests: file `i` goes to worker `i mod n`, to pin which thread reads what.
+    round_robin: bool,
 }
 
 impl HistoryReader {
-    /// Starts the history thread with `history` as its state.
-    pub fn start(history: History) -> Result<Self> {
-        let (feed, feed_rx) = sync_channel(FEED_QUEUE);
-        let (results_tx, results) = channel();
-        let worker = std::thread::Builder::new()
-            .name("hcconv-history".into())
-            .spawn(move || serve(history, feed_rx, results_tx))
-            .map_err(|e| Error::new(ErrorKind::Other, format!("cannot start the history thread: {e}")))?;
-        Ok(HistoryReader { feed: Some(feed), results, worker: Some(worker), queued: 0, spare: Vec::new(), failed: None })
+    /// Starts one history thread per state in `histories` (at least one).
+    pub fn start(histories: Vec<History>) -> Result<Self> {
+        let (spare_tx, spare_rx) = channel();
+        let mut workers = Vec::with_capacity(histories.len());
+        for history in histories {
+            let (feed, feed_rx) = sync_channel(FEED_QUEUE);
+            let (results_tx, results) = channel();
+            let spare_tx = spare_tx.clone();
+            let handle = std::thread::Builder::new()
+                .name("hcconv-history".into())
+                .spawn(move || serve(history, feed_rx, results_tx, spare_tx))
+                .map_err(|e| Error::new(ErrorKind::Other, format!("cannot start a history thread: {e}")))?;
+            workers.push(Worker { feed: Some(feed), results, handle: Some(handle), queued: 0 });
+        }
+        if workers.is_empty() {
+            return Err(Error::new(ErrorKind::Other, "no history thread to start"));
+        }
+        Ok(HistoryReader { workers, order: VecDeque::new(), files: 0, spare_rx, spare: Vec::new(), failed: None, round_robin: false })
     }
 
-    /// Hands the history file `path`, read from `reader`, to the history thread and
-    /// returns once every byte is handed over. If reading the entry failed, waits
-    /// for the file's outcome, so its error stops the run here, as inline.
+    /// Hands the history file `path`, read from `reader`, to the history thread
+    /// with the fewest files waiting and returns once every byte is handed over.
+    /// If reading the entry failed, waits for the file's outcome, so its error
+    /// stops the run here, as inline.
     pub fn read_file(&mut self, path: &str, origin: Origin, mut reader: impl Read, report: &mut Report) -> Result<()> {
         self.poll(report)?;
-        self.send(Feed::Start { path: path.to_string(), origin }, report)?;
-        self.queued += 1;
+        let w = match self.round_robin {
+            true => (self.files % self.workers.len() as u64) as usize,
+            false => (0..self.workers.len()).min_by_key(|w| self.workers[*w].queued).expect("at least one worker"),
+        };
+        self.send(w, Feed::Start { path: path.to_string(), origin, file: self.files }, report)?;
+        self.files += 1;
+        self.workers[w].queued += 1;
+        self.order.push_back(w);
         loop {
             let mut chunk = self.spare.pop().unwrap_or_default();
             chunk.resize(CHUNK, 0);
             let (n, failure) = read_full(&mut reader, &mut chunk);
             if n > 0 {
                 chunk.truncate(n);
-                self.send(Feed::Chunk(chunk), report)?;
+                self.send(w, Feed::Chunk(chunk), report)?;
             }
             if let Some(e) = failure {
-                self.send(Feed::Failed(e), report)?;
-                self.send(Feed::End, report)?;
+                self.send(w, Feed::Failed(e), report)?;
+                self.send(w, Feed::End, report)?;
                 return self.drain(report);
             }
             if n < CHUNK {
                 break;
             }
         }
-        self.send(Feed::End, report)?;
+        self.send(w, Feed::End, report)?;
         self.poll(report)
     }
 
@@ -253,16 +363,29 @@ impl HistoryReader {
 
     /// Waits until every file handed over is read and its events applied.
     pub fn drain(&mut self, report: &mut Report) -> Result<()> {
-        while self.queued > 0 {
-            let out = self.results.recv().map_err(|_| helper_stopped())?;
-            self.take(out, report);
+        while let Some(&w) = self.order.front() {
+            let out = self.workers[w].results.recv().map_err(|_| helper_stopped())?;
+            self.take(w, out, report);
         }
+        self.take_spares();
         self.failure()
     }
 
     fn take_ready(&mut self, report: &mut Report) {
-        while let Ok(out) = self.results.try_recv() {
-            self.take(out, report);
+        self.take_spares();
+        while let Some(&w) = self.order.front() {
+            match self.workers[w].results.try_recv() {
+                Ok(out) => self.take(w, out, report),
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn take_spares(&mut self) {
+        while let Ok(chunk) = self.spare_rx.try_recv() {
+            if self.spare.len() < FEED_QUEUE + 2 {
+                self.spare.push(chunk);
+            }
         }
     }
 
@@ -270,52 +393,65 @@ impl HistoryReader {
         self.failed.take().map_or(Ok(()), Err)
     }
 
-    /// Drains, stops the thread and returns what the history added up to.
+    /// Drains, stops the threads and returns what the history added up to, their
+    /// states merged.
     pub fn finish(mut self, report: &mut Report) -> Result<History> {
         self.drain(report)?;
-        self.feed = None;
-        let worker = self.worker.take().expect("joined once");
-        worker.join().map_err(|_| helper_stopped())
+        let mut merged: Option<History> = None;
+        for worker in &mut self.workers {
+            worker.feed = None;
+            let history = worker.handle.take().expect("joined once").join().map_err(|_| helper_stopped())?;
+            match &mut merged {
+                None => merged = Some(history),
+                Some(m) => m.merge(history)?,
+            }
+        }
+        let mut history = merged.expect("at least one worker");
+        let files = usize::try_from(self.files).map_err(|_| Error::new(ErrorKind::Other, "too many history files"))?;
+        history.file_elements.resize(files, 0);
+        Ok(history)
     }
 
-    /// Applies one message from the helper. A file's error is kept for the next
-    /// `poll` or `drain` (never returned in the middle of handing a file over: with
-    /// its `End` unsent the helper would wait for it forever); events after it are
-    /// dropped, as the run stops there.
-    fn take(&mut self, out: Out, report: &mut Report) {
+    /// Applies one message from helper `w`, the front of the file order. A file's
+    /// error is kept for the next `poll` or `drain` (never returned in the middle of
+    /// handing a file over: with its `End` unsent the helper would wait for it
+    /// forever); events after it are dropped, as the run stops there.
+    fn take(&mut self, w: usize, out: Out, report: &mut Report) {
         match out {
             Out::Events(events) if self.failed.is_none() => events.into_iter().for_each(|e| report.apply(e)),
             Out::Events(_) => {}
             Out::Done(outcome) => {
-                self.queued -= 1;
+                self.workers[w].queued -= 1;
+                self.order.pop_front();
                 if let Err(e) = outcome {
                     self.failed.get_or_insert(e);
-                }
-            }
-            Out::Spare(chunk) => {
-                if self.spare.len() < FEED_QUEUE + 2 {
-                    self.spare.push(chunk);
                 }
             }
         }
     }
 
-    /// Hands over one feed message, waiting while the feed is full. The helper
-    /// never waits for the reader thread (its messages go into an unbounded
-    /// channel), so this cannot deadlock; what it sent back is taken first, so the
-    /// channel holds no more than a few chunks' worth of buffers and events.
-    fn send(&mut self, feed: Feed, report: &mut Report) -> Result<()> {
+    /// Hands one feed message to helper `w`, waiting while its feed is full. No
+    /// helper ever waits for the reader thread (results and spare buffers go into
+    /// unbounded channels), and the reader thread hands over one file at a time, so
+    /// a full feed always empties: this cannot deadlock. What came back is taken
+    /// first, so the channels hold no more than a few chunks' worth of buffers, and
+    /// events only of files whose turn in the report has not come.
+    fn send(&mut self, w: usize, feed: Feed, report: &mut Report) -> Result<()> {
         self.take_ready(report);
-        self.feed.as_ref().ok_or_else(helper_stopped)?.send(feed).map_err(|_| helper_stopped())
+        self.workers[w].feed.as_ref().ok_or_else(helper_stopped)?.send(feed).map_err(|_| helper_stopped())
     }
 }
 
 impl Drop for HistoryReader {
-    /// On an early return (an error elsewhere), hangs up and lets the thread end.
+    /// On an early return (an error elsewhere), hangs up and lets the threads end.
     fn drop(&mut self) {
-        self.feed = None;
-        if let Some(worker) = self.worker.take() {
-            let _ = worker.join();
+        for worker in &mut self.workers {
+            worker.feed = None;
+        }
+        for worker in &mut self.workers {
+            if let Some(handle) = worker.handle.take() {
+                let _ = handle.join();
+            }
         }
     }
 }
@@ -340,13 +476,13 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> (usize, Option<io::Error
     (filled, None)
 }
 
-/// The history thread: one file after another until the reader hangs up.
-fn serve(mut history: History, feed: Receiver<Feed>, results: Sender<Out>) -> History {
+/// A history thread: one file after another until the reader hangs up.
+fn serve(mut history: History, feed: Receiver<Feed>, results: Sender<Out>, spares: Sender<Vec<u8>>) -> History {
     while let Ok(first) = feed.recv() {
-        let Feed::Start { path, origin } = first else { continue };
-        let mut chunks = ChunkReader { feed: &feed, results: &results, chunk: Vec::new(), pos: 0, ended: false, hung_up: false };
+        let Feed::Start { path, origin, file } = first else { continue };
+        let mut chunks = ChunkReader { feed: &feed, spares: &spares, chunk: Vec::new(), pos: 0, ended: false, hung_up: false };
         let mut pending = Vec::new();
-        let outcome = history.read_file(&path, origin, &mut chunks, &mut |event| {
+        let outcome = history.read_file(&path, origin, file, &mut chunks, &mut |event| {
             pending.push(event);
             if pending.len() >= EVENT_BATCH {
                 let batch = std::mem::take(&mut pending);
@@ -372,7 +508,7 @@ fn serve(mut history: History, feed: Receiver<Feed>, results: Sender<Out>) -> Hi
 /// The file's bytes as the reader thread hands them over.
 struct ChunkReader<'a> {
     feed: &'a Receiver<Feed>,
-    results: &'a Sender<Out>,
+    spares: &'a Sender<Vec<u8>>,
     chunk: Vec<u8>,
     pos: usize,
     /// `End` was received.
@@ -392,7 +528,7 @@ impl Read for ChunkReader<'_> {
                     let used = std::mem::replace(&mut self.chunk, bytes);
                     self.pos = 0;
                     if used.capacity() > 0 {
-                        let _ = self.results.send(Out::Spare(used));
+                        let _ = self.spares.send(used);
                     }
                 }
                 Ok(Feed::Failed(e)) => return Err(e),
@@ -447,7 +583,7 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("a")).unwrap();
         std::fs::create_dir_all(dir.path().join("b")).unwrap();
         for (i, (path, bytes)) in files.iter().enumerate() {
-            inline.read_file(path, Origin::Room(i as u64 + 1), &bytes[..], &mut |e| {
+            inline.read_file(path, Origin::Room(i as u64 + 1), i as u64, &bytes[..], &mut |e| {
                 inline_report.apply(e);
                 Ok(())
             })
@@ -455,14 +591,14 @@ mod tests {
         }
         let b = dir.path().join("b");
         let (threaded, threaded_report) = within_a_minute(move || {
-            let mut reader = HistoryReader::start(history(&b, false)).unwrap();
+            let mut reader = HistoryReader::start(vec![history(&b, false)]).unwrap();
             for (i, (path, bytes)) in files.iter().enumerate() {
                 reader.read_file(path, Origin::Room(i as u64 + 1), &bytes[..], &mut threaded_report).unwrap();
             }
             let h = reader.finish(&mut threaded_report).unwrap();
             (h, threaded_report)
         });
-        assert_eq!(threaded.seq, inline.seq);
+        assert_eq!(threaded.elements(), inline.elements());
         assert_eq!(threaded.raw_kinds, inline.raw_kinds);
         assert_eq!(threaded.room_posters, inline.room_posters);
         assert_eq!(threaded.sender_names, inline.sender_names);
@@ -471,13 +607,98 @@ mod tests {
         assert_eq!(threaded_report.skipped_for(Entity::Message, SkipReason::Malformed), 1);
     }
 
+    /// Every message of a sorted spool, positions counted over all files.
+    fn spooled(h: History) -> Vec<Message> {
+        let mut sorted = h.spool.finish().unwrap().count_positions(&h.file_elements);
+        std::iter::from_fn(|| sorted.next_message().unwrap()).collect()
+    }
+
+    type Files = Vec<(String, Origin, Vec<u8>)>;
+
+    /// One thread reading `files` inline, spooling into `dir`.
+    fn read_inline(files: &Files, dir: &std::path::Path) -> (History, Report) {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut report = Report::new();
+        let mut h = history(dir, false);
+        for (i, (path, origin, bytes)) in files.iter().enumerate() {
+            h.read_file(path, *origin, i as u64, &bytes[..], &mut |e| {
+                report.apply(e);
+                Ok(())
+            })
+            .unwrap();
+        }
+        (h, report)
+    }
+
+    /// Two history threads given files in any interleaving end with what one
+    /// thread reading inline ends with: the same messages with the same positions
+    /// (a plain count over all files), the same first sender names and latest
+    /// topics, and the same report in the same order.
+    #[test]
+    fn two_threads_give_the_inline_result() {
+        let topic = |id: &str, room: u64, t: &str, topic: &str| format!(r#"{{"TopicRoomMessage":{{"id":"{id}","sender":{{"id":{room},"name":"T{id}"}},"topic":"{topic}","timestamp":"{t}"}}}}"#);
+        let private = |id: &str, from: u64, to: u64, name: &str| format!(r#"{{"PrivateUserMessage":{{"id":"{id}","message":"hi","sender":{{"id":{from},"name":"{name}"}},"receiver":{{"id":{to}}},"timestamp":"2017-02-01T00:00:00Z"}}}}"#);
+        let files: Files = vec![
+            ("rooms/1/history.json".into(), Origin::Room(1), room_file(2500)),
+            ("rooms/2/history.json".into(), Origin::Room(2), format!("[{},{},7]", topic("t1", 9, "2017-01-01T00:00:05Z", "late"), topic("t2", 8, "2017-01-01T00:00:01Z", "early")).into_bytes()),
+            ("users/5/history.json".into(), Origin::User(5), format!("[{},{}]", private("p1", 5, 6, "Five"), private("p2", 6, 5, "Six")).into_bytes()),
+            ("rooms/3/history.json".into(), Origin::Room(3), room_file(40)),
+            ("users/6/history.json".into(), Origin::User(6), format!("[{},{}]", private("p1", 5, 6, "Renamed five"), private("p3", 7, 6, "Seven")).into_bytes()),
+            ("rooms/2/history.json".into(), Origin::Room(2), format!("[{}]", topic("t3", 10, "2017-01-01T00:00:05Z", "same time, later file")).into_bytes()),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let (inline, inline_report) = read_inline(&files, &dir.path().join("inline"));
+        let want = spooled(read_inline(&files, &dir.path().join("again")).0);
+        assert_eq!(inline.sender_names[&5].1, "Five", "the first name in archive order");
+        assert_eq!(inline.last_topic[&2].1, "same time, later file");
+        // Positions are the plain count: room 1's 2500 messages are 1..=2500, and
+        // the first topic of room 2 (the next file) is 2501.
+        let mut seqs: Vec<u64> = want.iter().map(|m| m.seq).collect();
+        seqs.sort_unstable();
+        assert_eq!(&seqs[..2501], &(1..=2501).collect::<Vec<u64>>()[..]);
+        assert_eq!(want.iter().find(|m| m.id == "t1").map(|m| m.seq), Some(2501));
+        for round_robin in [true, false] {
+            let (a, b, files) = (dir.path().join(format!("a-{round_robin}")), dir.path().join(format!("b-{round_robin}")), files.clone());
+            std::fs::create_dir_all(&a).unwrap();
+            std::fs::create_dir_all(&b).unwrap();
+            let (threaded, report) = within_a_minute(move || {
+                let mut report = Report::new();
+                let mut reader = HistoryReader::start(vec![history(&a, false), history(&b, false)]).unwrap();
+                reader.round_robin = round_robin;
+                for (path, origin, bytes) in &files {
+                    reader.read_file(path, *origin, &bytes[..], &mut report).unwrap();
+                }
+                (reader.finish(&mut report).unwrap(), report)
+            });
+            assert_eq!(threaded.file_elements, inline.file_elements);
+            assert_eq!(threaded.raw_kinds, inline.raw_kinds);
+            assert_eq!(threaded.room_posters, inline.room_posters);
+            assert_eq!(threaded.sender_names, inline.sender_names);
+            assert_eq!(threaded.last_topic, inline.last_topic);
+            assert_eq!(threaded.conversations, inline.conversations);
+            assert_eq!((threaded.first_message, threaded.last_message), (inline.first_message, inline.last_message));
+            let ids = |r: &Report| r.skipped.iter().map(|s| s.unwrap().id).collect::<Vec<_>>();
+            assert_eq!(ids(&report), ids(&inline_report));
+            assert_eq!(report.counts_of(Entity::Message), inline_report.counts_of(Entity::Message));
+            assert_eq!(spooled(threaded), want, "round robin: {round_robin}");
+        }
+    }
+
     #[test]
     fn an_earlier_files_error_does_not_hang_a_later_file() {
+        for workers in [1, 2] {
+            an_earlier_files_error_stops_the_run(workers);
+        }
+    }
+
+    fn an_earlier_files_error_stops_the_run(workers: usize) {
         let dir = tempfile::tempdir().unwrap();
         let spool = dir.path().to_path_buf();
         let error = within_a_minute(move || {
             let mut report = Report::new();
-            let mut reader = HistoryReader::start(history(&spool, false)).unwrap();
+            let spools: Vec<_> = (0..workers).map(|i| spool.join(i.to_string())).collect();
+            spools.iter().for_each(|d| std::fs::create_dir_all(d).unwrap());
+            let mut reader = HistoryReader::start(spools.iter().map(|d| history(d, false)).collect()).unwrap();
             let mut first_error = None;
             // A broken file, then files several chunks long: the error comes back
             // while a later file is being handed over.
@@ -501,13 +722,13 @@ mod tests {
         let spool = dir.path().to_path_buf();
         let report = within_a_minute(move || {
             let mut report = Report::new();
-            let mut reader = HistoryReader::start(history(&spool, true)).unwrap();
+            let mut reader = HistoryReader::start(vec![history(&spool, true)]).unwrap();
             let mut cut = room_file(2000);
             cut.truncate(cut.len() / 2);
             reader.read_file("rooms/1/history.json", Origin::Room(1), &cut[..], &mut report).unwrap();
             reader.read_file("rooms/2/history.json", Origin::Room(2), &room_file(3)[..], &mut report).unwrap();
             let h = reader.finish(&mut report).unwrap();
-            assert!(h.seq > 3);
+            assert!(h.elements() > 3);
             report
         });
         assert_eq!(report.skipped_for(Entity::Entry, SkipReason::DamagedFile), 1);

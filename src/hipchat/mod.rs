@@ -118,9 +118,14 @@ pub fn read_slices(inputs: &[PathBuf], opts: ReadOptions, report: &mut Report) -
             files = FileStore::folder(only, &files);
         }
     }
-    let history = History::new(SpoolWriter::new(&opts.spool_dir, opts.spool_budget), opts.skip_damaged);
+    let mut histories = Vec::new();
+    for i in 0..history::worker_count() {
+        let dir = opts.spool_dir.join(format!("history-{i}"));
+        crate::output::create_dirs_below(&opts.spool_dir, &dir).map_err(|e| crate::error::Error::output(&dir, e))?;
+        histories.push(History::new(SpoolWriter::new(&dir, opts.spool_budget), opts.skip_damaged));
+    }
     let mut reader = Reader {
-        history: Some(HistoryReader::start(history)?),
+        history: Some(HistoryReader::start(histories)?),
         scratch: opts.spool_dir.clone(),
         files,
         users: BTreeMap::new(),
@@ -340,14 +345,14 @@ impl Reader {
         self.catalog.users = self.users;
         self.catalog.rooms = self.rooms;
         let files = Arc::new(self.files);
-        let spool = history.spool.finish()?;
+        let spool = history.spool.finish()?.count_positions(&history.file_elements);
         Ok(Export { catalog: self.catalog, messages: MessageStream::new(spool, Arc::clone(&files)), files, stats: self.stats, scratch: self.scratch })
     }
 
     /// A deactivated placeholder for every sender or receiver users.json lacks;
     /// `sender_names` holds the first name the history gave each id.
-    fn add_placeholder_users(&mut self, sender_names: &BTreeMap<UserId, String>, report: &mut Report) {
-        for (id, name) in sender_names {
+    fn add_placeholder_users(&mut self, sender_names: &BTreeMap<UserId, (u64, String)>, report: &mut Report) {
+        for (id, (_, name)) in sender_names {
             if self.users.contains_key(id) {
                 continue;
             }
