@@ -26,6 +26,7 @@
 //! from run to run, beside an index of keys and ranges. While merging, each run reader
 //! keeps one key buffer and one body buffer that every record reuses.
 
+mod ahead;
 mod record;
 
 use std::cmp::Reverse;
@@ -366,6 +367,11 @@ impl<K: RunKey> Sorted<K> {
         }
     }
 
+    /// True when the records come from run files (not from memory).
+    fn is_merge(&self) -> bool {
+        matches!(self.source, Source::Merge(_))
+    }
+
     /// Open run files (for tests of the fan-in bound).
     #[cfg(test)]
     fn open_runs(&self) -> usize {
@@ -527,26 +533,44 @@ impl SpoolWriter {
 
     /// Ends writing; returns the sorted reader. Small spools never touch the disk.
     pub fn finish(self) -> Result<SortedSpool> {
-        Ok(SortedSpool { sorted: self.sort.finish()?, file_starts: None })
+        SortedSpool::new(self.sort.finish()?)
     }
+}
+
+/// Where a sorted spool's records come from.
+enum SpoolSource {
+    /// A small spool, sorted in memory.
+    Memory(Sorted<SortKey>),
+    /// Run files, merged on a helper thread ([`ahead`]).
+    Ahead(ahead::MergeAhead),
 }
 
 /// Messages in [`SortKey`] order.
 pub struct SortedSpool {
-    sorted: Sorted<SortKey>,
+    source: SpoolSource,
+    count: u64,
     /// With [`SortedSpool::count_positions`]: the elements before each history file.
     file_starts: Option<Vec<u64>>,
 }
 
 impl SortedSpool {
+    fn new(sorted: Sorted<SortKey>) -> Result<Self> {
+        let count = sorted.len();
+        let source = match sorted.is_merge() {
+            true => SpoolSource::Ahead(ahead::MergeAhead::start(sorted)?),
+            false => SpoolSource::Memory(sorted),
+        };
+        Ok(SortedSpool { source, count, file_starts: None })
+    }
+
     /// Number of messages in the spool.
     pub fn len(&self) -> u64 {
-        self.sorted.len()
+        self.count
     }
 
     /// True when the spool holds nothing.
     pub fn is_empty(&self) -> bool {
-        self.sorted.is_empty()
+        self.count == 0
     }
 
     /// Gives messages numbered by [`position`] their place in a count over all
@@ -568,7 +592,11 @@ impl SortedSpool {
 
     /// The next message in order.
     pub fn next_message(&mut self) -> Result<Option<Message>> {
-        let Some(mut m) = self.sorted.next_record()?.map(|(_, body)| record::decode(body)).transpose()? else { return Ok(None) };
+        let body = match &mut self.source {
+            SpoolSource::Memory(sorted) => sorted.next_record()?.map(|(_, body)| body),
+            SpoolSource::Ahead(ahead) => ahead.next_body()?,
+        };
+        let Some(mut m) = body.map(record::decode).transpose()? else { return Ok(None) };
         if let Some(starts) = &self.file_starts {
             let start = usize::try_from(m.seq >> 32).ok().and_then(|f| starts.get(f)).ok_or_else(|| Error::new(ErrorKind::Other, format!("spool: message position {} names no history file", m.seq)))?;
             m.seq = start + (m.seq & 0xFFFF_FFFF);
@@ -662,9 +690,10 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let mut w = SpoolWriter::new(dir.path(), budget).with_fan_in(fan_in);
             let expected = fill(&mut w, &items);
-            let s = w.finish().unwrap();
-            prop_assert!(s.sorted.open_runs() <= fan_in, "{} runs open at a fan-in of {fan_in}", s.sorted.open_runs());
-            prop_assert_eq!(run_files(dir.path()), s.sorted.open_runs(), "merged runs are deleted");
+            let sorted = w.sort.finish().unwrap();
+            prop_assert!(sorted.open_runs() <= fan_in, "{} runs open at a fan-in of {fan_in}", sorted.open_runs());
+            prop_assert_eq!(run_files(dir.path()), sorted.open_runs(), "merged runs are deleted");
+            let s = SortedSpool::new(sorted).unwrap();
             prop_assert_eq!(s.len(), expected.len() as u64);
             prop_assert_eq!(drain(s), expected);
         }
