@@ -398,7 +398,9 @@ pub struct Message {
     pub deleted: Option<Deletion>,
     /// The `metadata` value (link previews and the like), verbatim.
     pub metadata: Option<serde_json::Value>,
-    /// Archive entry the message came from, for reports.
+    /// Archive entry the message came from, for reports. Empty for messages read
+    /// from history files: the spool knows their file from their position
+    /// ([`crate::spool::SortedSpool::last_source`]) and does not store it per message.
     pub source: String,
 }
 

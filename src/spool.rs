@@ -549,8 +549,11 @@ enum SpoolSource {
 pub struct SortedSpool {
     source: SpoolSource,
     count: u64,
-    /// With [`SortedSpool::count_positions`]: the elements before each history file.
-    file_starts: Option<Vec<u64>>,
+    /// With [`SortedSpool::count_positions`]: the elements before each history
+    /// file, and its path.
+    files: Option<Vec<(u64, String)>>,
+    /// The history file of the message last handed out.
+    last_file: usize,
 }
 
 impl SortedSpool {
@@ -560,7 +563,7 @@ impl SortedSpool {
             true => SpoolSource::Ahead(ahead::MergeAhead::start(sorted)?),
             false => SpoolSource::Memory(sorted),
         };
-        Ok(SortedSpool { source, count, file_starts: None })
+        Ok(SortedSpool { source, count, files: None, last_file: 0 })
     }
 
     /// Number of messages in the spool.
@@ -574,20 +577,32 @@ impl SortedSpool {
     }
 
     /// Gives messages numbered by [`position`] their place in a count over all
-    /// history files instead, from the number of elements each file held.
-    pub fn count_positions(mut self, file_elements: &[u64]) -> Self {
+    /// history files instead, from the number of elements each file held; with
+    /// the files' paths, [`SortedSpool::last_source`] names a message's file (the
+    /// history threads leave [`Message::source`] empty: a sixth of a record).
+    pub fn count_positions(mut self, file_elements: &[u64], file_paths: &[String]) -> Self {
         let mut before = 0u64;
-        self.file_starts = Some(
+        self.files = Some(
             file_elements
                 .iter()
-                .map(|n| {
+                .zip(file_paths.iter().cloned().chain(std::iter::repeat(String::new())))
+                .map(|(n, path)| {
                     let start = before;
                     before += n;
-                    start
+                    (start, path)
                 })
                 .collect(),
         );
         self
+    }
+
+    /// The archive entry of the message last handed out: its own
+    /// [`Message::source`], or the history file its position names.
+    pub fn last_source<'a>(&'a self, m: &'a Message) -> &'a str {
+        match &self.files {
+            Some(files) if m.source.is_empty() => files.get(self.last_file).map_or("", |(_, path)| path.as_str()),
+            _ => &m.source,
+        }
     }
 
     /// The next message in order.
@@ -597,9 +612,10 @@ impl SortedSpool {
             SpoolSource::Ahead(ahead) => ahead.next_body()?,
         };
         let Some(mut m) = body.map(record::decode).transpose()? else { return Ok(None) };
-        if let Some(starts) = &self.file_starts {
-            let start = usize::try_from(m.seq >> 32).ok().and_then(|f| starts.get(f)).ok_or_else(|| Error::new(ErrorKind::Other, format!("spool: message position {} names no history file", m.seq)))?;
-            m.seq = start + (m.seq & 0xFFFF_FFFF);
+        if let Some(files) = &self.files {
+            let file = usize::try_from(m.seq >> 32).ok().filter(|f| *f < files.len()).ok_or_else(|| Error::new(ErrorKind::Other, format!("spool: message position {} names no history file", m.seq)))?;
+            m.seq = files[file].0 + (m.seq & 0xFFFF_FFFF);
+            self.last_file = file;
         }
         Ok(Some(m))
     }

@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     });
     let _ = for_each_prefix(data, "users/2/history.json", MAX_VALUE_BYTES, &mut |element| {
         let mut fast_unknown = BTreeMap::new();
-        let Some((fast, used)) = parse_element(&element, "users/2/history.json", Origin::User(2), 1, &mut fast_unknown)? else {
+        let Some((fast, used)) = parse_element(&element, "users/2/history.json", "users/2/history.json", Origin::User(2), 1, &mut fast_unknown)? else {
             return Ok(None);
         };
         let value: serde_json::Value = serde_json::from_slice(&element.json[..used]).expect("the fast path took valid JSON");

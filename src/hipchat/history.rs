@@ -71,6 +71,9 @@ pub struct History {
     /// Elements read per history file, by file number (0 for files another thread
     /// read); the sorted spool counts positions with them.
     pub file_elements: Vec<u64>,
+    /// Each history file's path, by file number (empty for files another thread
+    /// read): the sorted spool names the file of each message from them.
+    pub file_paths: Vec<String>,
     /// Raw messages per kind, before de-duplication.
     pub raw_kinds: BTreeMap<String, u64>,
     /// Undocumented `Kind.field` names and how often they appeared.
@@ -103,6 +106,7 @@ impl History {
             spool,
             skip_damaged,
             file_elements: Vec::new(),
+            file_paths: Vec::new(),
             raw_kinds: BTreeMap::new(),
             unknown_fields: BTreeMap::new(),
             first_message: None,
@@ -125,7 +129,9 @@ impl History {
         let mut inputs = 0u64;
         let outcome = json::for_each_prefix(reader, path, json::MAX_VALUE_BYTES, &mut |element| {
             let seq = position(file, index + 1).ok_or_else(|| Error::input(path, "more history files or elements than hcconv can number"))?;
-            let Some((parsed, used)) = messages::parse_element(&element, path, origin, seq, &mut self.unknown_fields)? else {
+            // No path per message (a sixth of a spool record, and an allocation):
+            // the sorted spool knows each message's file from its position.
+            let Some((parsed, used)) = messages::parse_element(&element, path, "", origin, seq, &mut self.unknown_fields)? else {
                 return Ok(None);
             };
             index += 1;
@@ -148,8 +154,10 @@ impl History {
         let slot = usize::try_from(file).map_err(|_| Error::input(path, "too many history files"))?;
         if self.file_elements.len() <= slot {
             self.file_elements.resize(slot + 1, 0);
+            self.file_paths.resize(slot + 1, String::new());
         }
         self.file_elements[slot] = index;
+        self.file_paths[slot] = path.to_string();
         match outcome {
             Err(e) if self.skip_damaged && e.kind() == ErrorKind::Input => {
                 let detail = format!("{e}; the {index} messages before the damage were kept, the rest of the file is lost");
@@ -206,6 +214,14 @@ impl History {
         }
         for (mine, theirs) in self.file_elements.iter_mut().zip(other.file_elements) {
             *mine += theirs;
+        }
+        if self.file_paths.len() < other.file_paths.len() {
+            self.file_paths.resize(other.file_paths.len(), String::new());
+        }
+        for (mine, theirs) in self.file_paths.iter_mut().zip(other.file_paths) {
+            if mine.is_empty() {
+                *mine = theirs;
+            }
         }
         for (kind, n) in other.raw_kinds {
             *self.raw_kinds.entry(kind).or_default() += n;
@@ -409,6 +425,7 @@ impl HistoryReader {
         let mut history = merged.expect("at least one worker");
         let files = usize::try_from(self.files).map_err(|_| Error::new(ErrorKind::Other, "too many history files"))?;
         history.file_elements.resize(files, 0);
+        history.file_paths.resize(files, String::new());
         Ok(history)
     }
 
@@ -609,7 +626,7 @@ mod tests {
 
     /// Every message of a sorted spool, positions counted over all files.
     fn spooled(h: History) -> Vec<Message> {
-        let mut sorted = h.spool.finish().unwrap().count_positions(&h.file_elements);
+        let mut sorted = h.spool.finish().unwrap().count_positions(&h.file_elements, &h.file_paths);
         std::iter::from_fn(|| sorted.next_message().unwrap()).collect()
     }
 

@@ -114,11 +114,12 @@ pub fn parse_message(value: &Value, origin: Origin, seq: u64, source: &str, unkn
 /// ([`borrowed`]), or through a `Value` ([`parse_message`]) for the shapes the
 /// borrowed reader leaves out. Returns the outcome and the bytes used, or `None` when
 /// the bytes end inside the element (see [`super::json::ElementHandler`]).
-/// Malformed JSON is an error naming `what` with line and column.
-pub fn parse_element(element: &RawElement<'_>, what: &str, origin: Origin, seq: u64, unknown_fields: &mut BTreeMap<String, u64>) -> Result<Option<(Parsed, usize)>> {
+/// Malformed JSON is an error naming `what` with line and column. Messages get
+/// `source` as their [`Message::source`] (the history threads give `""`).
+pub fn parse_element(element: &RawElement<'_>, what: &str, source: &str, origin: Origin, seq: u64, unknown_fields: &mut BTreeMap<String, u64>) -> Result<Option<(Parsed, usize)>> {
     if element.key.is_none() {
         match borrowed::read(element) {
-            borrowed::Read::Message(wrapper, fields, used) => return Ok(Some((parse_fields(wrapper, &fields, origin, seq, what, unknown_fields), used))),
+            borrowed::Read::Message(wrapper, fields, used) => return Ok(Some((parse_fields(wrapper, &fields, origin, seq, source, unknown_fields), used))),
             borrowed::Read::Incomplete => return Ok(None),
             borrowed::Read::ValuePath => {}
         }
@@ -126,7 +127,7 @@ pub fn parse_element(element: &RawElement<'_>, what: &str, origin: Origin, seq: 
     let Some((value, used)) = element.parse_prefix::<Value>().map_err(|e| element.error(what, &e))? else {
         return Ok(None);
     };
-    Ok(Some((parse_message(&element.wrap(value), origin, seq, what, unknown_fields), used)))
+    Ok(Some((parse_message(&element.wrap(value), origin, seq, source, unknown_fields), used)))
 }
 
 fn parse_fields(wrapper: Option<&str>, m: &dyn MessageObject, origin: Origin, seq: u64, source: &str, unknown_fields: &mut BTreeMap<String, u64>) -> Parsed {
@@ -317,7 +318,7 @@ mod tests {
             let origin = if room { Origin::Room(3) } else { Origin::User(4) };
             let (mut fast_unknown, mut slow_unknown) = (BTreeMap::new(), BTreeMap::new());
             let element = RawElement { json: text.as_bytes(), key: None, line: 1, column: 1, complete: true };
-            let (fast, used) = parse_element(&element, "t", origin, 1, &mut fast_unknown).unwrap().unwrap();
+            let (fast, used) = parse_element(&element, "t", "t", origin, 1, &mut fast_unknown).unwrap().unwrap();
             let slow = parse_message(&v, origin, 1, "t", &mut slow_unknown);
             prop_assert_eq!(used, text.len());
             prop_assert_eq!(fast, slow);

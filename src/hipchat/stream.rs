@@ -61,7 +61,7 @@ impl MessageStream {
                 }
             }
             if self.is_duplicate(&m) {
-                report.skip(Entity::Message, format!("{} id {}", m.conversation, m.id), SkipReason::Duplicate, format!("second copy (in {})", m.source));
+                report.skip(Entity::Message, format!("{} id {}", m.conversation, m.id), SkipReason::Duplicate, format!("second copy (in {})", self.spool.last_source(&m)));
                 continue;
             }
             if let Some((filters, rooms)) = &self.filter {
