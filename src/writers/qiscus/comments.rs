@@ -201,7 +201,7 @@ impl<'a> CommentWriter<'a> {
             // Already reported as missing by the reader.
             return Ok(Some(format!("Attachment {shown} (not in the Hipchat export)")));
         };
-        if self.files.base().is_none() && self.files.copied() == 0 {
+        if self.files.base().is_none() && self.files.linked() == 0 {
             report.warn("qiscus: no --files-base-url: attachment links are relative paths (files/...) that readers cannot open");
         }
         let link = self.files.link(file)?;

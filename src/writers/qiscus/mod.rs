@@ -130,7 +130,8 @@ pub fn write(export: &mut Export, out: &Path, opts: &WriterOptions, report: &mut
     let catalog = &export.catalog;
     let room_files = rooms::write_rooms(catalog, &summaries, &settings, &mut directory, report)?;
     let user_files = write_users(catalog, &settings, &directory, report)?;
-    report.add_extra("qiscus_files_copied", files.copied());
+    let copied = files.finish()?;
+    report.add_extra("qiscus_files_copied", copied);
     for (kind, written) in [("users", &user_files), ("rooms", &room_files), ("comments", &comment_files)] {
         report.add_extra(&format!("qiscus_{kind}_import_files"), written.len() as u64);
     }
