@@ -20,7 +20,7 @@ use super::chunks::{ChunkedArrays, FileSummary};
 use super::identity::{display_name, Directory};
 use super::links::FileCopier;
 use super::rooms::room_unique_id;
-use super::rows::{rfc3339_millis, CommentRow};
+use super::rows::{CommentRow, MillisFormatter};
 use super::{Settings, MAX_MESSAGE_BYTES, MAX_MESSAGE_CHARS};
 
 /// What the rooms file needs to know about a conversation's comments.
@@ -98,6 +98,10 @@ pub struct CommentWriter<'a> {
     arrays: ChunkedArrays,
     clock: StrictClock,
     current: Option<Conversation>,
+    /// The `room_unique_id` of `current`.
+    room: String,
+    /// `created_at` texts, made by the day.
+    times: MillisFormatter,
     summaries: Summaries,
 }
 
@@ -112,6 +116,8 @@ impl<'a> CommentWriter<'a> {
             files,
             clock: StrictClock::new(),
             current: None,
+            room: String::new(),
+            times: MillisFormatter::default(),
             summaries: Summaries::default(),
         }
     }
@@ -130,6 +136,7 @@ impl<'a> CommentWriter<'a> {
             // A new room: its own strictly increasing clock (the shift count runs on).
             self.clock.reset();
             self.current = Some(m.conversation);
+            self.room = room_unique_id(m.conversation);
         }
         // Only skips name the message; most messages never need this string.
         let id = || format!("{} message {}", m.conversation, m.id);
@@ -211,9 +218,15 @@ impl<'a> CommentWriter<'a> {
 
     /// Writes the comment rows of one message (several when it is split).
     fn emit(&mut self, m: &Message, creator: &str, text: &str, report: &mut Report) -> Result<()> {
-        let room = room_unique_id(m.conversation);
-        let base_id = comment_unique_id(&room, m);
-        let parts = split_for_qiscus(text);
+        let base_id = comment_unique_id(&self.room, m);
+        // Nearly every text fits one comment: no copy of it then.
+        let split;
+        let parts: &[&str] = if text.len() <= MAX_MESSAGE_BYTES {
+            std::slice::from_ref(&text)
+        } else {
+            split = split_for_qiscus(text);
+            &split.iter().map(String::as_str).collect::<Vec<_>>()
+        };
         for (i, part) in parts.iter().enumerate() {
             let at = self.clock.next(m.time.millis());
             let part_id;
@@ -229,8 +242,8 @@ impl<'a> CommentWriter<'a> {
                 kind: "text",
                 unique_id,
                 creator_email: creator,
-                room_unique_id: &room,
-                created_at: rfc3339_millis(at),
+                room_unique_id: &self.room,
+                created_at: self.times.format(at),
                 payload: None,
                 parent_comment_unique_id: "",
             };
@@ -267,12 +280,21 @@ fn mention_rewriter(catalog: &Catalog) -> TextRewriter {
 /// `<room id>-<export position>[-<Hipchat id>]`: unique because the export position is,
 /// stable for the same export, and traceable to the Hipchat message.
 pub fn comment_unique_id(room: &str, m: &Message) -> String {
-    let hipchat: String = m.id.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')).take(64).collect();
-    if hipchat.is_empty() || hipchat == "0" {
-        format!("{room}-{}", m.seq)
-    } else {
-        format!("{room}-{}-{hipchat}", m.seq)
+    // Kept characters are ASCII, so bytes can be filtered: no byte of a multi-byte
+    // character is ASCII. Built in one string (this runs for every comment).
+    let kept = || m.id.bytes().filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_')).take(64);
+    let mut id = String::with_capacity(room.len() + 24 + m.id.len().min(64));
+    id.push_str(room);
+    id.push('-');
+    id.push_str(itoa::Buffer::new().format(m.seq));
+    let mut hipchat = kept();
+    if let (Some(first), second) = (hipchat.next(), hipchat.next()) {
+        if !(first == b'0' && second.is_none()) {
+            id.push('-');
+            id.extend(kept().map(char::from));
+        }
     }
+    id
 }
 
 /// Parts of at most [`MAX_MESSAGE_CHARS`] characters and [`MAX_MESSAGE_BYTES`] UTF-8
@@ -320,6 +342,29 @@ mod tests {
     }
 
     proptest! {
+        /// The unique id: room, export position, then the Hipchat id's ASCII letters,
+        /// digits, `-` and `_` (at most 64), left out when none are left or only `0`.
+        #[test]
+        fn comment_ids_keep_the_safe_part_of_the_hipchat_id(id in prop_oneof![Just(String::new()), Just("0".to_string()), Just("00".to_string()), "\\PC{0,90}", "[a-z0-9_é-]{0,80}"], seq in 0u64..u64::MAX) {
+            let m = Message {
+                conversation: Conversation::Room(1),
+                id: id.clone(),
+                time: Timestamp(0),
+                seq,
+                sender: crate::model::Sender::default(),
+                text: String::new(),
+                kind: crate::model::MessageKind::User,
+                attachment: None,
+                mentions: vec![],
+                deleted: None,
+                metadata: None,
+                source: String::new(),
+            };
+            let safe: String = id.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')).take(64).collect();
+            let want = if safe.is_empty() || safe == "0" { format!("r-{seq}") } else { format!("r-{seq}-{safe}") };
+            prop_assert_eq!(comment_unique_id("r", &m), want);
+        }
+
         #[test]
         fn split_is_lossless_and_bounded(text in "\\PC{0,9000}") {
             let parts = split_for_qiscus(&text);

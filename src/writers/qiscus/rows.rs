@@ -85,7 +85,7 @@ pub struct CommentRow<'a> {
     pub room_unique_id: &'a str,
     /// RFC 3339 with milliseconds, strictly increasing within a room.
     #[serde(rename = "CreatedAt")]
-    pub created_at: String,
+    pub created_at: &'a str,
     /// `null` for `text`.
     #[serde(rename = "Payload")]
     pub payload: Option<serde_json::Value>,
@@ -105,6 +105,39 @@ pub fn rfc3339_millis(ms: i64) -> String {
     DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// [`rfc3339_millis`] for a stream of times that mostly fall on the same day (a
+/// room's comments): chrono makes the date once per day, the time of day is written
+/// here. chrono's full formatting per comment was 4 % of a Qiscus run.
+#[derive(Default)]
+pub struct MillisFormatter {
+    /// The day last formatted (days since 1970-01-01) and its text up to the `T`.
+    day: Option<(i64, String)>,
+    text: String,
+}
+
+impl MillisFormatter {
+    /// The same text as [`rfc3339_millis`]`(ms)`, valid until the next call.
+    pub fn format(&mut self, ms: i64) -> &str {
+        const DAY_MS: i64 = 86_400_000;
+        let (day, in_day) = (ms.div_euclid(DAY_MS), ms.rem_euclid(DAY_MS));
+        if DateTime::from_timestamp_millis(ms).is_none() {
+            self.text = rfc3339_millis(ms);
+            return &self.text;
+        }
+        if self.day.as_ref().is_none_or(|(d, _)| *d != day) {
+            let start = rfc3339_millis(ms - in_day);
+            let date = start.split_once('T').map_or(start.as_str(), |(date, _)| date).to_string();
+            self.day = Some((day, date));
+        }
+        let date = &self.day.as_ref().expect("just set").1;
+        let (h, m, s, milli) = (in_day / 3_600_000, in_day / 60_000 % 60, in_day / 1000 % 60, in_day % 1000);
+        self.text.clear();
+        use std::fmt::Write;
+        let _ = write!(self.text, "{date}T{h:02}:{m:02}:{s:02}.{milli:03}Z");
+        &self.text
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +150,9 @@ mod tests {
         assert_eq!(rfc3339_seconds(Timestamp(1_522_684_244_942_827)), "2018-04-02T15:50:44Z");
         assert_eq!(rfc3339_millis(1_522_684_244_942), "2018-04-02T15:50:44.942Z");
         assert_eq!(rfc3339_millis(1_522_684_244_000), "2018-04-02T15:50:44.000Z");
+        let mut f = MillisFormatter::default();
+        for ms in [1_522_684_244_942, 1_522_684_244_943, 0, -1, -86_400_000, -86_400_001, 86_399_999, 253_402_300_799_999, -62_135_596_800_000, i64::MAX, i64::MIN, 1_522_627_200_000] {
+            assert_eq!(f.format(ms), rfc3339_millis(ms), "{ms}");
+        }
     }
 }
