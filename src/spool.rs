@@ -40,7 +40,7 @@ use crate::error::{Error, ErrorKind, OutputContext, Result};
 use crate::model::{Conversation, Message};
 use crate::write_behind::WriteBehind;
 
-pub(crate) use record::{put_str, put_u64, Reader as FieldReader};
+pub(crate) use record::{blank as blank_message, put_str, put_u64, Reader as FieldReader};
 
 /// Bytes of serialized messages held in memory before a run is written.
 pub const DEFAULT_BUDGET: usize = 8 * 1024 * 1024;
@@ -607,17 +607,25 @@ impl SortedSpool {
 
     /// The next message in order.
     pub fn next_message(&mut self) -> Result<Option<Message>> {
+        let mut m = record::blank();
+        Ok(self.next_into(&mut m)?.then_some(m))
+    }
+
+    /// The next message in order, decoded into `m` (its memory reused); false
+    /// after the last.
+    pub fn next_into(&mut self, m: &mut Message) -> Result<bool> {
         let body = match &mut self.source {
             SpoolSource::Memory(sorted) => sorted.next_record()?.map(|(_, body)| body),
             SpoolSource::Ahead(ahead) => ahead.next_body()?,
         };
-        let Some(mut m) = body.map(record::decode).transpose()? else { return Ok(None) };
+        let Some(body) = body else { return Ok(false) };
+        record::decode_into(body, m)?;
         if let Some(files) = &self.files {
             let file = usize::try_from(m.seq >> 32).ok().filter(|f| *f < files.len()).ok_or_else(|| Error::new(ErrorKind::Other, format!("spool: message position {} names no history file", m.seq)))?;
             m.seq = files[file].0 + (m.seq & 0xFFFF_FFFF);
             self.last_file = file;
         }
-        Ok(Some(m))
+        Ok(true)
     }
 }
 

@@ -33,7 +33,7 @@ fn read(inputs: &[PathBuf], scratch: &Path, report: &mut Report) -> Export {
 fn drain(export: &mut Export, report: &mut Report) -> Vec<Message> {
     let mut out = Vec::new();
     while let Some(m) = export.messages.next(report).unwrap() {
-        out.push(m);
+        out.push(m.clone());
     }
     out
 }

@@ -22,9 +22,10 @@ use crate::spool::SortedSpool;
 /// sender, text and attachment at the same microsecond (as overlapping slices give).
 pub struct MessageStream {
     spool: SortedSpool,
+    /// The message handed out last; every message is decoded into it.
+    current: Message,
     files: Arc<FileStore>,
-    group: Option<(Conversation, Timestamp)>,
-    seen: Vec<(String, u64)>,
+    dedupe: Dedupe,
     filter: Option<(Filters, BTreeSet<u64>)>,
     delivered: u64,
     on_progress: Option<Box<dyn Fn(u64)>>,
@@ -32,7 +33,7 @@ pub struct MessageStream {
 
 impl MessageStream {
     pub(super) fn new(spool: SortedSpool, files: Arc<FileStore>) -> Self {
-        MessageStream { spool, files, group: None, seen: Vec::new(), filter: None, delivered: 0, on_progress: None }
+        MessageStream { spool, current: crate::spool::blank_message(), files, dedupe: Dedupe::default(), filter: None, delivered: 0, on_progress: None }
     }
 
     /// Calls `f` with the number of spool records consumed, every 1024 records.
@@ -51,21 +52,23 @@ impl MessageStream {
     }
 
     /// The next unique message, its attachment looked up in the export's files.
-    /// Duplicates and missing files are recorded in `report`.
-    pub fn next(&mut self, report: &mut Report) -> Result<Option<Message>> {
-        while let Some(mut m) = self.spool.next_message()? {
+    /// Duplicates and missing files are recorded in `report`. The message is lent:
+    /// the next call decodes the next one into the same memory.
+    pub fn next(&mut self, report: &mut Report) -> Result<Option<&Message>> {
+        while self.spool.next_into(&mut self.current)? {
             self.delivered += 1;
             if self.delivered % 1024 == 0 {
                 if let Some(f) = &self.on_progress {
                     f(self.delivered);
                 }
             }
-            if self.is_duplicate(&m) {
-                report.skip(Entity::Message, format!("{} id {}", m.conversation, m.id), SkipReason::Duplicate, format!("second copy (in {})", self.spool.last_source(&m)));
+            let m = &self.current;
+            if self.dedupe.is_duplicate(m) {
+                report.skip(Entity::Message, format!("{} id {}", m.conversation, m.id), SkipReason::Duplicate, format!("second copy (in {})", self.spool.last_source(m)));
                 continue;
             }
             if let Some((filters, rooms)) = &self.filter {
-                if let Some(why) = filters.rejects(&m, &|id| rooms.contains(&id)) {
+                if let Some(why) = filters.rejects(m, &|id| rooms.contains(&id)) {
                     if m.attachment.is_some() {
                         report.input(Entity::Attachment);
                         report.skip(Entity::Attachment, format!("{} message {}", m.conversation, m.id), SkipReason::Filtered, why);
@@ -75,24 +78,35 @@ impl MessageStream {
                 }
             }
             let no_files = self.filter.as_ref().is_some_and(|(f, _)| f.no_files);
+            let m = &mut self.current;
             if let Some(a) = m.attachment.as_mut() {
                 report.input(Entity::Attachment);
                 if no_files {
                     a.file = None;
                     a.thumbnail = None;
                     report.skip(Entity::Attachment, format!("{} message {}", m.conversation, m.id), SkipReason::Filtered, "--no-files");
-                    return Ok(Some(m));
+                    return Ok(Some(&self.current));
                 }
                 resolve_attachment(&self.files, m.conversation, m.sender.id, a)?;
                 if a.file.is_none() {
                     report.skip(Entity::Attachment, format!("{} message {}", m.conversation, m.id), SkipReason::MissingFile, format!("{} is not in the export", a.declared_path));
                 }
             }
-            return Ok(Some(m));
+            return Ok(Some(&self.current));
         }
         Ok(None)
     }
+}
 
+/// The copies seen at one (conversation, time): a message is a copy when one with
+/// its id and fingerprint was seen there before.
+#[derive(Default)]
+struct Dedupe {
+    group: Option<(Conversation, Timestamp)>,
+    seen: Vec<(String, u64)>,
+}
+
+impl Dedupe {
     fn is_duplicate(&mut self, m: &Message) -> bool {
         let group = (m.conversation, m.time);
         if self.group != Some(group) {
