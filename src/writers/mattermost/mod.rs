@@ -110,7 +110,7 @@ pub fn write(export: &mut Export, out: &Path, opts: &WriterOptions, report: &mut
     write_users(export, &dir, deactivated_at, &mut sink, report)?;
     let mut posts = PostWriter::new(&dir, &export.catalog.conversations, settings.max_post_runes);
     while let Some(m) = export.messages.next(report)? {
-        posts.message(&m, &mut sink, report)?;
+        posts.message(m, &mut sink, report)?;
     }
     posts.finish(&mut sink)?;
     report.add_extra("mattermost_lines", sink.lines());

@@ -194,12 +194,12 @@ pub fn write_messages(export: &mut Export, out: &Path, ctx: &mut MessageContext,
     let mut files = MessageFiles::new(out);
     let mut totals = MessageTotals::default();
     while let Some(m) = export.messages.next(report)? {
-        if let Some(reason) = skip_reason(&m, ctx.plan) {
-            skip_message(&m, reason, report);
+        if let Some(reason) = skip_reason(m, ctx.plan) {
+            skip_message(m, reason, report);
             continue;
         }
         let before = files.next_user_message;
-        let parts = convert_message(&m, ctx, &mut files, report)?;
+        let parts = convert_message(m, ctx, &mut files, report)?;
         totals.rows += parts;
         totals.user_message_rows += files.next_user_message - before;
         report.written(Entity::Message);

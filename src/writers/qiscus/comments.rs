@@ -125,7 +125,7 @@ impl<'a> CommentWriter<'a> {
     /// Drains the export's messages; returns the per-conversation summaries and the files written.
     pub fn run(mut self, export: &mut Export, report: &mut Report) -> Result<(Summaries, Vec<FileSummary>)> {
         while let Some(m) = export.messages.next(report)? {
-            self.message(&export.catalog, &m, report)?;
+            self.message(&export.catalog, m, report)?;
         }
         report.add_extra("qiscus_created_at_shifted", self.clock.shifted);
         Ok((self.summaries, self.arrays.finish()?))
