@@ -118,11 +118,14 @@ pub fn read_slices(inputs: &[PathBuf], opts: ReadOptions, report: &mut Report) -
             files = FileStore::folder(only, &files);
         }
     }
+    // The history threads share the spool's memory budget, so peak memory does not
+    // depend on how many there are.
+    let workers = history::worker_count();
     let mut histories = Vec::new();
-    for i in 0..history::worker_count() {
+    for i in 0..workers {
         let dir = opts.spool_dir.join(format!("history-{i}"));
         crate::output::create_dirs_below(&opts.spool_dir, &dir).map_err(|e| crate::error::Error::output(&dir, e))?;
-        histories.push(History::new(SpoolWriter::new(&dir, opts.spool_budget), opts.skip_damaged));
+        histories.push(History::new(SpoolWriter::new(&dir, opts.spool_budget / workers), opts.skip_damaged));
     }
     let mut reader = Reader {
         history: Some(HistoryReader::start(histories)?),
