@@ -16,7 +16,7 @@ use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use flate2::write::DeflateEncoder;
-use flate2::{Compression, Crc};
+use flate2::{Compression, CrcReader};
 
 use crate::files::write_at;
 
@@ -147,25 +147,12 @@ impl ZipStream {
         let offset = self.offset();
         let zip64 = size >= self.zip64_from;
         self.write_local_header(name, Method::Stored, 0, size, size, zip64)?;
-        let mut crc = Crc::new();
-        let mut copied = 0u64;
-        let mut buf = [0u8; 64 * 1024];
-        loop {
-            let n = match input.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            crc.update(&buf[..n]);
-            self.write(&buf[..n])?;
-            copied += n as u64;
-        }
-        if copied != size {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{name}: expected {size} bytes, read {copied}")));
-        }
-        self.patch(offset + 14, &crc.sum().to_le_bytes())?;
-        self.note(Entry { name, method: Method::Stored, crc: crc.sum(), compressed: size, size, offset })
+        let mut input = CrcReader::new(input);
+        let copied = io::copy(&mut input, &mut Appender(self))?;
+        expect_size(name, size, copied)?;
+        let crc = input.crc().sum();
+        self.patch(offset + 14, &crc.to_le_bytes())?;
+        self.note(Entry { name, method: Method::Stored, crc, compressed: size, size, offset })
     }
 
     /// Adds the entry `name` with `size` bytes read from `input`, deflated on the
@@ -176,33 +163,20 @@ impl ZipStream {
         let zip64 = deflate_bound(size) >= self.zip64_from;
         self.write_local_header(name, Method::Deflated, 0, 0, size, zip64)?;
         let start = self.offset();
-        let mut crc = Crc::new();
+        let mut input = CrcReader::new(input);
         let mut encoder = DeflateEncoder::new(Appender(self), Compression::default());
-        let mut copied = 0u64;
-        let mut buf = [0u8; 64 * 1024];
-        loop {
-            let n = match input.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            crc.update(&buf[..n]);
-            encoder.write_all(&buf[..n])?;
-            copied += n as u64;
-        }
+        let copied = io::copy(&mut input, &mut encoder)?;
         encoder.finish()?;
-        if copied != size {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{name}: expected {size} bytes, read {copied}")));
-        }
+        expect_size(name, size, copied)?;
+        let crc = input.crc().sum();
         let compressed = self.offset() - start;
-        self.patch(offset + 14, &crc.sum().to_le_bytes())?;
+        self.patch(offset + 14, &crc.to_le_bytes())?;
         if zip64 {
             self.patch(offset + 30 + name.len() as u64 + 12, &compressed.to_le_bytes())?;
         } else {
             self.patch(offset + 18, &(compressed as u32).to_le_bytes())?;
         }
-        self.note(Entry { name, method: Method::Deflated, crc: crc.sum(), compressed, size, offset })
+        self.note(Entry { name, method: Method::Deflated, crc, compressed, size, offset })
     }
 
     /// Writes the central directory and the end records, and flushes.
@@ -318,7 +292,15 @@ fn deflate_bound(size: u64) -> u64 {
     size + (size / 16_384 + 1) * 5 + 64
 }
 
-/// Lets the encoder write into the zip's buffer.
+/// An entry whose input held another number of bytes than announced.
+fn expect_size(name: &str, size: u64, copied: u64) -> io::Result<()> {
+    if copied == size {
+        return Ok(());
+    }
+    Err(io::Error::new(io::ErrorKind::InvalidData, format!("{name}: expected {size} bytes, read {copied}")))
+}
+
+/// Lets an entry's bytes (or its encoder) write into the zip's buffer.
 struct Appender<'a>(&'a mut ZipStream);
 
 impl Write for Appender<'_> {
