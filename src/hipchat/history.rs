@@ -35,6 +35,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{self, Read};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -52,6 +53,12 @@ const FEED_QUEUE: usize = 4;
 /// Skip events sent back in one message at most (a file of broken elements must
 /// not pile its events up in memory).
 const EVENT_BATCH: usize = 1000;
+/// Event batches a history thread sends for a file whose turn in the report has not
+/// come (an earlier file is still being parsed elsewhere) before it waits for that
+/// turn: the reader thread applies events in file order only, so without a bound a
+/// file of millions of broken elements would pile all its skips up in memory.
+const BATCHES_AHEAD: usize = 4;
+
 /// History threads at most. Two use the second core of a two-core machine; each
 /// more would add a spool buffer's memory for a core that is rarely there.
 pub const MAX_WORKERS: usize = 2;
@@ -286,6 +293,54 @@ enum Out {
     Done(Result<()>),
 }
 
+/// Which files are parsed: every file below `prefix`, and those in `ahead`. Shared
+/// by the history threads, which update it themselves (never through the reader
+/// thread), so a thread waiting for its turn only waits on other history threads,
+/// which have every byte of the earlier files already.
+#[derive(Default)]
+struct Turns {
+    state: Mutex<TurnState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct TurnState {
+    prefix: u64,
+    ahead: BTreeSet<u64>,
+    /// The reader thread is gone: nobody waits any more.
+    hung_up: bool,
+}
+
+impl Turns {
+    /// Records that `file` is parsed.
+    fn done(&self, file: u64) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.ahead.insert(file);
+        loop {
+            let next = s.prefix;
+            if !s.ahead.remove(&next) {
+                break;
+            }
+            s.prefix += 1;
+        }
+        self.changed.notify_all();
+    }
+
+    /// Waits until every file before `file` is parsed; false if the reader hung up.
+    fn wait_for(&self, file: u64) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        while s.prefix < file && !s.hung_up {
+            s = self.changed.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+        !s.hung_up
+    }
+
+    fn hang_up(&self) {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).hung_up = true;
+        self.changed.notify_all();
+    }
+}
+
 /// One history thread, as the reader thread sees it.
 struct Worker {
     feed: Option<SyncSender<Feed>>,
@@ -312,27 +367,30 @@ pub struct HistoryReader {
     failed: Option<Error>,
     /// Tests: file `i` goes to worker `i mod n`, to pin which thread reads what.
     round_robin: bool,
+    turns: Arc<Turns>,
 }
 
 impl HistoryReader {
     /// Starts one history thread per state in `histories` (at least one).
     pub fn start(histories: Vec<History>) -> Result<Self> {
         let (spare_tx, spare_rx) = channel();
+        let turns = Arc::new(Turns::default());
         let mut workers = Vec::with_capacity(histories.len());
         for history in histories {
             let (feed, feed_rx) = sync_channel(FEED_QUEUE);
             let (results_tx, results) = channel();
             let spare_tx = spare_tx.clone();
+            let turns = Arc::clone(&turns);
             let handle = std::thread::Builder::new()
                 .name("hcconv-history".into())
-                .spawn(move || serve(history, feed_rx, results_tx, spare_tx))
+                .spawn(move || serve(history, feed_rx, results_tx, spare_tx, &turns))
                 .map_err(|e| Error::new(ErrorKind::Other, format!("cannot start a history thread: {e}")))?;
             workers.push(Worker { feed: Some(feed), results, handle: Some(handle), queued: 0 });
         }
         if workers.is_empty() {
             return Err(Error::new(ErrorKind::Other, "no history thread to start"));
         }
-        Ok(HistoryReader { workers, order: VecDeque::new(), files: 0, spare_rx, spare: Vec::new(), failed: None, round_robin: false })
+        Ok(HistoryReader { workers, order: VecDeque::new(), files: 0, spare_rx, spare: Vec::new(), failed: None, round_robin: false, turns })
     }
 
     /// Hands the history file `path`, read from `reader`, to the history thread
@@ -462,6 +520,7 @@ impl HistoryReader {
 impl Drop for HistoryReader {
     /// On an early return (an error elsewhere), hangs up and lets the threads end.
     fn drop(&mut self) {
+        self.turns.hang_up();
         for worker in &mut self.workers {
             worker.feed = None;
         }
@@ -494,19 +553,27 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> (usize, Option<io::Error
 }
 
 /// A history thread: one file after another until the reader hangs up.
-fn serve(mut history: History, feed: Receiver<Feed>, results: Sender<Out>, spares: Sender<Vec<u8>>) -> History {
+fn serve(mut history: History, feed: Receiver<Feed>, results: Sender<Out>, spares: Sender<Vec<u8>>, turns: &Turns) -> History {
     while let Ok(first) = feed.recv() {
         let Feed::Start { path, origin, file } = first else { continue };
         let mut chunks = ChunkReader { feed: &feed, spares: &spares, chunk: Vec::new(), pos: 0, ended: false, hung_up: false };
         let mut pending = Vec::new();
+        let mut sent = 0;
         let outcome = history.read_file(&path, origin, file, &mut chunks, &mut |event| {
             pending.push(event);
             if pending.len() >= EVENT_BATCH {
+                // Past a few batches, wait until this file's events are next in the
+                // report, so the reader thread takes them as they come.
+                if sent == BATCHES_AHEAD && !turns.wait_for(file) {
+                    return Err(helper_stopped());
+                }
+                sent += 1;
                 let batch = std::mem::take(&mut pending);
                 results.send(Out::Events(batch)).map_err(|_| helper_stopped())?;
             }
             Ok(())
         });
+        turns.done(file);
         // A file that stopped early (an error) skips the rest of its chunks.
         if !chunks.ended && !chunks.hung_up {
             while let Ok(next) = feed.recv() {
@@ -699,6 +766,38 @@ mod tests {
             assert_eq!(report.counts_of(Entity::Message), inline_report.counts_of(Entity::Message));
             assert_eq!(spooled(threaded), want, "round robin: {round_robin}");
         }
+    }
+
+    /// A file of thousands of broken elements behind a long file on the other
+    /// thread: its skips wait for their turn (a bounded number of batches ahead),
+    /// the run neither hangs nor loses or reorders one.
+    #[test]
+    fn a_broken_file_behind_a_long_one_keeps_its_skips_in_order() {
+        let broken = format!("[{}]", vec!["1"; 20 * EVENT_BATCH].join(",")).into_bytes();
+        let files: Files = vec![
+            ("rooms/1/history.json".into(), Origin::Room(1), room_file(20_000)),
+            ("rooms/2/history.json".into(), Origin::Room(2), broken),
+            ("rooms/3/history.json".into(), Origin::Room(3), room_file(10)),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let (_, inline_report) = read_inline(&files, &dir.path().join("inline"));
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        let report = within_a_minute(move || {
+            let mut report = Report::new();
+            let mut reader = HistoryReader::start(vec![history(&a, false), history(&b, false)]).unwrap();
+            reader.round_robin = true;
+            for (path, origin, bytes) in &files {
+                reader.read_file(path, *origin, &bytes[..], &mut report).unwrap();
+            }
+            reader.finish(&mut report).unwrap();
+            report
+        });
+        assert_eq!(report.skipped_for(Entity::Message, SkipReason::Malformed), 20 * EVENT_BATCH as u64);
+        let ids = |r: &Report| r.skipped.iter().map(|s| s.unwrap().id).collect::<Vec<_>>();
+        assert_eq!(ids(&report), ids(&inline_report));
+        assert_eq!(report.counts_of(Entity::Message), inline_report.counts_of(Entity::Message));
     }
 
     #[test]
