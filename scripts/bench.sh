@@ -62,10 +62,14 @@ for n in "${sizes[@]}"; do
   for ((i = 0; i < repeat; i++)); do
     rm -rf "$work/base" && mkdir -p "$work/base"
     read -r w r < <(measure bash -c "openssl enc -d -aes-256-cbc -md md5 -pass file:'$pw' -in '$export_file' | tar xz -C '$work/base'")
+    rm -rf "$work/base"
     walls[baseline]+="$w "; rsss[baseline]=$r
     for t in "${targets[@]}"; do
       rm -rf "$work/out-$t"
       read -r w r < <(measure "$bin" "$export_file" --to "$t" -o "$work/out-$t" --password-file "$pw" --quiet $(target_flags "$t"))
+      # Outputs live in memory (/dev/shm): keep none beside the next run (Pixtoome
+      # writes 8.6 GB at 5M), so every run starts with the same free memory.
+      rm -rf "$work/out-$t"
       walls[$t]+="$w "; rsss[$t]="${rsss[$t]:-0}"; [ "$r" -gt "${rsss[$t]}" ] && rsss[$t]=$r
     done
   done
