@@ -7,6 +7,7 @@
 //! what every stage converted and skipped; [`error`] maps failures to exit codes.
 
 pub mod archive;
+pub mod chunks;
 pub mod cli;
 pub mod convert;
 pub mod error;

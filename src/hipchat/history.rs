@@ -38,6 +38,7 @@ use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
+use crate::chunks::{read_full, ChunkCursor};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Conversation, Message, MessageKind, RoomId, Timestamp, UserId};
 use crate::report::{Entity, Event, Report, SkipReason};
@@ -536,27 +537,11 @@ fn helper_stopped() -> Error {
     Error::new(ErrorKind::Other, "the history thread stopped unexpectedly")
 }
 
-/// Reads until `buf` is full or the entry ends, so each chunk is a full one (the
-/// entry reader returns a few kilobytes at a time). Returns the bytes read and,
-/// if reading failed, the error, which goes after those bytes.
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> (usize, Option<io::Error>) {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return (filled, Some(e)),
-        }
-    }
-    (filled, None)
-}
-
 /// A history thread: one file after another until the reader hangs up.
 fn serve(mut history: History, feed: Receiver<Feed>, results: Sender<Out>, spares: Sender<Vec<u8>>, turns: &Turns) -> History {
     while let Ok(first) = feed.recv() {
         let Feed::Start { path, origin, file } = first else { continue };
-        let mut chunks = ChunkReader { feed: &feed, spares: &spares, chunk: Vec::new(), pos: 0, ended: false, hung_up: false };
+        let mut chunks = ChunkReader { feed: &feed, spares: &spares, cursor: ChunkCursor::default(), ended: false, hung_up: false };
         let mut pending = Vec::new();
         let mut sent = 0;
         let outcome = history.read_file(&path, origin, file, &mut chunks, &mut |event| {
@@ -593,8 +578,7 @@ fn serve(mut history: History, feed: Receiver<Feed>, results: Sender<Out>, spare
 struct ChunkReader<'a> {
     feed: &'a Receiver<Feed>,
     spares: &'a Sender<Vec<u8>>,
-    chunk: Vec<u8>,
-    pos: usize,
+    cursor: ChunkCursor,
     /// `End` was received.
     ended: bool,
     /// The reader thread is gone.
@@ -603,30 +587,24 @@ struct ChunkReader<'a> {
 
 impl Read for ChunkReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.chunk.len() {
-            if self.ended {
-                return Ok(0);
+        let (feed, spares, ended, hung_up) = (self.feed, self.spares, &mut self.ended, &mut self.hung_up);
+        let next = || loop {
+            if *ended {
+                return Ok(None);
             }
-            match self.feed.recv() {
-                Ok(Feed::Chunk(bytes)) => {
-                    let used = std::mem::replace(&mut self.chunk, bytes);
-                    self.pos = 0;
-                    if used.capacity() > 0 {
-                        let _ = self.spares.send(used);
-                    }
-                }
+            match feed.recv() {
+                Ok(Feed::Chunk(bytes)) => return Ok(Some(bytes)),
                 Ok(Feed::Failed(e)) => return Err(e),
-                Ok(Feed::End) => self.ended = true,
+                Ok(Feed::End) => *ended = true,
                 Ok(Feed::Start { .. }) | Err(_) => {
-                    self.hung_up = true;
+                    *hung_up = true;
                     return Err(io::Error::other("the reader thread stopped"));
                 }
             }
-        }
-        let n = buf.len().min(self.chunk.len() - self.pos);
-        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+        };
+        self.cursor.read(buf, next, |used| {
+            let _ = spares.send(used);
+        })
     }
 }
 
