@@ -494,6 +494,16 @@ pub fn position(file: u64, element: u64) -> Option<u64> {
     (file < 1 << 32 && element < 1 << 32).then_some((file << 32) | element)
 }
 
+/// One history file as the spool counts positions with it: how many elements it
+/// held and its path (the default for a file another history thread read).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HistoryFile {
+    /// Elements read from it.
+    pub elements: u64,
+    /// Its archive path.
+    pub path: String,
+}
+
 /// Collects messages; call [`SpoolWriter::finish`] to get them back sorted.
 pub struct SpoolWriter {
     sort: ExternalSort<SortKey>,
@@ -580,16 +590,15 @@ impl SortedSpool {
     /// history files instead, from the number of elements each file held; with
     /// the files' paths, [`SortedSpool::last_source`] names a message's file (the
     /// history threads leave [`Message::source`] empty: a sixth of a record).
-    pub fn count_positions(mut self, file_elements: &[u64], file_paths: &[String]) -> Self {
+    pub fn count_positions(mut self, files: &[HistoryFile]) -> Self {
         let mut before = 0u64;
         self.files = Some(
-            file_elements
+            files
                 .iter()
-                .zip(file_paths.iter().cloned().chain(std::iter::repeat(String::new())))
-                .map(|(n, path)| {
+                .map(|f| {
                     let start = before;
-                    before += n;
-                    (start, path)
+                    before += f.elements;
+                    (start, f.path.clone())
                 })
                 .collect(),
         );

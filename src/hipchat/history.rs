@@ -42,7 +42,7 @@ use crate::chunks::{read_full, ChunkCursor};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Conversation, Message, MessageKind, RoomId, Timestamp, UserId};
 use crate::report::{Entity, Event, Report, SkipReason};
-use crate::spool::{position, SpoolWriter};
+use crate::spool::{position, HistoryFile, SpoolWriter};
 
 use super::json;
 use super::messages::{self, Origin, Parsed};
@@ -76,12 +76,10 @@ pub struct History {
     pub spool: SpoolWriter,
     /// Damaged files become a skip instead of an error (`--skip-damaged`).
     skip_damaged: bool,
-    /// Elements read per history file, by file number (0 for files another thread
-    /// read); the sorted spool counts positions with them.
-    pub file_elements: Vec<u64>,
-    /// Each history file's path, by file number (empty for files another thread
-    /// read): the sorted spool names the file of each message from them.
-    pub file_paths: Vec<String>,
+    /// Each history file's element count and path, by file number (empty for files
+    /// another thread read): the sorted spool counts positions and names each
+    /// message's file with them.
+    pub files: Vec<HistoryFile>,
     /// Raw messages per kind, before de-duplication.
     pub raw_kinds: BTreeMap<String, u64>,
     /// Undocumented `Kind.field` names and how often they appeared.
@@ -113,8 +111,7 @@ impl History {
         History {
             spool,
             skip_damaged,
-            file_elements: Vec::new(),
-            file_paths: Vec::new(),
+            files: Vec::new(),
             raw_kinds: BTreeMap::new(),
             unknown_fields: BTreeMap::new(),
             first_message: None,
@@ -160,12 +157,10 @@ impl History {
         });
         events(Event::Input(Entity::Message, inputs))?;
         let slot = usize::try_from(file).map_err(|_| Error::input(path, "too many history files"))?;
-        if self.file_elements.len() <= slot {
-            self.file_elements.resize(slot + 1, 0);
-            self.file_paths.resize(slot + 1, String::new());
+        if self.files.len() <= slot {
+            self.files.resize(slot + 1, HistoryFile::default());
         }
-        self.file_elements[slot] = index;
-        self.file_paths[slot] = path.to_string();
+        self.files[slot] = HistoryFile { elements: index, path: path.to_string() };
         match outcome {
             Err(e) if self.skip_damaged && e.kind() == ErrorKind::Input => {
                 let detail = format!("{e}; the {index} messages before the damage were kept, the rest of the file is lost");
@@ -217,17 +212,12 @@ impl History {
     /// the export, so the result is the same in whatever order threads are merged.
     pub fn merge(&mut self, other: History) -> Result<()> {
         self.spool.absorb(other.spool)?;
-        if self.file_elements.len() < other.file_elements.len() {
-            self.file_elements.resize(other.file_elements.len(), 0);
+        // Each file was read by one thread: the other holds a default in its place.
+        if self.files.len() < other.files.len() {
+            self.files.resize(other.files.len(), HistoryFile::default());
         }
-        for (mine, theirs) in self.file_elements.iter_mut().zip(other.file_elements) {
-            *mine += theirs;
-        }
-        if self.file_paths.len() < other.file_paths.len() {
-            self.file_paths.resize(other.file_paths.len(), String::new());
-        }
-        for (mine, theirs) in self.file_paths.iter_mut().zip(other.file_paths) {
-            if mine.is_empty() {
+        for (mine, theirs) in self.files.iter_mut().zip(other.files) {
+            if *mine == HistoryFile::default() {
                 *mine = theirs;
             }
         }
@@ -268,7 +258,7 @@ impl History {
     /// Elements read over all files.
     #[cfg(test)]
     fn elements(&self) -> u64 {
-        self.file_elements.iter().sum()
+        self.files.iter().map(|f| f.elements).sum()
     }
 }
 
@@ -483,8 +473,7 @@ impl HistoryReader {
         }
         let mut history = merged.expect("at least one worker");
         let files = usize::try_from(self.files).map_err(|_| Error::new(ErrorKind::Other, "too many history files"))?;
-        history.file_elements.resize(files, 0);
-        history.file_paths.resize(files, String::new());
+        history.files.resize(files, HistoryFile::default());
         Ok(history)
     }
 
@@ -671,7 +660,7 @@ mod tests {
 
     /// Every message of a sorted spool, positions counted over all files.
     fn spooled(h: History) -> Vec<Message> {
-        let mut sorted = h.spool.finish().unwrap().count_positions(&h.file_elements, &h.file_paths);
+        let mut sorted = h.spool.finish().unwrap().count_positions(&h.files);
         std::iter::from_fn(|| sorted.next_message().unwrap()).collect()
     }
 
@@ -732,7 +721,7 @@ mod tests {
                 }
                 (reader.finish(&mut report).unwrap(), report)
             });
-            assert_eq!(threaded.file_elements, inline.file_elements);
+            assert_eq!(threaded.files, inline.files);
             assert_eq!(threaded.raw_kinds, inline.raw_kinds);
             assert_eq!(threaded.room_posters, inline.room_posters);
             assert_eq!(threaded.sender_names, inline.sender_names);

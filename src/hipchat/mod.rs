@@ -348,7 +348,7 @@ impl Reader {
         self.catalog.users = self.users;
         self.catalog.rooms = self.rooms;
         let files = Arc::new(self.files);
-        let spool = history.spool.finish()?.count_positions(&history.file_elements, &history.file_paths);
+        let spool = history.spool.finish()?.count_positions(&history.files);
         Ok(Export { catalog: self.catalog, messages: MessageStream::new(spool, Arc::clone(&files)), files, stats: self.stats, scratch: self.scratch })
     }
 
