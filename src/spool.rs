@@ -112,6 +112,12 @@ impl<K: RunKey> ExternalSort<K> {
     /// Adds a record whose body `write_body` appends to the buffer it is given
     /// (nothing else is allocated). A failed body leaves no trace.
     pub fn push(&mut self, key: K, write_body: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<()> {
+        if self.bodies.capacity() == 0 {
+            // The buffer fills to about the budget anyway; growing it by doubling
+            // touches twice the memory and copies it (perf: a fifth of a 50k run's
+            // page faults). Pages are only faulted in as records arrive.
+            self.bodies.reserve(self.budget);
+        }
         let start = self.bodies.len();
         if let Err(e) = write_body(&mut self.bodies) {
             self.bodies.truncate(start);

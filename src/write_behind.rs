@@ -34,6 +34,8 @@ pub type Task = Box<dyn FnOnce() -> io::Result<()> + Send>;
 enum Job {
     Write { file: Arc<File>, data: Vec<u8>, status: Arc<Status> },
     Run { task: Task, status: Arc<Status> },
+    /// Small tasks gathered by [`run_behind_batched`], run in order.
+    Batch(Vec<(Task, Arc<Status>)>),
     /// Answered once every job queued before it is done.
     Barrier(SyncSender<()>),
 }
@@ -67,16 +69,54 @@ fn serve(jobs: Receiver<Job>) {
                     }
                 }
             }
-            Job::Run { task, status } => {
-                if let Err(e) = task() {
-                    status.error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
-                }
-            }
+            Job::Run { task, status } => run_task(task, &status),
+            Job::Batch(tasks) => tasks.into_iter().for_each(|(task, status)| run_task(task, &status)),
             Job::Barrier(done) => {
                 let _ = done.send(());
             }
         }
     }
+}
+
+fn run_task(task: Task, status: &Status) {
+    if let Err(e) = task() {
+        status.error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+    }
+}
+
+/// Tasks queued by [`run_behind_batched`] but not yet sent to the helper.
+fn batch() -> &'static Mutex<Vec<(Task, Arc<Status>)>> {
+    static BATCH: Mutex<Vec<(Task, Arc<Status>)>> = Mutex::new(Vec::new());
+    &BATCH
+}
+
+/// Small tasks gathered before they go to the helper as one job. Every job may
+/// have to wake the helper, and a wake-up costs about 6 µs on the benchmark VM
+/// (perf: 30 ms of the main thread's time for the 5000 attachment copies of a
+/// 500k Qiscus run).
+const TASK_BATCH: usize = 32;
+
+/// Sends `job`, after the batched tasks queued before it, so the helper sees
+/// every job in the order it was queued.
+fn submit(job: Job) -> io::Result<()> {
+    let mut pending = batch().lock().unwrap_or_else(|p| p.into_inner());
+    send_batch(&mut pending)?;
+    helper().send(job).map_err(|_| helper_gone())
+}
+
+/// Sends the gathered tasks, if any. If the helper is gone, each task's status
+/// records that, so none of them reads as done.
+fn send_batch(pending: &mut Vec<(Task, Arc<Status>)>) -> io::Result<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    if let Err(std::sync::mpsc::SendError(Job::Batch(tasks))) = helper().send(Job::Batch(std::mem::take(pending))) {
+        for (_, status) in tasks {
+            status.error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(helper_gone);
+        }
+        return Err(helper_gone());
+    }
+    Ok(())
 }
 
 /// Buffers the helper is done with, for reuse: a fresh 256 KiB buffer per chunk
@@ -136,8 +176,7 @@ impl WriteBehind {
 
     fn send(&mut self, data: Vec<u8>) -> io::Result<()> {
         self.take_error()?;
-        let job = Job::Write { file: Arc::clone(&self.file), data, status: Arc::clone(&self.status) };
-        helper().send(job).map_err(|_| helper_gone())
+        submit(Job::Write { file: Arc::clone(&self.file), data, status: Arc::clone(&self.status) })
     }
 
     /// The helper's first error on this file. It stays recorded (the helper drops
@@ -178,7 +217,7 @@ impl Write for WriteBehind {
     fn flush(&mut self) -> io::Result<()> {
         self.send_buffer()?;
         let (done, wait) = sync_channel(1);
-        helper().send(Job::Barrier(done)).map_err(|_| helper_gone())?;
+        submit(Job::Barrier(done))?;
         wait.recv().map_err(|_| helper_gone())?;
         self.take_error()
     }
@@ -218,7 +257,21 @@ impl Drop for WriteBehind {
 /// returned [`Closing`] tells later how it went.
 pub fn run_behind(task: Task) -> io::Result<Closing> {
     let status = Arc::new(Status::default());
-    helper().send(Job::Run { task, status: Arc::clone(&status) }).map_err(|_| helper_gone())?;
+    submit(Job::Run { task, status: Arc::clone(&status) })?;
+    Ok(Closing { status })
+}
+
+/// [`run_behind`] for small tasks (a file copy or link): they go to the helper
+/// [`TASK_BATCH`] at a time, or sooner when any other job is queued after them
+/// ([`PendingFiles::wait_all`] does that), still in order with every other job.
+/// Not for tasks that hold much memory: up to a batch of them waits here.
+pub fn run_behind_batched(task: Task) -> io::Result<Closing> {
+    let status = Arc::new(Status::default());
+    let mut pending = batch().lock().unwrap_or_else(|p| p.into_inner());
+    pending.push((task, Arc::clone(&status)));
+    if pending.len() >= TASK_BATCH {
+        send_batch(&mut pending)?;
+    }
     Ok(Closing { status })
 }
 
@@ -244,7 +297,7 @@ impl Closing {
 
 /// Files closed but perhaps not yet written, each with a label for its errors
 /// (usually its path). Finished ones are dropped as new ones arrive, so this holds
-/// at most about [`QUEUE`] entries whatever the number of files.
+/// at most about [`QUEUE`] + [`TASK_BATCH`] entries whatever the number of files.
 #[derive(Default)]
 pub struct PendingFiles<L> {
     pending: Vec<(L, Closing)>,
@@ -269,7 +322,7 @@ impl<L> PendingFiles<L> {
             return Ok(());
         }
         let (done, wait) = sync_channel(1);
-        if helper().send(Job::Barrier(done)).is_err() || wait.recv().is_err() {
+        if submit(Job::Barrier(done)).is_err() || wait.recv().is_err() {
             let (label, _) = self.pending.remove(0);
             return Err((label, helper_gone()));
         }
@@ -367,6 +420,33 @@ mod tests {
         let waited = pending.wait_all();
         let (label, err) = pushed.err().or(waited.err()).expect("the error surfaces at push or wait_all");
         assert_eq!((label, err.raw_os_error()), ("full", Some(28)));
+    }
+
+    /// Batched tasks run in the order they were queued among the other jobs (a task
+    /// sees the file closed before it), none is lost at the end of a partial batch,
+    /// and a failed one is named by `wait_all`.
+    #[test]
+    fn batched_tasks_keep_their_place_and_their_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut pending = PendingFiles::default();
+        let n = TASK_BATCH * 2 + 5;
+        for i in 0..n {
+            let src = dir.path().join(format!("src-{i}"));
+            let mut w = WriteBehind::new(File::create(&src).unwrap());
+            w.write_all(format!("file {i}").as_bytes()).unwrap();
+            pending.push(src.clone(), w.close().unwrap()).unwrap();
+            // The task copies the file just closed: it must run after its write.
+            let dest = dir.path().join(format!("dest-{i}"));
+            let task: Task = Box::new(move || std::fs::copy(&src, &dest).map(|_| ()));
+            pending.push(dir.path().join(format!("dest-{i}")), run_behind_batched(task).unwrap()).unwrap();
+        }
+        let failing: Task = Box::new(|| Err(io::Error::other("no room")));
+        pending.push(dir.path().join("failing"), run_behind_batched(failing).unwrap()).unwrap();
+        let (label, err) = pending.wait_all().expect_err("the failed task is reported");
+        assert_eq!((label, err.to_string()), (dir.path().join("failing"), "no room".to_string()));
+        for i in 0..n {
+            assert_eq!(std::fs::read_to_string(dir.path().join(format!("dest-{i}"))).unwrap(), format!("file {i}"));
+        }
     }
 
     #[cfg(target_os = "linux")]

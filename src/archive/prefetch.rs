@@ -29,7 +29,9 @@ where
     let (full_tx, full_rx) = sync_channel::<io::Result<Vec<u8>>>(DEPTH);
     let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(DEPTH + 2);
     std::thread::scope(|scope| {
-        scope.spawn(move || fill(source, &full_tx, &empty_rx));
+        // Named, so profilers and `top -H` tell it from the reader thread; like
+        // `scope.spawn`, a thread that cannot start is a panic.
+        std::thread::Builder::new().name("hcconv-unpack".into()).spawn_scoped(scope, move || fill(source, &full_tx, &empty_rx)).expect("cannot start the unpacking thread");
         let mut reader = AheadReader { full: full_rx, empty: empty_tx, cursor: ChunkCursor::default(), done: false };
         consume(&mut reader)
         // `reader` is dropped here: the helper's next send fails and it stops.

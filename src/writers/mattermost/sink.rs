@@ -18,7 +18,7 @@ use crate::error::{Error, OutputContext, Result};
 use crate::files::FileStore;
 use crate::model::FileRef;
 use crate::files::placement_error;
-use crate::write_behind::{run_behind, PendingFiles, WriteBehind};
+use crate::write_behind::{run_behind_batched, PendingFiles, WriteBehind};
 use crate::zip_stream::ZipStream;
 use crate::spool::{put_u64, ExternalSort, FieldReader};
 
@@ -110,7 +110,7 @@ impl Sink {
                 // Queued in order on one thread, so a path noted again finds the
                 // copy the first note made (the same export file: paths are unique).
                 let task = Box::new(move || if fs::symlink_metadata(&placement.dest).is_ok() { Ok(()) } else { placement.apply() });
-                let closing = run_behind(task).output_ctx(&dest)?;
+                let closing = run_behind_batched(task).output_ctx(&dest)?;
                 self.placed.push(dest, closing).map_err(|(dest, e)| placement_error(&dest, e))?;
             }
             Layout::Zip(..) => self.files.push(file.path.clone(), |out| {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::error::{Error, OutputContext, Result};
 use crate::files::{placement_error, FileStore};
 use crate::model::FileRef;
-use crate::write_behind::{run_behind, PendingFiles};
+use crate::write_behind::{run_behind_batched, PendingFiles};
 
 /// The folder inside OUT that holds the copies.
 pub const FILES_DIR: &str = "files";
@@ -112,7 +112,7 @@ impl FileCopier {
             copied.fetch_add(1, Ordering::Relaxed);
             Ok(())
         });
-        let closing = run_behind(task).output_ctx(&dest)?;
+        let closing = run_behind_batched(task).output_ctx(&dest)?;
         self.placed.push(dest, closing).map_err(|(dest, e)| placement_error(&dest, e))?;
         self.linked += 1;
         Ok(match &self.base {
