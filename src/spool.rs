@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorKind, OutputContext, Result};
 use crate::model::{Conversation, Message};
-use crate::write_behind::WriteBehind;
+use crate::write_behind::{PendingFiles, WriteBehind};
 
 pub(crate) use record::{blank as blank_message, put_str, put_u64, Reader as FieldReader};
 
@@ -85,6 +85,10 @@ pub struct ExternalSort<K> {
     /// Heap bytes owned by the buffered keys.
     key_heap: usize,
     runs: Vec<PathBuf>,
+    /// Runs handed to the write-behind thread and perhaps not yet written: waiting
+    /// for each at its end held the history thread up behind every other queued
+    /// write, while it could go on parsing. Waited for before any run is read.
+    written: PendingFiles<PathBuf>,
     /// Run files made so far (names are never reused).
     made: u64,
     count: u64,
@@ -100,7 +104,7 @@ impl<K: RunKey> ExternalSort<K> {
     /// A sort keeping about `budget` bytes in memory; its run files go into `dir`
     /// (which must exist and be private to this run), named `<prefix>-NNNNNN.run`.
     pub fn new(dir: &Path, prefix: &'static str, budget: usize) -> Self {
-        ExternalSort { dir: dir.to_path_buf(), prefix, budget, fan_in: DEFAULT_FAN_IN, bodies: Vec::new(), index: Vec::new(), key_heap: 0, runs: Vec::new(), made: 0, count: 0 }
+        ExternalSort { dir: dir.to_path_buf(), prefix, budget, fan_in: DEFAULT_FAN_IN, bodies: Vec::new(), index: Vec::new(), key_heap: 0, runs: Vec::new(), written: PendingFiles::default(), made: 0, count: 0 }
     }
 
     /// Sets how many runs are merged at once (at least 2).
@@ -141,6 +145,7 @@ impl<K: RunKey> ExternalSort<K> {
     /// its runs as they are, its buffered records through [`ExternalSort::push`].
     /// Equal keys were never promised an order, so nothing else changes.
     pub fn absorb(&mut self, mut other: ExternalSort<K>) -> Result<()> {
+        other.wait_written()?;
         self.runs.append(&mut other.runs);
         self.count += other.count - other.index.len() as u64;
         for (key, range) in std::mem::take(&mut other.index) {
@@ -170,7 +175,7 @@ impl<K: RunKey> ExternalSort<K> {
         for (key, range) in &self.index {
             w.record(key, &self.bodies[range.clone()])?;
         }
-        w.finish()?;
+        self.written.push(path.clone(), w.close()?).map_err(|(path, e)| Error::output(&path, e))?;
         self.index.clear();
         self.bodies.clear();
         self.key_heap = 0;
@@ -191,9 +196,15 @@ impl<K: RunKey> ExternalSort<K> {
         // The buffers are not needed while merging.
         self.bodies = Vec::new();
         self.index = Vec::new();
+        self.wait_written()?;
         self.reduce_runs()?;
         let merge = Merge::open(&self.runs)?;
         Ok(Sorted { source: Source::Merge(merge), count: self.count })
+    }
+
+    /// Waits until every run handed to the write-behind thread is on disk.
+    fn wait_written(&mut self) -> Result<()> {
+        self.written.wait_all().map_err(|(path, e)| Error::output(&path, e))
     }
 
     /// Merges consecutive groups of runs into single runs until at most `fan_in`
@@ -268,6 +279,11 @@ impl RunWriter {
 
     fn finish(self) -> Result<()> {
         self.w.finish().output_ctx(&self.path)
+    }
+
+    /// Queues the last bytes without waiting for them (see [`PendingFiles`]).
+    fn close(self) -> Result<crate::write_behind::Closing> {
+        self.w.close().output_ctx(&self.path)
     }
 }
 
