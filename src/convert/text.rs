@@ -227,7 +227,10 @@ impl TextRewriter {
         let bytes = text.as_bytes();
         let mut i = 0;
         let mut copied = 0;
-        while i < bytes.len() {
+        // Only `@` and `(` can start a token: jump from one to the next (most
+        // texts have none, and this ran for every message).
+        while let Some(skip) = memchr::memchr2(b'@', b'(', &bytes[i..]) {
+            i += skip;
             let b = bytes[i];
             let prev_ok = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
             if b == b'@' && prev_ok && !self.mentions.is_empty() {

@@ -106,8 +106,10 @@ pub fn rfc3339_millis(ms: i64) -> String {
 }
 
 /// [`rfc3339_millis`] for a stream of times that mostly fall on the same day (a
-/// room's comments): chrono makes the date once per day, the time of day is written
-/// here. chrono's full formatting per comment was 4 % of a Qiscus run.
+/// room's comments): chrono makes (and range-checks) the date once per day, and the
+/// time of day is written here digit by digit. chrono's full formatting per comment
+/// was 4 % of a Qiscus run, and `write!` for the time of day still a tenth of the
+/// comment writer's time (perf, 500k).
 #[derive(Default)]
 pub struct MillisFormatter {
     /// The day last formatted (days since 1970-01-01) and its text up to the `T`.
@@ -120,21 +122,38 @@ impl MillisFormatter {
     pub fn format(&mut self, ms: i64) -> &str {
         const DAY_MS: i64 = 86_400_000;
         let (day, in_day) = (ms.div_euclid(DAY_MS), ms.rem_euclid(DAY_MS));
-        if DateTime::from_timestamp_millis(ms).is_none() {
-            self.text = rfc3339_millis(ms);
-            return &self.text;
-        }
         if self.day.as_ref().is_none_or(|(d, _)| *d != day) {
+            if DateTime::from_timestamp_millis(ms).is_none() {
+                // Out of chrono's range: its own fallback text, and no day kept.
+                self.day = None;
+                self.text = rfc3339_millis(ms);
+                return &self.text;
+            }
             let start = rfc3339_millis(ms - in_day);
             let date = start.split_once('T').map_or(start.as_str(), |(date, _)| date).to_string();
             self.day = Some((day, date));
         }
         let date = &self.day.as_ref().expect("just set").1;
-        let (h, m, s, milli) = (in_day / 3_600_000, in_day / 60_000 % 60, in_day / 1000 % 60, in_day % 1000);
         self.text.clear();
-        use std::fmt::Write;
-        let _ = write!(self.text, "{date}T{h:02}:{m:02}:{s:02}.{milli:03}Z");
+        self.text.push_str(date);
+        self.text.push('T');
+        push_digits(&mut self.text, in_day / 3_600_000, 2);
+        self.text.push(':');
+        push_digits(&mut self.text, in_day / 60_000 % 60, 2);
+        self.text.push(':');
+        push_digits(&mut self.text, in_day / 1000 % 60, 2);
+        self.text.push('.');
+        push_digits(&mut self.text, in_day % 1000, 3);
+        self.text.push('Z');
         &self.text
+    }
+}
+
+/// Appends `n` (0 ≤ n < 10^width) as exactly `width` decimal digits.
+fn push_digits(out: &mut String, n: i64, width: u32) {
+    for place in (0..width).rev() {
+        let digit = (n / 10_i64.pow(place) % 10) as u8;
+        out.push(char::from(b'0' + digit));
     }
 }
 
@@ -152,6 +171,11 @@ mod tests {
         assert_eq!(rfc3339_millis(1_522_684_244_000), "2018-04-02T15:50:44.000Z");
         let mut f = MillisFormatter::default();
         for ms in [1_522_684_244_942, 1_522_684_244_943, 0, -1, -86_400_000, -86_400_001, 86_399_999, 253_402_300_799_999, -62_135_596_800_000, i64::MAX, i64::MIN, 1_522_627_200_000] {
+            assert_eq!(f.format(ms), rfc3339_millis(ms), "{ms}");
+        }
+        // Every field's every digit, across a day edge and back: the cached day must
+        // never serve a time of another day.
+        for ms in (1_522_540_800_000 - 3_700_000..1_522_540_800_000 + 3_700_000).step_by(997).chain([1_522_540_799_999, 5, i64::MAX, 7]) {
             assert_eq!(f.format(ms), rfc3339_millis(ms), "{ms}");
         }
     }
