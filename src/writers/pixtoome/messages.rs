@@ -74,14 +74,25 @@ struct MessageFile<'a> {
     zerver_usermessage: &'a [UserMessageRow],
 }
 
+/// Appends `row` to `rows`, the comma-separated JSON of a file's message rows.
+fn append_message_row(rows: &mut Vec<u8>, row: &MessageRow) -> serde_json::Result<()> {
+    if !rows.is_empty() {
+        rows.push(b',');
+    }
+    serde_json::to_writer(rows, row)
+}
+
 /// Writes one messages file: the bytes `serde_json::to_writer` gives for
-/// [`MessageFile`], then a newline. The usermessage rows (about 20 per message, the
-/// bulk of the output) are written field by field: through serde each row paid for
-/// escaping its four key names again, a fifth of a whole conversion.
-fn write_message_file(w: &mut impl std::io::Write, messages: &[MessageRow], user_messages: &[UserMessageRow]) -> std::io::Result<()> {
-    w.write_all(b"{\"zerver_message\":")?;
-    serde_json::to_writer(&mut *w, messages)?;
-    w.write_all(b",\"zerver_usermessage\":[")?;
+/// [`MessageFile`], then a newline. `messages` holds the message rows already as
+/// JSON ([`append_message_row`]): they are made on the converting thread, which
+/// had time to spare while this (the write-behind thread) was the one that bounded
+/// a Pixtoome run. The usermessage rows (about 20 per message, the bulk of the
+/// output) are written field by field: through serde each row paid for escaping
+/// its four key names again, a fifth of a whole conversion.
+fn write_message_file(w: &mut impl std::io::Write, messages: &[u8], user_messages: &[UserMessageRow]) -> std::io::Result<()> {
+    w.write_all(b"{\"zerver_message\":[")?;
+    w.write_all(messages)?;
+    w.write_all(b"],\"zerver_usermessage\":[")?;
     let mut digits = itoa::Buffer::new();
     for (i, row) in user_messages.iter().enumerate() {
         w.write_all(if i == 0 { b"{\"id\":" } else { b",{\"id\":" })?;
@@ -97,20 +108,23 @@ fn write_message_file(w: &mut impl std::io::Write, messages: &[MessageRow], user
     w.write_all(b"]}\n")
 }
 
-/// One file's rows.
-type Rows = (Vec<MessageRow>, Vec<UserMessageRow>);
+/// One file's rows: the message rows as JSON, the usermessage rows.
+type Rows = (Vec<u8>, Vec<UserMessageRow>);
 
 /// Buffers one file's worth of rows and writes numbered files without gaps.
 ///
-/// A full file's rows go to the write-behind thread, which formats and writes
-/// them while this thread converts the next thousand messages: formatting is a
-/// fifth of a Pixtoome run and the second core is otherwise mostly idle. The rows
-/// come back to be emptied here, so their strings are freed on the thread that
-/// made them (glibc would otherwise serve this thread fresh pages again and again).
+/// Message rows are written as JSON here as they come (their strings are freed at
+/// once, on the thread that made them). A full file goes to the write-behind
+/// thread, which formats the usermessage rows and writes the file while this
+/// thread converts the next thousand messages; the two buffers come back for reuse
+/// (a fresh one per file would be served fresh pages again and again). The split
+/// keeps both threads about equally busy (perf, 500k).
 struct MessageFiles {
     out: PathBuf,
     number: u32,
-    messages: Vec<MessageRow>,
+    /// The file's message rows so far, as JSON ([`append_message_row`]).
+    messages: Vec<u8>,
+    message_count: usize,
     user_messages: Vec<UserMessageRow>,
     next_message: u64,
     next_user_message: u64,
@@ -124,7 +138,7 @@ struct MessageFiles {
 impl MessageFiles {
     fn new(out: &Path) -> Self {
         let (give_back, returned) = channel();
-        MessageFiles { out: out.to_path_buf(), number: 0, messages: Vec::new(), user_messages: Vec::new(), next_message: 1, next_user_message: 1, written: PendingFiles::default(), returned, give_back }
+        MessageFiles { out: out.to_path_buf(), number: 0, messages: Vec::new(), message_count: 0, user_messages: Vec::new(), next_message: 1, next_user_message: 1, written: PendingFiles::default(), returned, give_back }
     }
 
     /// Takes `n` consecutive message ids; returns the first.
@@ -139,17 +153,19 @@ impl MessageFiles {
             self.user_messages.push(UserMessageRow { id: self.next_user_message, user_profile: *user, message: row.id, flags_mask: *flags });
             self.next_user_message += 1;
         }
-        self.messages.push(row);
-        if self.messages.len() >= MESSAGES_PER_FILE {
+        append_message_row(&mut self.messages, &row).map_err(|e| Error::new(crate::error::ErrorKind::Other, format!("cannot write message row {}: {e}", row.id)))?;
+        self.message_count += 1;
+        if self.message_count >= MESSAGES_PER_FILE {
             self.flush()?;
         }
         Ok(())
     }
 
     fn flush(&mut self) -> Result<()> {
-        if self.messages.is_empty() {
+        if self.message_count == 0 {
             return Ok(());
         }
+        self.message_count = 0;
         self.number += 1;
         let path = self.out.join(format!("messages-{:06}.json", self.number));
         let (mut messages, mut user_messages) = self.returned.try_recv().unwrap_or_default();
@@ -464,10 +480,20 @@ mod tests {
 
     #[test]
     fn message_files_are_the_bytes_serde_writes() {
-        let rows: Vec<MessageRow> = Vec::new();
-        for users in [vec![], vec![UserMessageRow { id: 1, user_profile: 2, message: 3, flags_mask: 2048 }], (0..50).map(|i| UserMessageRow { id: u64::MAX - i, user_profile: i * 977, message: i / 3, flags_mask: (i as u32) << 5 }).collect()] {
+        let row = |id: u64, content: &str, subject: Cow<'static, str>| MessageRow {
+            id, sender: id % 7, recipient: 500 + id, subject, content: content.into(), rendered_content: None, rendered_content_version: None,
+            date_sent: 1_420_070_407.007_919 + id as f64, sending_client: 1, last_edit_time: None, edit_history: None, has_attachment: id % 2 == 0, has_image: false, has_link: id % 3 == 0,
+        };
+        let many: Vec<MessageRow> = (1..40).map(|i| row(i, &format!("message {i} with \"quotes\", a \\ and\nlines \u{e9}\u{1f600}"), Cow::Owned(format!("2018-{i:02}")))).collect();
+        for (rows, users) in [
+            (Vec::new(), vec![]),
+            (vec![row(1, "", Cow::Borrowed(ROOM_TOPIC))], vec![UserMessageRow { id: 1, user_profile: 2, message: 3, flags_mask: 2048 }]),
+            (many, (0..50).map(|i| UserMessageRow { id: u64::MAX - i, user_profile: i * 977, message: i / 3, flags_mask: (i as u32) << 5 }).collect()),
+        ] {
+            let mut json = Vec::new();
+            rows.iter().for_each(|r| append_message_row(&mut json, r).unwrap());
             let mut ours = Vec::new();
-            write_message_file(&mut ours, &rows, &users).unwrap();
+            write_message_file(&mut ours, &json, &users).unwrap();
             let mut expected = serde_json::to_vec(&MessageFile { zerver_message: &rows, zerver_usermessage: &users }).unwrap();
             expected.push(b'\n');
             assert_eq!(String::from_utf8(ours).unwrap(), String::from_utf8(expected).unwrap());
