@@ -48,6 +48,13 @@ impl ChunkCursor {
         self.at += n;
         Ok(n)
     }
+
+    /// The chunk being read, taken out for reuse once the stream is done with it
+    /// (dropping it would make the sending side allocate and fault in a fresh one).
+    pub fn take_chunk(&mut self) -> Vec<u8> {
+        self.at = 0;
+        std::mem::take(&mut self.chunk)
+    }
 }
 
 #[cfg(test)]

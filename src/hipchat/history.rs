@@ -16,7 +16,7 @@
 //! Two helpers share the files when the machine has two cores or more: parsing is
 //! the read pass's bottleneck, and the reader thread and the decryption thread
 //! leave most of a second core idle. Each file goes whole to the helper with the
-//! fewest files waiting, each helper keeps a [`History`] of its own, and
+//! fewest bytes still to parse, each helper keeps a [`History`] of its own, and
 //! [`HistoryReader::finish`] merges them.
 //!
 //! Same result as parsing inline on one thread, whatever the number of helpers:
@@ -35,6 +35,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{self, Read};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -339,8 +340,13 @@ struct Worker {
     /// helper never waits for the reader thread (see [`HistoryReader::send`]).
     results: Receiver<Out>,
     handle: Option<JoinHandle<History>>,
-    /// Files handed to it whose `Done` has not been taken.
-    queued: usize,
+    /// Bytes handed to it, and (counted by the thread itself) the bytes of the
+    /// files it has finished: what it still has to do, whatever the report order.
+    /// Counting its files until their `Done` was taken (in report order) made a
+    /// thread that was done long ago look busy behind the other's long file, and
+    /// the reader thread then waited on a full queue while a core sat idle.
+    sent: u64,
+    parsed: Arc<AtomicU64>,
 }
 
 /// The reader thread's handle on the history threads.
@@ -372,11 +378,13 @@ impl HistoryReader {
             let (results_tx, results) = channel();
             let spare_tx = spare_tx.clone();
             let turns = Arc::clone(&turns);
+            let parsed = Arc::new(AtomicU64::new(0));
+            let counter = Arc::clone(&parsed);
             let handle = std::thread::Builder::new()
                 .name("hcconv-history".into())
-                .spawn(move || serve(history, feed_rx, results_tx, spare_tx, &turns))
+                .spawn(move || serve(history, feed_rx, results_tx, spare_tx, &turns, &counter))
                 .map_err(|e| Error::new(ErrorKind::Other, format!("cannot start a history thread: {e}")))?;
-            workers.push(Worker { feed: Some(feed), results, handle: Some(handle), queued: 0 });
+            workers.push(Worker { feed: Some(feed), results, handle: Some(handle), sent: 0, parsed });
         }
         if workers.is_empty() {
             return Err(Error::new(ErrorKind::Other, "no history thread to start"));
@@ -385,18 +393,17 @@ impl HistoryReader {
     }
 
     /// Hands the history file `path`, read from `reader`, to the history thread
-    /// with the fewest files waiting and returns once every byte is handed over.
+    /// with the fewest bytes still to parse and returns once every byte is handed over.
     /// If reading the entry failed, waits for the file's outcome, so its error
     /// stops the run here, as inline.
     pub fn read_file(&mut self, path: &str, origin: Origin, mut reader: impl Read, report: &mut Report) -> Result<()> {
         self.poll(report)?;
         let w = match self.round_robin {
             true => (self.files % self.workers.len() as u64) as usize,
-            false => (0..self.workers.len()).min_by_key(|w| self.workers[*w].queued).expect("at least one worker"),
+            false => (0..self.workers.len()).min_by_key(|w| self.workers[*w].outstanding()).expect("at least one worker"),
         };
         self.send(w, Feed::Start { path: path.to_string(), origin, file: self.files }, report)?;
         self.files += 1;
-        self.workers[w].queued += 1;
         self.order.push_back(w);
         loop {
             if self.spare.is_empty() {
@@ -408,6 +415,7 @@ impl HistoryReader {
             if n > 0 {
                 chunk.truncate(n);
                 self.send(w, Feed::Chunk(chunk), report)?;
+                self.workers[w].sent += n as u64;
             }
             if let Some(e) = failure {
                 self.send(w, Feed::Failed(e), report)?;
@@ -433,7 +441,7 @@ impl HistoryReader {
     pub fn drain(&mut self, report: &mut Report) -> Result<()> {
         while let Some(&w) = self.order.front() {
             let out = self.workers[w].results.recv().map_err(|_| helper_stopped())?;
-            self.take(w, out, report);
+            self.take(out, report);
         }
         self.take_spares();
         self.failure()
@@ -443,7 +451,7 @@ impl HistoryReader {
         self.take_spares();
         while let Some(&w) = self.order.front() {
             match self.workers[w].results.try_recv() {
-                Ok(out) => self.take(w, out, report),
+                Ok(out) => self.take(out, report),
                 Err(_) => break,
             }
         }
@@ -487,12 +495,11 @@ impl HistoryReader {
     /// error is kept for the next `poll` or `drain` (never returned in the middle of
     /// handing a file over: with its `End` unsent the helper would wait for it
     /// forever); events after it are dropped, as the run stops there.
-    fn take(&mut self, w: usize, out: Out, report: &mut Report) {
+    fn take(&mut self, out: Out, report: &mut Report) {
         match out {
             Out::Events(events) if self.failed.is_none() => events.into_iter().for_each(|e| report.apply(e)),
             Out::Events(_) => {}
             Out::Done(outcome) => {
-                self.workers[w].queued -= 1;
                 self.order.pop_front();
                 if let Err(e) = outcome {
                     self.failed.get_or_insert(e);
@@ -532,11 +539,19 @@ fn helper_stopped() -> Error {
     Error::new(ErrorKind::Other, "the history thread stopped unexpectedly")
 }
 
-/// A history thread: one file after another until the reader hangs up.
-fn serve(mut history: History, feed: Receiver<Feed>, results: Sender<Out>, spares: Sender<Vec<u8>>, turns: &Turns) -> History {
+impl Worker {
+    /// Bytes handed over that the thread has not finished yet.
+    fn outstanding(&self) -> u64 {
+        self.sent.saturating_sub(self.parsed.load(Ordering::Relaxed))
+    }
+}
+
+/// A history thread: one file after another until the reader hangs up. `parsed`
+/// counts the bytes of the files it has finished.
+fn serve(mut history: History, feed: Receiver<Feed>, results: Sender<Out>, spares: Sender<Vec<u8>>, turns: &Turns, parsed: &AtomicU64) -> History {
     while let Ok(first) = feed.recv() {
         let Feed::Start { path, origin, file } = first else { continue };
-        let mut chunks = ChunkReader { feed: &feed, spares: &spares, cursor: ChunkCursor::default(), ended: false, hung_up: false };
+        let mut chunks = ChunkReader { feed: &feed, spares: &spares, cursor: ChunkCursor::default(), ended: false, hung_up: false, received: 0 };
         let mut pending = Vec::new();
         let mut sent = 0;
         let outcome = history.read_file(&path, origin, file, &mut chunks, &mut |event| {
@@ -557,10 +572,20 @@ fn serve(mut history: History, feed: Receiver<Feed>, results: Sender<Out>, spare
         // A file that stopped early (an error) skips the rest of its chunks.
         if !chunks.ended && !chunks.hung_up {
             while let Ok(next) = feed.recv() {
-                if matches!(next, Feed::End) {
-                    break;
+                match next {
+                    Feed::End => break,
+                    Feed::Chunk(bytes) => {
+                        chunks.received += bytes.len() as u64;
+                        let _ = spares.send(bytes);
+                    }
+                    _ => {}
                 }
             }
+        }
+        parsed.fetch_add(chunks.received, Ordering::Relaxed);
+        let last = chunks.cursor.take_chunk();
+        if last.capacity() > 0 {
+            let _ = spares.send(last);
         }
         if chunks.hung_up || results.send(Out::Events(pending)).is_err() || results.send(Out::Done(outcome)).is_err() {
             break;
@@ -578,17 +603,22 @@ struct ChunkReader<'a> {
     ended: bool,
     /// The reader thread is gone.
     hung_up: bool,
+    /// Bytes of this file received so far.
+    received: u64,
 }
 
 impl Read for ChunkReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let (feed, spares, ended, hung_up) = (self.feed, self.spares, &mut self.ended, &mut self.hung_up);
+        let (feed, spares, ended, hung_up, received) = (self.feed, self.spares, &mut self.ended, &mut self.hung_up, &mut self.received);
         let next = || loop {
             if *ended {
                 return Ok(None);
             }
             match feed.recv() {
-                Ok(Feed::Chunk(bytes)) => return Ok(Some(bytes)),
+                Ok(Feed::Chunk(bytes)) => {
+                    *received += bytes.len() as u64;
+                    return Ok(Some(bytes));
+                }
                 Ok(Feed::Failed(e)) => return Err(e),
                 Ok(Feed::End) => *ended = true,
                 Ok(Feed::Start { .. }) | Err(_) => {
