@@ -247,7 +247,7 @@ impl<'a> CommentWriter<'a> {
                 payload: None,
                 parent_comment_unique_id: "",
             };
-            self.arrays.push(&row)?;
+            self.arrays.push_json(|out| row.write_json(out))?;
         }
         report.written(Entity::Message);
         report.add_extra("qiscus_comments", parts.len() as u64);

@@ -94,6 +94,32 @@ pub struct CommentRow<'a> {
     pub parent_comment_unique_id: &'a str,
 }
 
+impl CommentRow<'_> {
+    /// Appends the row's JSON to `out`: the bytes serde gives for it, without
+    /// escaping its nine key names again for every comment (serde's per-key work
+    /// was a fifth of the comment writer's time, perf 50k).
+    pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        out.extend_from_slice(b"{\"Message\":");
+        serde_json::to_writer(&mut *out, self.message)?;
+        out.extend_from_slice(if self.disable_link_preview { b",\"DisableLinkPreview\":true,\"Type\":" } else { b",\"DisableLinkPreview\":false,\"Type\":" });
+        serde_json::to_writer(&mut *out, self.kind)?;
+        out.extend_from_slice(b",\"UniqueId\":");
+        serde_json::to_writer(&mut *out, self.unique_id)?;
+        out.extend_from_slice(b",\"CreatorEmail\":");
+        serde_json::to_writer(&mut *out, self.creator_email)?;
+        out.extend_from_slice(b",\"RoomUniqueId\":");
+        serde_json::to_writer(&mut *out, self.room_unique_id)?;
+        out.extend_from_slice(b",\"CreatedAt\":");
+        serde_json::to_writer(&mut *out, self.created_at)?;
+        out.extend_from_slice(b",\"Payload\":");
+        serde_json::to_writer(&mut *out, &self.payload)?;
+        out.extend_from_slice(b",\"ParentCommentUniqueId\":");
+        serde_json::to_writer(&mut *out, self.parent_comment_unique_id)?;
+        out.push(b'}');
+        Ok(())
+    }
+}
+
 /// RFC 3339 to the second, as in the API's examples (users and rooms).
 pub fn rfc3339_seconds(t: Timestamp) -> String {
     t.to_datetime().to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -160,6 +186,27 @@ fn push_digits(out: &mut String, n: i64, width: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The hand-written comment JSON is byte for byte serde's.
+    #[test]
+    fn comment_rows_are_the_bytes_serde_writes() {
+        for (message, flag, payload) in [("plain", false, None), ("\"quoted\" \\ back\nslash \u{1}\u{e9}\u{1f600} </script>", true, Some(serde_json::json!({"a": [1, "b"]})))] {
+            let row = CommentRow {
+                message,
+                disable_link_preview: flag,
+                kind: "text",
+                unique_id: "r-1-a\"b",
+                creator_email: "a@b.c",
+                room_unique_id: "hipchat-room-1",
+                created_at: "2018-04-02T15:50:44.942Z",
+                payload,
+                parent_comment_unique_id: "",
+            };
+            let mut ours = Vec::new();
+            row.write_json(&mut ours).unwrap();
+            assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(&row).unwrap());
+        }
+    }
 
     #[test]
     fn key_spelling_and_time_formats() {
