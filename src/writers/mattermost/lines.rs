@@ -3,6 +3,8 @@
 //! carries only what the validators have to look at. Field order is the struct
 //! order, which keeps the output byte-stable.
 
+use std::io::{self, Write};
+
 use serde::Serialize;
 
 /// `{"type":"version","version":1,"info":{…}}`, the mandatory first line.
@@ -175,4 +177,79 @@ pub struct DirectPostLine<'a> {
     /// Attached files.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<AttachmentRef>,
+}
+
+/// Post lines are written by hand, byte for byte as serde writes them (tested):
+/// through serde each post paid for escaping its key names again, a fifth of the
+/// writer's time (perf, 500k).
+impl PostLine<'_> {
+    /// Writes the line's value (the object under `"post"`).
+    pub fn write_json(&self, w: &mut impl Write) -> io::Result<()> {
+        field(w, b"{\"team\":", self.team)?;
+        field(w, b",\"channel\":", self.channel)?;
+        field(w, b",\"user\":", self.user)?;
+        if let Some(kind) = self.kind {
+            field(w, b",\"type\":", kind)?;
+        }
+        field(w, b",\"message\":", self.message)?;
+        if let Some(props) = &self.props {
+            field(w, b",\"props\":", props)?;
+        }
+        write_tail(w, self.create_at, &self.attachments)
+    }
+}
+
+impl DirectPostLine<'_> {
+    /// Writes the line's value (the object under `"direct_post"`).
+    pub fn write_json(&self, w: &mut impl Write) -> io::Result<()> {
+        field(w, b"{\"channel_members\":", self.channel_members)?;
+        field(w, b",\"user\":", self.user)?;
+        field(w, b",\"message\":", self.message)?;
+        write_tail(w, self.create_at, &self.attachments)
+    }
+}
+
+/// `create_at`, the attachments if any, and the closing brace.
+fn write_tail(w: &mut impl Write, create_at: i64, attachments: &[AttachmentRef]) -> io::Result<()> {
+    w.write_all(b",\"create_at\":")?;
+    w.write_all(itoa::Buffer::new().format(create_at).as_bytes())?;
+    if !attachments.is_empty() {
+        field(w, b",\"attachments\":", attachments)?;
+    }
+    w.write_all(b"}")
+}
+
+/// The bytes before a value (its key, with the brace or comma before it), then
+/// the value as serde writes it.
+fn field<T: Serialize + ?Sized>(w: &mut impl Write, key: &[u8], value: &T) -> io::Result<()> {
+    w.write_all(key)?;
+    serde_json::to_writer(w, value).map_err(io::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "\"quoted\" \\ back\nslash \u{1}\u{e9}\u{1f600} </b>";
+
+    fn attachments(n: usize) -> Vec<AttachmentRef> {
+        (0..n).map(|i| AttachmentRef { path: format!("rooms/1/files/{i}/a \"b\".png") }).collect()
+    }
+
+    /// The hand-written post lines are byte for byte serde's, with and without
+    /// every optional field.
+    #[test]
+    fn post_lines_are_the_bytes_serde_writes() {
+        for (kind, props, files, create_at) in [(None, None, 0, 1), (Some("system_header_change"), Some(serde_json::json!({"old_header": TEXT, "n": [1, 2]})), 2, -5), (None, None, 1, i64::MAX)] {
+            let line = PostLine { team: "t", channel: "c-1", user: "ann", kind, message: TEXT, props, create_at, attachments: attachments(files) };
+            let mut ours = Vec::new();
+            line.write_json(&mut ours).unwrap();
+            assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(&line).unwrap());
+            let members = ["ann", "bob"];
+            let direct = DirectPostLine { channel_members: &members, user: "bob", message: TEXT, create_at, attachments: attachments(files) };
+            let mut ours = Vec::new();
+            direct.write_json(&mut ours).unwrap();
+            assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(&direct).unwrap());
+        }
+    }
 }

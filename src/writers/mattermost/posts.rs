@@ -161,12 +161,13 @@ impl<'a> PostWriter<'a> {
             Conversation::Room(rid) => {
                 let channel = &self.dir.channels[&rid].name;
                 let line = PostLine { team: &self.dir.team, channel, user: author, kind, message: text, props, create_at, attachments };
-                sink.line("post", &line)
+                sink.line_with("post", |w| line.write_json(w))
             }
             Conversation::Direct { low, high } => {
                 self.write_direct_channels(sink)?;
                 let members = [self.dir.username(low), self.dir.username(high)];
-                sink.line("direct_post", &DirectPostLine { channel_members: &members, user: author, message: text, create_at, attachments })
+                let line = DirectPostLine { channel_members: &members, user: author, message: text, create_at, attachments };
+                sink.line_with("direct_post", |w| line.write_json(w))
             }
         }
     }

@@ -8,7 +8,7 @@
 //! with fixed timestamps so two runs give the same bytes.
 
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -80,14 +80,22 @@ impl Sink {
     /// Writes one line `{"type": kind, kind: value}`, the value serialised in place
     /// (the same bytes a `#[serde(flatten)]` wrapper gives, without its per-line map).
     pub fn line<T: Serialize>(&mut self, kind: &str, value: &T) -> Result<()> {
-        let fail = |e: serde_json::Error| Error::output(&self.jsonl_path, e);
-        self.jsonl.write_all(b"{\"type\":").output_ctx(&self.jsonl_path)?;
-        serde_json::to_writer(&mut self.jsonl, kind).map_err(fail)?;
-        self.jsonl.write_all(b",").output_ctx(&self.jsonl_path)?;
-        serde_json::to_writer(&mut self.jsonl, kind).map_err(fail)?;
-        self.jsonl.write_all(b":").output_ctx(&self.jsonl_path)?;
-        serde_json::to_writer(&mut self.jsonl, value).map_err(fail)?;
-        self.jsonl.write_all(b"}\n").output_ctx(&self.jsonl_path)?;
+        self.line_with(kind, |w| serde_json::to_writer(w, value).map_err(io::Error::from))
+    }
+
+    /// [`Sink::line`] for a value that writes its own JSON (the posts).
+    pub fn line_with(&mut self, kind: &str, write_value: impl FnOnce(&mut WriteBehind) -> io::Result<()>) -> Result<()> {
+        let w = &mut self.jsonl;
+        let written = (|| {
+            w.write_all(b"{\"type\":")?;
+            serde_json::to_writer(&mut *w, kind)?;
+            w.write_all(b",")?;
+            serde_json::to_writer(&mut *w, kind)?;
+            w.write_all(b":")?;
+            write_value(w)?;
+            w.write_all(b"}\n")
+        })();
+        written.output_ctx(&self.jsonl_path)?;
         self.lines += 1;
         Ok(())
     }
