@@ -4,15 +4,20 @@
 //! perf shows the `write` system calls (the kernel copying into the page cache) at
 //! 10 % of a Mattermost run and a third of a Qiscus run, all on the thread that also
 //! parses and formats. Moving them to a helper puts that time on the second core.
-//! One helper serves every file of the run, in the order the writes were made, so
-//! a file's bytes land in order and small files (staged attachments) cost a queue
-//! message, not a thread.
+//! One helper serves every file of the run, in the order the jobs were queued, so
+//! small files (staged attachments) cost a queue message, not a thread, and a task
+//! sees the files closed before it. Each buffer is written at its own offset in
+//! its file: when the queue is full, the thread that filled the buffer writes it
+//! itself instead of waiting, whatever is still queued before it (at 5M messages
+//! the helper alone could not keep up: the kernel's copying into fresh pages of
+//! memory-backed storage grows slower with the amount written).
 //!
 //! Memory stays bounded: at most [`QUEUE`] buffers of at most [`CHUNK`] bytes wait
-//! for the helper; a writer that gets ahead blocks until the helper catches up.
+//! for the helper.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Seek, Write};
+use std::os::unix::fs::FileExt;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -32,7 +37,8 @@ struct Status {
 pub type Task = Box<dyn FnOnce() -> io::Result<()> + Send>;
 
 enum Job {
-    Write { file: Arc<File>, data: Vec<u8>, status: Arc<Status> },
+    /// `data` goes at offset `at` of `file`.
+    Write { file: Arc<File>, data: Vec<u8>, at: u64, status: Arc<Status> },
     Run { task: Task, status: Arc<Status> },
     /// Small tasks gathered by [`run_behind_batched`], run in order.
     Batch(Vec<(Task, Arc<Status>)>),
@@ -53,7 +59,7 @@ fn helper() -> &'static SyncSender<Job> {
 fn serve(jobs: Receiver<Job>) {
     for job in jobs {
         match job {
-            Job::Write { file, data, status } => write_now(&file, data, &status),
+            Job::Write { file, data, at, status } => write_now(&file, data, at, &status),
             Job::Run { task, status } => run_task(task, &status),
             Job::Batch(tasks) => tasks.into_iter().for_each(|(task, status)| run_task(task, &status)),
             Job::Barrier(done) => {
@@ -63,12 +69,12 @@ fn serve(jobs: Receiver<Job>) {
     }
 }
 
-/// Writes `data` to `file` unless an earlier write of it failed, then keeps the
-/// buffer for reuse.
-fn write_now(file: &File, mut data: Vec<u8>, status: &Status) {
+/// Writes `data` at offset `at` of `file` unless a write of it failed before,
+/// then keeps the buffer for reuse.
+fn write_now(file: &File, mut data: Vec<u8>, at: u64, status: &Status) {
     let mut error = status.error.lock().unwrap_or_else(|p| p.into_inner());
     if error.is_none()
-        && let Err(e) = (&*file).write_all(&data)
+        && let Err(e) = file.write_all_at(&data, at)
     {
         *error = Some(e);
     }
@@ -111,19 +117,30 @@ fn submit(job: Job) -> io::Result<()> {
 /// Queues `job` if there is room now and no batched task waits to go before it;
 /// otherwise (or while another thread is queueing) gives it back.
 fn try_submit(job: Job) -> io::Result<Option<Job>> {
+    use std::sync::mpsc::TrySendError;
     // Another thread may hold the lock while it waits for room in the queue.
-    let pending = match batch().try_lock() {
+    let mut pending = match batch().try_lock() {
         Ok(pending) => pending,
         Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
         Err(std::sync::TryLockError::WouldBlock) => return Ok(Some(job)),
     };
     if !pending.is_empty() {
-        return Ok(Some(job));
+        match helper().try_send(Job::Batch(std::mem::take(&mut *pending))) {
+            Ok(()) => {}
+            Err(TrySendError::Full(Job::Batch(tasks))) => {
+                *pending = tasks;
+                return Ok(Some(job));
+            }
+            Err(TrySendError::Disconnected(job) | TrySendError::Full(job)) => {
+                fail_tasks(job);
+                return Err(helper_gone());
+            }
+        }
     }
     match helper().try_send(job) {
         Ok(()) => Ok(None),
-        Err(std::sync::mpsc::TrySendError::Full(job)) => Ok(Some(job)),
-        Err(std::sync::mpsc::TrySendError::Disconnected(_)) => Err(helper_gone()),
+        Err(TrySendError::Full(job)) => Ok(Some(job)),
+        Err(TrySendError::Disconnected(_)) => Err(helper_gone()),
     }
 }
 
@@ -133,13 +150,21 @@ fn send_batch(pending: &mut Vec<(Task, Arc<Status>)>) -> io::Result<()> {
     if pending.is_empty() {
         return Ok(());
     }
-    if let Err(std::sync::mpsc::SendError(Job::Batch(tasks))) = helper().send(Job::Batch(std::mem::take(pending))) {
-        for (_, status) in tasks {
-            status.error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(helper_gone);
-        }
+    if let Err(std::sync::mpsc::SendError(job)) = helper().send(Job::Batch(std::mem::take(pending))) {
+        fail_tasks(job);
         return Err(helper_gone());
     }
     Ok(())
+}
+
+/// Records on each task of an unsent batch that the helper is gone, so none of
+/// them reads as done.
+fn fail_tasks(job: Job) {
+    if let Job::Batch(tasks) = job {
+        for (_, status) in tasks {
+            status.error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(helper_gone);
+        }
+    }
 }
 
 /// Buffers the helper is done with, for reuse: a fresh 256 KiB buffer per chunk
@@ -164,15 +189,18 @@ fn helper_gone() -> io::Error {
 pub struct WriteBehind {
     file: Arc<File>,
     buf: Vec<u8>,
+    /// Where the next buffer goes in the file.
+    at: u64,
     status: Arc<Status>,
     /// Set by [`WriteBehind::close`]: everything is queued, `Drop` need not wait.
     closed: bool,
 }
 
 impl WriteBehind {
-    /// Writes to `file` through the helper.
-    pub fn new(file: File) -> Self {
-        WriteBehind { file: Arc::new(file), buf: Vec::new(), status: Arc::default(), closed: false }
+    /// Writes to `file`, from its current position on, through the helper.
+    pub fn new(mut file: File) -> Self {
+        let at = file.stream_position().unwrap_or(0);
+        WriteBehind { file: Arc::new(file), buf: Vec::new(), at, status: Arc::default(), closed: false }
     }
 
     /// Waits for every byte to be written and returns the first error, if any.
@@ -184,10 +212,7 @@ impl WriteBehind {
     /// tells later whether they were written. Lets the caller go on formatting the
     /// next file while the helper writes this one.
     pub fn close(mut self) -> io::Result<Closing> {
-        if !self.buf.is_empty() {
-            let data = std::mem::take(&mut self.buf);
-            self.send_last(data)?;
-        }
+        self.send_buffer()?;
         self.closed = true;
         Ok(Closing { status: Arc::clone(&self.status) })
     }
@@ -200,30 +225,21 @@ impl WriteBehind {
         self.send(data)
     }
 
+    /// Queues `data` for the helper or, when its queue is full, writes it here:
+    /// waiting held threads up that had work to do (the reader thread staging
+    /// attachments behind the spool's writes while the history threads ran out
+    /// of input; at 5M the writer behind a helper that could not keep up).
     fn send(&mut self, data: Vec<u8>) -> io::Result<()> {
         self.take_error()?;
-        submit(Job::Write { file: Arc::clone(&self.file), data, status: Arc::clone(&self.status) })
-    }
-
-    /// Sends a closed file's last bytes. When the queue is full and nothing of
-    /// this file waits in it (only this handle queues its writes, and every queued
-    /// one holds the status), they go to the kernel from this thread instead, as
-    /// no earlier byte of the file can be passed. Waiting held the reader thread up
-    /// behind the spool's writes while the history threads ran out of input (perf
-    /// sched, 500k: a thousand waits staging attachments, read pass 0.38 → 0.36 s).
-    /// Only last bytes: a long file's chunks written here (the JSONL) would put
-    /// the helper's work on the thread that formats.
-    fn send_last(&mut self, data: Vec<u8>) -> io::Result<()> {
-        self.take_error()?;
-        let nothing_queued = Arc::strong_count(&self.status) == 1;
-        let job = Job::Write { file: Arc::clone(&self.file), data, status: Arc::clone(&self.status) };
-        match (nothing_queued, try_submit(job)?) {
-            (_, None) => Ok(()),
-            (true, Some(Job::Write { file, data, status })) => {
-                write_now(&file, data, &status);
+        let at = self.at;
+        self.at += data.len() as u64;
+        match try_submit(Job::Write { file: Arc::clone(&self.file), data, at, status: Arc::clone(&self.status) })? {
+            None => Ok(()),
+            Some(Job::Write { file, data, at, status }) => {
+                write_now(&file, data, at, &status);
                 Ok(())
             }
-            (_, Some(job)) => submit(job),
+            Some(job) => submit(job),
         }
     }
 
