@@ -7,8 +7,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::borrowed::{self, BorrowedFields};
@@ -213,8 +211,8 @@ fn parse_kind(wrapper: &str, m: &dyn MessageObject, origin: Origin) -> MessageKi
                 Origin::Room(_) => 0,
             };
             let receiver = m.field("receiver").and_then(|r| match r.is_object() {
-                true => match party_members(r) {
-                    Some(p) => p.id.and_then(|id| Field::Raw(id).id()),
+                true => match party(r) {
+                    Some(p) => p.id,
                     None => r.members().get("id").and_then(Field::id),
                 },
                 false => r.id(),
@@ -236,8 +234,8 @@ fn sender_of(field: Option<Field<'_>>) -> Sender {
         return Sender::default();
     };
     if field.is_object() {
-        if let Some(p) = party_members(field) {
-            return Sender { id: p.id.and_then(|id| Field::Raw(id).id()).filter(|i| *i != 0), name: p.name.map(|n| Field::Raw(n).text()).unwrap_or_default() };
+        if let Some(p) = party(field) {
+            return Sender { id: p.id.filter(|i| *i != 0), name: p.name };
         }
         let sender = field.members();
         return Sender { id: sender.get("id").and_then(Field::id).filter(|i| *i != 0), name: sender.text("name") };
@@ -251,23 +249,11 @@ fn sender_of(field: Option<Field<'_>>) -> Sender {
     }
 }
 
-/// The members a sender or receiver object is read for, taken in one pass over
-/// its raw text. Reading it as a general object first (a list of every member,
-/// then a lookup) was a quarter of the history threads' parsing time (perf, 500k).
-/// A repeated member fails this, and the general path applies the `Value` rule
-/// (the last one wins); null reads as absent, as it does there.
-#[derive(Deserialize)]
-struct PartyMembers<'a> {
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    name: Option<&'a RawValue>,
-}
-
-/// [`PartyMembers`] of a raw object field; `None` for a parsed one or a repeated member.
-fn party_members(field: Field<'_>) -> Option<PartyMembers<'_>> {
+/// [`borrowed::party`] of a raw object field; `None` for a parsed one, or one
+/// that reader leaves to the general path.
+fn party(field: Field<'_>) -> Option<borrowed::Party> {
     match field {
-        Field::Raw(raw) => serde_json::from_str(raw.get()).ok(),
+        Field::Raw(raw) => borrowed::party(raw.get()),
         Field::Value(_) => None,
     }
 }

@@ -62,13 +62,16 @@ fn parse_any(raw: &str) -> Option<Timestamp> {
     Some(Timestamp(micros))
 }
 
-/// Fraction digits (`777248`, `5`, `123456789`) as microseconds.
+/// Fraction digits (`777248`, `5`, `123456789`) as microseconds: the first six,
+/// padded with zeros on the right; 0 if any of them is not a digit. Computed, not
+/// built as a padded string (an allocation per message).
 fn fraction_micros(digits: &str) -> i64 {
-    let mut padded: String = digits.chars().take(6).collect();
-    while padded.len() < 6 {
-        padded.push('0');
+    let kept = &digits.as_bytes()[..digits.len().min(6)];
+    if !kept.iter().all(u8::is_ascii_digit) {
+        return 0;
     }
-    padded.parse().unwrap_or(0)
+    let value = kept.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'));
+    value * 10_i64.pow(6 - kept.len() as u32)
 }
 
 fn parse_main(s: &str) -> Option<i64> {
@@ -128,6 +131,13 @@ mod tests {
         assert!(parse_message_time("2018-04-02T14:54:04Z").is_some());
         assert!(parse_message_time("2018-02-30T14:54:04Z").is_none());
         assert!(parse_message_time("2018-04-02T14:54:04+00:00").is_none());
+    }
+
+    #[test]
+    fn fraction_digits_become_microseconds() {
+        for (digits, micros) in [("777248", 777_248), ("5", 500_000), ("05", 50_000), ("123456789", 123_456), ("000001", 1), ("", 0), ("12a", 0), ("1234567x", 123_456)] {
+            assert_eq!(fraction_micros(digits), micros, "{digits}");
+        }
     }
 
     fn ts(s: &str) -> i64 {
