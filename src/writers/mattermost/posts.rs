@@ -9,7 +9,7 @@
 use serde_json::json;
 
 use crate::convert::clock::StrictClock;
-use crate::convert::text::{event_text, is_code, notification_text, slash_command, split_chars_owned, Style};
+use crate::convert::text::{event_text, is_code, notification_text, slash_command, slash_command_owned, split_chars_owned, Style};
 use crate::error::Result;
 use crate::model::{Conversation, Message, MessageKind, UserId};
 use crate::report::{Entity, Report, SkipReason};
@@ -95,23 +95,23 @@ impl<'a> PostWriter<'a> {
 
     /// The message text in Markdown, with its system post type where Mattermost has one.
     fn render(&mut self, m: &Message, author: &str) -> Rendered {
-        let actor = if m.sender.name.trim().is_empty() { author.to_string() } else { m.sender.name.clone() };
+        let actor = if m.sender.name.trim().is_empty() { author } else { m.sender.name.as_str() };
         let plain = |text: String| Rendered { text, kind: None, props: None };
         match &m.kind {
-            MessageKind::User | MessageKind::Private { .. } => plain(self.user_text(m, &actor)),
+            MessageKind::User | MessageKind::Private { .. } => plain(self.user_text(m, actor)),
             MessageKind::Notification { .. } => plain(notification_text(m, Style::Markdown)),
             MessageKind::Topic { topic } => {
                 let props = json!({"username": author, "old_header": self.topic, "new_header": topic});
                 self.topic = topic.clone();
-                Rendered { text: event_text(&m.kind, &actor).unwrap_or_default(), kind: Some("system_header_change"), props: Some(props) }
+                Rendered { text: event_text(&m.kind, actor).unwrap_or_default(), kind: Some("system_header_change"), props: Some(props) }
             }
             MessageKind::Archive { is_archived } => {
                 let kind = if *is_archived { "system_channel_deleted" } else { "system_channel_restored" };
-                Rendered { text: event_text(&m.kind, &actor).unwrap_or_default(), kind: Some(kind), props: Some(json!({"username": author})) }
+                Rendered { text: event_text(&m.kind, actor).unwrap_or_default(), kind: Some(kind), props: Some(json!({"username": author})) }
             }
-            MessageKind::GuestAccess { .. } => plain(event_text(&m.kind, &actor).unwrap_or_default()),
+            MessageKind::GuestAccess { .. } => plain(event_text(&m.kind, actor).unwrap_or_default()),
             MessageKind::Unknown { wrapper } if m.text.trim().is_empty() => plain(format!("_[Hipchat {wrapper} without text]_")),
-            MessageKind::Unknown { .. } => plain(self.user_text(m, &actor)),
+            MessageKind::Unknown { .. } => plain(self.user_text(m, actor)),
         }
     }
 
@@ -128,7 +128,7 @@ impl<'a> PostWriter<'a> {
         } else {
             self.dir.rewriter.rewrite(text)
         };
-        slash_command(&rewritten, actor, Style::Markdown)
+        slash_command_owned(rewritten, actor, Style::Markdown)
     }
 
     /// The attachment, noted for the output; a missing file leaves a line in the text

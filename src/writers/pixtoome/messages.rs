@@ -16,7 +16,7 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 
 use serde::Serialize;
 
-use crate::convert::text::{event_text, is_code, notification_text, slash_command, split_chars_owned, Style};
+use crate::convert::text::{event_text, is_code, notification_text, slash_command, slash_command_owned, split_chars_owned, Style};
 use crate::error::{Error, OutputContext, Result};
 use crate::hipchat::Export;
 use crate::model::{Conversation, Message, MessageKind};
@@ -402,7 +402,7 @@ fn body_text(m: &Message, sender: &ZUser, ctx: &MessageContext, report: &mut Rep
         _ if is_code(&m.text) => (slash_command(&m.text, &sender.full_name, Style::Markdown), Vec::new()),
         _ => {
             let (rewritten, keys) = plan.rewriter.rewrite_collect(&m.text);
-            (slash_command(&rewritten, &sender.full_name, Style::Markdown), keys)
+            (slash_command_owned(rewritten, &sender.full_name, Style::Markdown), keys)
         }
     };
     if let MessageKind::Unknown { wrapper } = &m.kind {

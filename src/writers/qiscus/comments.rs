@@ -149,8 +149,8 @@ impl<'a> CommentWriter<'a> {
         {
             return skip_with_attachment(report, m, &id(), SkipReason::DeletedRoom, "room deleted in Hipchat; left out by --skip-deleted-rooms");
         }
-        let (creator, actor) = self.author(catalog, m, report);
-        let mut text = self.render(m, &actor, report);
+        let creator = self.creator(m, report);
+        let mut text = self.render(catalog, m, report);
         if let Some(line) = self.attachment_line(m, report)? {
             if !text.is_empty() {
                 text.push_str("\n\n");
@@ -164,38 +164,45 @@ impl<'a> CommentWriter<'a> {
         self.emit(m, &creator, &text, report)
     }
 
-    /// The comment author's e-mail and the name events and `/me` show.
-    fn author(&mut self, catalog: &Catalog, m: &Message, report: &mut Report) -> (String, String) {
+    /// The comment author's e-mail (a placeholder user is made for a sender the
+    /// catalog lacks).
+    fn creator(&mut self, m: &Message, report: &mut Report) -> String {
         match m.sender.id {
-            Some(uid) => {
-                let email = self.directory.user_email(uid, &m.sender.name, report);
-                let name = catalog.users.get(&uid).map(display_name).or_else(|| self.directory.user(uid).map(|i| i.name.clone())).unwrap_or_default();
-                (email, name)
-            }
-            None => (self.directory.integration_email(&m.sender.name, report), m.sender.name.trim().to_string()),
+            Some(uid) => self.directory.user_email(uid, &m.sender.name, report),
+            None => self.directory.integration_email(&m.sender.name, report),
+        }
+    }
+
+    /// The name events and `/me` show. Made only for them: most messages need none.
+    fn actor(&self, catalog: &Catalog, m: &Message) -> String {
+        match m.sender.id {
+            Some(uid) => catalog.users.get(&uid).map(display_name).or_else(|| self.directory.user(uid).map(|i| i.name.clone())).unwrap_or_default(),
+            None => m.sender.name.trim().to_string(),
         }
     }
 
     /// The message as plain text, before attachments.
-    fn render(&self, m: &Message, actor: &str, report: &mut Report) -> String {
+    fn render(&self, catalog: &Catalog, m: &Message, report: &mut Report) -> String {
+        let actor = || self.actor(catalog, m);
         match &m.kind {
             MessageKind::Notification { .. } => notification_text(m, Style::Plain),
-            MessageKind::Topic { .. } | MessageKind::Archive { .. } | MessageKind::GuestAccess { .. } => event_text(&m.kind, actor).unwrap_or_default(),
+            MessageKind::Topic { .. } | MessageKind::Archive { .. } | MessageKind::GuestAccess { .. } => event_text(&m.kind, &actor()).unwrap_or_default(),
             MessageKind::Unknown { wrapper } => {
                 report.add_extra("qiscus_unknown_kinds_as_text", 1);
-                format!("[Hipchat {wrapper}] {}", self.user_text(&m.text, actor))
+                format!("[Hipchat {wrapper}] {}", self.user_text(&m.text, &actor))
             }
-            MessageKind::User | MessageKind::Private { .. } => self.user_text(&m.text, actor),
+            MessageKind::User | MessageKind::Private { .. } => self.user_text(&m.text, &actor),
         }
     }
 
     /// A person's text: `/code` kept verbatim, otherwise mentions rewritten; then the
-    /// slash command rendered as Hipchat showed it.
-    fn user_text(&self, text: &str, actor: &str) -> String {
+    /// slash command rendered as Hipchat showed it (`actor` is asked only then).
+    fn user_text(&self, text: &str, actor: &dyn Fn() -> String) -> String {
         if is_code(text) {
-            return slash_command(text, actor, Style::Plain);
+            return slash_command(text, &actor(), Style::Plain);
         }
-        slash_command(&self.rewriter.rewrite(text), actor, Style::Plain)
+        let rewritten = self.rewriter.rewrite(text);
+        if rewritten.starts_with('/') { slash_command(&rewritten, &actor(), Style::Plain) } else { rewritten }
     }
 
     /// `Attachment: <name> <link>`, after copying the file; a note when it is missing.
