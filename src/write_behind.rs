@@ -17,7 +17,6 @@
 
 use std::fs::File;
 use std::io::{self, Seek, Write};
-use std::os::unix::fs::FileExt;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -74,7 +73,7 @@ fn serve(jobs: Receiver<Job>) {
 fn write_now(file: &File, mut data: Vec<u8>, at: u64, status: &Status) {
     let mut error = status.error.lock().unwrap_or_else(|p| p.into_inner());
     if error.is_none()
-        && let Err(e) = file.write_all_at(&data, at)
+        && let Err(e) = crate::files::write_at(file, &data, at)
     {
         *error = Some(e);
     }
