@@ -212,7 +212,13 @@ impl Report {
 
     /// Adds `n` to a free-form counter.
     pub fn add_extra(&mut self, key: &str, n: u64) {
-        *self.extra.entry(key.to_string()).or_default() += n;
+        // Writers call this per message: no key copy once the counter exists.
+        match self.extra.get_mut(key) {
+            Some(count) => *count += n,
+            None => {
+                self.extra.insert(key.to_string(), n);
+            }
+        }
     }
 
     /// Records how long a phase took, in seconds rounded to the millisecond.
