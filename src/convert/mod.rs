@@ -1,8 +1,9 @@
 //! What every writer needs on the way from the neutral model to a target:
 //! text rewriting (HTML, mentions, emoticons, slash commands, event wording),
-//! lossless splitting of long messages, unique names and strictly increasing
-//! timestamps. Kept here so the three writers behave the same where they can.
+//! lossless splitting of long messages, unique names, strictly increasing
+//! timestamps and rows written as JSON by hand. Kept here so the three writers behave the same where they can.
 
 pub mod clock;
+pub mod json;
 pub mod names;
 pub mod text;

@@ -63,14 +63,14 @@ impl ChunkedArrays {
 
     /// Adds one row, starting a new file when the current one would go over the limit.
     pub fn push<T: Serialize>(&mut self, row: &T) -> Result<()> {
-        self.push_json(|out| serde_json::to_writer(out, row))
+        self.push_json(|out| serde_json::to_writer(out, row).map_err(std::io::Error::from))
     }
 
     /// [`ChunkedArrays::push`] for a row that writes its own JSON into the buffer
     /// it is given (the comments: millions of rows). One buffer is reused for
     /// every row (a fresh `to_vec` per row was an allocation, its regrowth and a
     /// free for each of millions of comments).
-    pub fn push_json(&mut self, write: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>) -> Result<()> {
+    pub fn push_json(&mut self, write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> Result<()> {
         let mut bytes = std::mem::take(&mut self.row);
         bytes.clear();
         write(&mut bytes).map_err(|e| Error::new(ErrorKind::Other, format!("cannot serialise a {} row: {e}", self.kind)))?;
