@@ -107,12 +107,21 @@ fn write_message_file(w: &mut impl std::io::Write, messages: &[u8], user_message
     w.write_all(b"{\"zerver_message\":[")?;
     w.write_all(messages)?;
     w.write_all(b"],\"zerver_usermessage\":[")?;
+    // A message's rows end alike (`,"message":M,"flags_mask":F}`, the flags
+    // differing only for mentioned users): that end is made once per run of rows.
+    let mut tail = Vec::with_capacity(48);
+    let mut tail_of = None;
     for (i, row) in user_messages.iter().enumerate() {
+        if tail_of != Some((row.message, row.flags_mask)) {
+            tail.clear();
+            integer_field(&mut tail, b",\"message\":", row.message)?;
+            integer_field(&mut tail, b",\"flags_mask\":", row.flags_mask)?;
+            tail.push(b'}');
+            tail_of = Some((row.message, row.flags_mask));
+        }
         integer_field(w, if i == 0 { b"{\"id\":" } else { b",{\"id\":" }, row.id)?;
         integer_field(w, b",\"user_profile\":", row.user_profile)?;
-        integer_field(w, b",\"message\":", row.message)?;
-        integer_field(w, b",\"flags_mask\":", row.flags_mask)?;
-        w.write_all(b"}")?;
+        w.write_all(&tail)?;
     }
     w.write_all(b"]}\n")
 }
