@@ -130,8 +130,9 @@ fn try_submit(job: Job) -> io::Result<Option<Job>> {
                 *pending = tasks;
                 return Ok(Some(job));
             }
-            Err(TrySendError::Disconnected(job) | TrySendError::Full(job)) => {
-                fail_tasks(job);
+            // Disconnected (a full queue gave the batch back above).
+            Err(TrySendError::Disconnected(unsent) | TrySendError::Full(unsent)) => {
+                fail_tasks(unsent);
                 return Err(helper_gone());
             }
         }
