@@ -45,12 +45,36 @@ pub(crate) use record::{blank as blank_message, put_str, put_u64, Reader as Fiel
 /// Bytes of serialized messages held in memory before a run is written.
 pub const DEFAULT_BUDGET: usize = 8 * 1024 * 1024;
 
-/// Runs merged at once. Each open run costs an 8 KiB read buffer plus its current
-/// record, so the merge holds about 2 MiB whatever the number of runs. A 5M-message
-/// export makes about 200 runs: at 64, a third of the run time went into first
-/// merging most of them into bigger runs (one more write and read of the spool);
-/// at 256 the final merge takes them all.
-pub const DEFAULT_FAN_IN: usize = 256;
+/// Runs merged at once, at most. Each open run costs an 8 KiB read buffer plus its
+/// current record, so the merge holds about 2 MiB whatever the number of runs. A
+/// 5M-message export makes about 200 runs: at 64, a third of the run time went into
+/// first merging most of them into bigger runs (one more write and read of the
+/// spool); at 256 the final merge takes them all. Each open run is also an open
+/// file: see [`default_fan_in`].
+pub const MAX_FAN_IN: usize = 256;
+
+/// The fan-in sorts start with: [`MAX_FAN_IN`], or fewer when the process may not
+/// open that many files (half of what its soft limit leaves after 64 for the rest
+/// of the run, never under 16), and 64, the earlier fixed value, where the limit
+/// cannot be read (no `/proc/self/limits`). A limit of 256 files, common outside
+/// Linux, would otherwise fail a large export with "too many open files".
+pub fn default_fan_in() -> usize {
+    static FAN_IN: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *FAN_IN.get_or_init(|| match fs::read_to_string("/proc/self/limits").ok().as_deref().and_then(soft_open_files_limit) {
+        Some(limit) => usize::try_from(limit.saturating_sub(64) / 2).unwrap_or(MAX_FAN_IN).clamp(16, MAX_FAN_IN),
+        None => 64,
+    })
+}
+
+/// The soft "Max open files" limit in `/proc/self/limits` text (`unlimited` as
+/// `u64::MAX`).
+fn soft_open_files_limit(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    match line["Max open files".len()..].split_whitespace().next()? {
+        "unlimited" => Some(u64::MAX),
+        soft => soft.parse().ok(),
+    }
+}
 
 /// Read buffer of each open run.
 const RUN_READ_BUFFER: usize = 8 * 1024;
@@ -107,7 +131,7 @@ impl<K: RunKey> ExternalSort<K> {
     /// A sort keeping about `budget` bytes in memory; its run files go into `dir`
     /// (which must exist and be private to this run), named `<prefix>-NNNNNN.run`.
     pub fn new(dir: &Path, prefix: &'static str, budget: usize) -> Self {
-        ExternalSort { dir: dir.to_path_buf(), prefix, budget, fan_in: DEFAULT_FAN_IN, bodies: Vec::new(), index: Vec::new(), key_heap: 0, runs: Vec::new(), written: PendingFiles::default(), made: 0, count: 0 }
+        ExternalSort { dir: dir.to_path_buf(), prefix, budget, fan_in: default_fan_in(), bodies: Vec::new(), index: Vec::new(), key_heap: 0, runs: Vec::new(), written: PendingFiles::default(), made: 0, count: 0 }
     }
 
     /// Sets how many runs are merged at once (at least 2).
@@ -714,6 +738,15 @@ mod tests {
 
     fn run_files(dir: &Path) -> usize {
         fs::read_dir(dir).unwrap().count()
+    }
+
+    #[test]
+    fn the_fan_in_follows_the_open_files_limit() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units\nMax cpu time              unlimited            unlimited            seconds\nMax open files            1024                 1048576              files\n";
+        assert_eq!(soft_open_files_limit(limits), Some(1024));
+        assert_eq!(soft_open_files_limit(&limits.replace("1024  ", "unlimited")), Some(u64::MAX));
+        assert_eq!(soft_open_files_limit("Max cpu time unlimited"), None);
+        assert!((16..=MAX_FAN_IN).contains(&default_fan_in()));
     }
 
     proptest! {
