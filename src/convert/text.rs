@@ -182,8 +182,10 @@ pub fn slash_command(text: &str, actor: &str, style: Style) -> String {
 
 /// [`slash_command`] for a text the caller owns: most texts are no command, and
 /// they come back as they are instead of copied (a copy per message, perf 500k).
-pub fn slash_command_owned(text: String, actor: &str, style: Style) -> String {
-    if text.starts_with('/') { slash_command(&text, actor, style) } else { text }
+/// The actor's name is asked for only when the text is a command (Qiscus looks
+/// it up).
+pub fn slash_command_owned<A: AsRef<str>>(text: String, actor: impl FnOnce() -> A, style: Style) -> String {
+    if text.starts_with('/') { slash_command(&text, actor().as_ref(), style) } else { text }
 }
 
 /// True for `/code` messages, whose body must not be rewritten.
@@ -370,7 +372,7 @@ mod tests {
         assert_eq!(slash_command("/me waves", "Ann", Style::Plain), "Ann waves");
         assert_eq!(slash_command("/codex no", "Ann", Style::Markdown), "/codex no");
         for text in ["/me waves", "/quote a", "plain /me", "", "/"] {
-            assert_eq!(slash_command_owned(text.to_string(), "Ann", Style::Plain), slash_command(text, "Ann", Style::Plain), "{text}");
+            assert_eq!(slash_command_owned(text.to_string(), || "Ann", Style::Plain), slash_command(text, "Ann", Style::Plain), "{text}");
         }
     }
 

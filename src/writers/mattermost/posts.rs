@@ -128,7 +128,7 @@ impl<'a> PostWriter<'a> {
         } else {
             self.dir.rewriter.rewrite(text)
         };
-        slash_command_owned(rewritten, actor, Style::Markdown)
+        slash_command_owned(rewritten, || actor, Style::Markdown)
     }
 
     /// The attachment, noted for the output; a missing file leaves a line in the text

@@ -420,7 +420,7 @@ fn body_text(m: &Message, sender: &ZUser, ctx: &MessageContext, report: &mut Rep
         _ if is_code(&m.text) => (slash_command(&m.text, &sender.full_name, Style::Markdown), Vec::new()),
         _ => {
             let (rewritten, keys) = plan.rewriter.rewrite_collect(&m.text);
-            (slash_command_owned(rewritten, &sender.full_name, Style::Markdown), keys)
+            (slash_command_owned(rewritten, || &sender.full_name, Style::Markdown), keys)
         }
     };
     if let MessageKind::Unknown { wrapper } = &m.kind {

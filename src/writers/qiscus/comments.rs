@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::convert::clock::StrictClock;
-use crate::convert::text::{event_text, is_code, notification_text, slash_command, split_chars, Style, TextRewriter};
+use crate::convert::text::{event_text, is_code, notification_text, slash_command, slash_command_owned, split_chars, Style, TextRewriter};
 use crate::error::Result;
 use crate::hipchat::Export;
 use crate::model::{Catalog, Conversation, Message, MessageKind, Timestamp};
@@ -201,8 +201,7 @@ impl<'a> CommentWriter<'a> {
         if is_code(text) {
             return slash_command(text, &actor(), Style::Plain);
         }
-        let rewritten = self.rewriter.rewrite(text);
-        if rewritten.starts_with('/') { slash_command(&rewritten, &actor(), Style::Plain) } else { rewritten }
+        slash_command_owned(self.rewriter.rewrite(text), actor, Style::Plain)
     }
 
     /// `Attachment: <name> <link>`, after copying the file; a note when it is missing.
