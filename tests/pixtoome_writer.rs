@@ -386,6 +386,28 @@ fn month_topics_and_usermessage_policies() {
     assert!(load(&full).usermessages.len() > o.usermessages.len());
 }
 
+/// `idle` writes exactly the rows of `participants`, and marks people (not bots or
+/// mirror dummies) soft-deactivated from before the first message, so the server's
+/// first-login catch-up adds everything else.
+#[test]
+fn idle_policy_marks_people_soft_deactivated() {
+    let (dir, dir2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (idle, _) = convert(dir.path(), &["--pixtoome-usermessages", "idle"]);
+    let (participants, _) = convert(dir2.path(), &["--pixtoome-usermessages", "participants"]);
+    let (idle, participants) = (load(&idle), load(&participants));
+    assert_eq!(idle.usermessages, participants.usermessages);
+    let mut people = 0;
+    for u in users(&idle) {
+        let person = u["is_bot"] == false && u["is_mirror_dummy"] == false;
+        assert_eq!(u["long_term_idle"], person, "{}", u["full_name"]);
+        assert_eq!(u["last_active_message_id"], if person { serde_json::json!(0) } else { Value::Null }, "{}", u["full_name"]);
+        people += usize::from(person);
+    }
+    assert!(people > 1 && people < users(&idle).len(), "the fixture has people, bots and dummies");
+    assert!(users(&participants).iter().all(|u| u["long_term_idle"] == false && u["last_active_message_id"].is_null()));
+    assert!(idle.messages.iter().all(|m| m["id"].as_u64().unwrap() > 0), "0 is below every message id");
+}
+
 #[test]
 fn bad_format_version_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();

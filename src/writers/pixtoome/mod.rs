@@ -52,6 +52,11 @@ pub enum UserMessagePolicy {
     /// Nobody but the sender and mentioned users; subscribers read the stream's
     /// history through it being visible to subscribers.
     Participants,
+    /// The rows of `participants`, and every human user marked `long_term_idle`
+    /// (soft-deactivated) from the start of the history, so the server adds each
+    /// user's missing stream rows at their first login (Zulip's own converters do
+    /// this for idle users); those rows arrive unread.
+    Idle,
 }
 
 /// Pixtoome-specific flags.

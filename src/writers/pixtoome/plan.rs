@@ -65,8 +65,15 @@ impl ZUser {
         match policy {
             UserMessagePolicy::All => true,
             UserMessagePolicy::Active => self.is_active && !self.is_bot && !self.is_mirror_dummy,
-            UserMessagePolicy::Participants => false,
+            UserMessagePolicy::Participants | UserMessagePolicy::Idle => false,
         }
+    }
+
+    /// Whether this user is imported soft-deactivated under `policy`: a person
+    /// (not a bot or mirror dummy), whose missing stream rows the server builds
+    /// when they first log in.
+    pub fn is_long_term_idle(&self, policy: UserMessagePolicy) -> bool {
+        policy == UserMessagePolicy::Idle && !self.is_bot && !self.is_mirror_dummy
     }
 }
 
@@ -116,6 +123,8 @@ pub struct Plan {
     pub mention_users: BTreeMap<String, usize>,
     /// Earliest known time, used where Hipchat gives none (deterministic, never "now").
     pub epoch: f64,
+    /// Who gets usermessage rows, and who is imported soft-deactivated.
+    pub usermessages: UserMessagePolicy,
     /// Used e-mail addresses (lowercased).
     emails: UniqueNames,
     /// Used stream names (lowercased).
@@ -139,6 +148,7 @@ impl Plan {
             rewriter: TextRewriter::new(),
             mention_users: BTreeMap::new(),
             epoch,
+            usermessages: opts.usermessages,
             emails: UniqueNames::new(),
             stream_names: UniqueNames::new(),
             email_domain: opts.email_domain.clone().unwrap_or_else(|| "example.com".to_string()),

@@ -19,6 +19,7 @@ use super::files::{check, write_json, RowStream};
 use super::messages::SENDING_CLIENT;
 use super::plan::{Origin, Plan, ZUser, REALM_ID};
 use super::profile::FormatProfile;
+use super::UserMessagePolicy;
 
 /// Writes `realm.json` with `emoji` as the realm emoji rows.
 pub fn write_realm(out: &Path, plan: &Plan, emoji: Vec<Value>, profile: &FormatProfile) -> Result<()> {
@@ -74,10 +75,10 @@ fn checked(profile: &FormatProfile, table: &str, row: Value) -> Row {
 
 /// The user rows, or with `dummies` the mirror-dummy rows.
 fn user_rows<'a>(plan: &'a Plan, profile: &'a FormatProfile, dummies: bool) -> impl Iterator<Item = Row> + 'a {
-    plan.users.iter().filter(move |u| u.is_mirror_dummy == dummies).map(move |u| checked(profile, "zerver_userprofile", Value::Object(user_row(u, profile))))
+    plan.users.iter().filter(move |u| u.is_mirror_dummy == dummies).map(move |u| checked(profile, "zerver_userprofile", Value::Object(user_row(u, plan.usermessages, profile))))
 }
 
-fn user_row(u: &ZUser, profile: &FormatProfile) -> Map<String, Value> {
+fn user_row(u: &ZUser, policy: UserMessagePolicy, profile: &FormatProfile) -> Map<String, Value> {
     let mut row = profile.user_row_defaults();
     let set = |row: &mut Map<String, Value>, k: &str, v: Value| {
         row.insert(k.to_string(), v);
@@ -98,6 +99,13 @@ fn user_row(u: &ZUser, profile: &FormatProfile) -> Map<String, Value> {
     set(&mut row, "avatar_source", json!(if u.has_avatar { "U" } else { "G" }));
     if let Origin::Integration(_) = u.origin {
         set(&mut row, "tutorial_status", json!("F"));
+    }
+    if u.is_long_term_idle(policy) {
+        // Message ids start at 1 and the importer keeps an id it cannot map, so 0
+        // makes the first login's catch-up (`add_missing_messages`: messages with a
+        // greater id) cover the whole imported history.
+        set(&mut row, "long_term_idle", json!(true));
+        set(&mut row, "last_active_message_id", json!(0));
     }
     row
 }
