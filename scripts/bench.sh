@@ -14,7 +14,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("${@:-50000}")
 repeat=${REPEAT:-5}
-targets=(${TARGETS:-mattermost pixtoome qiscus})
+# A target is `--to` value, or `pixtoome:POLICY` for a --pixtoome-usermessages policy
+# (`pixtoome:idle` writes the rows a full-history target would without the
+# messages × subscribers usermessage rows; see docs/pixtoome.md).
+targets=(${TARGETS:-mattermost pixtoome pixtoome:idle qiscus})
 work=${WORK:-/dev/shm/hcconv-bench}
 command -v openssl >/dev/null || { echo "openssl is needed for the baseline" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "/usr/bin/time is needed (apt-get install time)" >&2; exit 1; }
@@ -29,11 +32,12 @@ printf 'bench password\n' > "$pw"
 secret="$work/qiscus.secret"
 printf 'a benchmark secret of 32 bytes!!\n' > "$secret"
 
-# Flags a target needs besides the common ones.
+# The flags of a target besides the common ones, `--to` included.
 target_flags() {
   case "$1" in
-    qiscus) echo "--secret-file $secret --files-base-url https://files.example.com/hc" ;;
-    *) echo "" ;;
+    qiscus) echo "--to qiscus --secret-file $secret --files-base-url https://files.example.com/hc" ;;
+    pixtoome:*) echo "--to pixtoome --pixtoome-usermessages ${1#pixtoome:}" ;;
+    *) echo "--to $1" ;;
   esac
 }
 
@@ -54,7 +58,7 @@ stats() { # best min, max of a list of numbers
   printf '%s\n' "$@" | sort -g | awk 'NR==1{min=$1} {max=$1} END{printf "%.3f %.3f\n", min, max}'
 }
 
-printf '%-10s %-11s %9s %9s %7s %12s %9s\n' messages side best_s worst_s ratio msgs_per_s rss_MiB
+printf '%-10s %-13s %9s %9s %7s %12s %9s\n' messages side best_s worst_s ratio msgs_per_s rss_MiB
 for n in "${sizes[@]}"; do
   rooms=${ROOMS:-$(( n / 1000 > 10 ? n / 1000 : 10 ))}
   export_file="$work/export-$n-r$rooms.tar.gz.aes"
@@ -69,7 +73,7 @@ for n in "${sizes[@]}"; do
     walls[baseline]+="$w "; rsss[baseline]=$r
     for t in "${targets[@]}"; do
       rm -rf "$work/out-$t"
-      read -r w r < <(measure "$bin" "$export_file" --to "$t" -o "$work/out-$t" --password-file "$pw" --quiet $(target_flags "$t"))
+      read -r w r < <(measure "$bin" "$export_file" -o "$work/out-$t" --password-file "$pw" --quiet $(target_flags "$t"))
       # Outputs live in memory (/dev/shm): keep none beside the next run (Pixtoome
       # writes 8.6 GB at 5M), so every run starts with the same free memory.
       rm -rf "$work/out-$t"
@@ -77,10 +81,10 @@ for n in "${sizes[@]}"; do
     done
   done
   read -r base_best base_worst < <(stats ${walls[baseline]})
-  printf '%-10s %-11s %9s %9s %7s %12s %9s\n' "$n" baseline "$base_best" "$base_worst" 1.00 "$(awk -v n="$n" -v t="$base_best" 'BEGIN{printf "%d", n/t}')" "$(( rsss[baseline] / 1024 ))"
+  printf '%-10s %-13s %9s %9s %7s %12s %9s\n' "$n" baseline "$base_best" "$base_worst" 1.00 "$(awk -v n="$n" -v t="$base_best" 'BEGIN{printf "%d", n/t}')" "$(( rsss[baseline] / 1024 ))"
   for t in "${targets[@]}"; do
     read -r best worst < <(stats ${walls[$t]})
-    printf '%-10s %-11s %9s %9s %7s %12s %9s\n' "$n" "$t" "$best" "$worst" "$(awk -v a="$best" -v b="$base_best" 'BEGIN{printf "%.2f", a/b}')" "$(awk -v n="$n" -v t="$best" 'BEGIN{printf "%d", n/t}')" "$(( rsss[$t] / 1024 ))"
+    printf '%-10s %-13s %9s %9s %7s %12s %9s\n' "$n" "$t" "$best" "$worst" "$(awk -v a="$best" -v b="$base_best" 'BEGIN{printf "%.2f", a/b}')" "$(awk -v n="$n" -v t="$best" 'BEGIN{printf "%d", n/t}')" "$(( rsss[$t] / 1024 ))"
   done
   rm -rf "$work/base" "$work"/out-*
 done
