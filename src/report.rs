@@ -36,6 +36,11 @@ pub enum Entity {
     Entry,
 }
 
+impl Entity {
+    /// Every entity, so a report names each one even when the export has none.
+    pub const ALL: [Entity; 7] = [Entity::User, Entity::Room, Entity::Message, Entity::Attachment, Entity::Emoticon, Entity::Avatar, Entity::Entry];
+}
+
 impl fmt::Display for Entity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = serde_json::to_value(self).ok();
@@ -171,7 +176,8 @@ impl Report {
 
     /// An empty report stamped with the tool's name and version.
     pub fn new() -> Self {
-        Report { tool: "hcconv", version: env!("CARGO_PKG_VERSION"), ..Default::default() }
+        let counts = Entity::ALL.into_iter().map(|e| (e, Counts::default())).collect();
+        Report { tool: "hcconv", version: env!("CARGO_PKG_VERSION"), counts, ..Default::default() }
     }
 
     /// Counts one item of `entity` found in the export.

@@ -403,3 +403,34 @@ proptest! {
         prop_assert_eq!(out, plain);
     }
 }
+
+#[test]
+fn archives_that_are_not_exports_fail_instead_of_converting_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let unrelated = vec![Entry { path: "README.txt".into(), bytes: b"hello".to_vec() }, Entry { path: "photos/cat.jpg".into(), bytes: vec![0xff, 0xd8, 0xff] }];
+    for (name, entries) in [("unrelated.tar.gz.aes", unrelated), ("empty.tar.gz.aes", Vec::new())] {
+        let path = write_container(dir.path(), name, &entries, Container::Encrypted(Kdf::Md5), &fixture_password());
+        let out = dir.path().join(format!("out-{name}"));
+        let run = hcconv().arg(&path).args(["--to", "mattermost", "-o"]).arg(&out).env("HCCONV_PASSWORD", fixture_password()).output().unwrap();
+        let (_, stderr) = outputs(&run);
+        assert_eq!(run.status.code(), Some(4), "{name}: {stderr}");
+        assert!(stderr.contains(&path.display().to_string()) && stderr.contains("not an hc-migrate export"), "{name}: {stderr}");
+        assert!(!out.exists(), "{name}: no output");
+    }
+    let (code, _, stderr) = run(&write_container(dir.path(), "u.tar", &[Entry { path: "a/b.txt".into(), bytes: b"x".to_vec() }], Container::Tar, ""), &[]);
+    assert_eq!(code, Some(4), "inspect too: {stderr}");
+    assert!(stderr.contains("'a/b.txt'"), "names what it found: {stderr}");
+}
+
+#[test]
+fn an_export_below_several_wrapping_folders_is_found() {
+    // Untarred on the server and packed again from above: two folders deep.
+    let dir = tempfile::tempdir().unwrap();
+    let (entries, m) = quirks();
+    let wrapped: Vec<Entry> = entries.into_iter().map(|e| Entry { path: format!("backup/hipchat-export/{}", e.path), bytes: e.bytes }).collect();
+    let path = write_container(dir.path(), "wrapped.tar", &wrapped, Container::Tar, "");
+    let (code, stdout, stderr) = run(&path, &["--json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let inv: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_manifest_counts(&inv, &m);
+}

@@ -37,14 +37,26 @@ pub struct Refusal {
     pub detail: String,
 }
 
-/// Top-level names of the hc-migrate layout; used to find the export root when an
-/// archive wraps everything in one folder (`export/users.json`).
-const TOP_LEVEL: &[&str] = &[
-    "users.json", "rooms.json", "emoticons.json", "autojoins.json", "preferences.json", "metadata.json", "users", "rooms", "files",
-];
+/// Top-level files of the hc-migrate layout; with [`TOP_LEVEL_FOLDERS`], used to find
+/// the export root when an archive wraps everything in folders (`export/users.json`,
+/// or `backup/hipchat-export/users.json` after an untar and re-pack on the server).
+const TOP_LEVEL_FILES: &[&str] = &["users.json", "rooms.json", "emoticons.json", "autojoins.json", "preferences.json", "metadata.json"];
+const TOP_LEVEL_FOLDERS: &[&str] = &["users", "rooms", "files"];
 
-/// Normalises an archive path: drops `.` and empty components and a single wrapping
-/// folder; refuses absolute paths and `..`. Returns the reason on refusal.
+/// How many wrapping folders `parts` starts with: the components before the first
+/// one that is a layout file (as the last component) or a layout folder (with more
+/// below it); 0 when no component is.
+fn wrapping_depth(parts: &[&str]) -> usize {
+    let last = parts.len().saturating_sub(1);
+    parts
+        .iter()
+        .enumerate()
+        .position(|(i, c)| (i == last && TOP_LEVEL_FILES.contains(c)) || (i < last && TOP_LEVEL_FOLDERS.contains(c)))
+        .unwrap_or(0)
+}
+
+/// Normalises an archive path: drops `.` and empty components and any wrapping
+/// folders; refuses absolute paths and `..`. Returns the reason on refusal.
 pub fn normalise_entry_path(raw: &str) -> Result<String, String> {
     if raw.starts_with('/') || raw.starts_with('\\') || raw.get(1..3) == Some(":\\") || raw.get(1..3) == Some(":/") {
         return Err("absolute path".into());
@@ -56,8 +68,7 @@ pub fn normalise_entry_path(raw: &str) -> Result<String, String> {
     if parts.iter().any(|c| c.contains('\0')) {
         return Err("NUL byte in path".into());
     }
-    let strip = parts.len() >= 2 && !TOP_LEVEL.contains(&parts[0]) && TOP_LEVEL.contains(&parts[1]);
-    Ok(parts[usize::from(strip)..].join("/"))
+    Ok(parts[wrapping_depth(&parts)..].join("/"))
 }
 
 /// Walks a tar stream.
@@ -157,6 +168,10 @@ mod tests {
         assert_eq!(normalise_entry_path("export/rooms/1/history.json").unwrap(), "rooms/1/history.json");
         assert_eq!(normalise_entry_path("rooms//1/./history.json").unwrap(), "rooms/1/history.json");
         assert_eq!(normalise_entry_path("a/b/c").unwrap(), "a/b/c");
+        assert_eq!(normalise_entry_path("backup/hipchat-export/users.json").unwrap(), "users.json");
+        assert_eq!(normalise_entry_path("backup/hipchat-export/rooms/7/files/x/users.json").unwrap(), "rooms/7/files/x/users.json");
+        assert_eq!(normalise_entry_path("rooms/7/files/x/users.json").unwrap(), "rooms/7/files/x/users.json");
+        assert_eq!(normalise_entry_path("a/b/users").unwrap(), "a/b/users", "a layout folder name as the last part is a file");
         assert!(normalise_entry_path("/etc/passwd").is_err());
         assert!(normalise_entry_path("../../etc/cron.d/x").is_err());
         assert!(normalise_entry_path("rooms/1/../../../x").is_err());

@@ -11,10 +11,47 @@ use crate::model::{Message, MessageKind};
 
 /// Markdown from a notification's HTML body (links, bold, lists kept).
 pub fn html_to_markdown(html: &str) -> String {
+    // htmd walks the parsed tree recursively: a deeply nested body (hostile or
+    // broken HTML) would overflow the stack and abort the process.
+    if html_nesting_exceeds(html, MAX_HTML_DEPTH) {
+        return html_to_plain(html);
+    }
     match htmd::convert(html) {
         Ok(md) => md.trim().to_string(),
         Err(_) => html_to_plain(html),
     }
+}
+
+const MAX_HTML_DEPTH: usize = 256;
+
+/// Whether the element nesting of `html` may go deeper than `limit` (an upper
+/// bound: closing tags only close an element that is open, as in an HTML parser).
+fn html_nesting_exceeds(html: &str, limit: usize) -> bool {
+    const VOID: [&str; 14] = ["area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"];
+    let mut open: Vec<String> = Vec::new();
+    let mut rest = html;
+    while let Some(lt) = rest.find('<') {
+        let after = &rest[lt + 1..];
+        let Some(gt) = after.find('>') else { break };
+        let tag = &after[..gt];
+        rest = &after[gt + 1..];
+        let closing = tag.starts_with('/');
+        let name: String = tag.trim_start_matches('/').chars().take_while(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
+        if name.is_empty() || VOID.contains(&name.as_str()) || tag.ends_with('/') {
+            continue;
+        }
+        if closing {
+            if let Some(at) = open.iter().rposition(|n| *n == name) {
+                open.truncate(at);
+            }
+        } else {
+            open.push(name);
+            if open.len() > limit {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// Plain text from HTML: tags dropped (`<br>`, `<p>`, `<li>` become line breaks),
@@ -333,6 +370,14 @@ pub fn notification_text(m: &Message, style: Style) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn deeply_nested_html_does_not_overflow() {
+        let html = format!("{}deep{}", "<div>".repeat(50_000), "</div>".repeat(50_000));
+        assert_eq!(html_to_markdown(&html), "deep");
+        let unclosed = format!("{}x", "<b>".repeat(50_000));
+        assert_eq!(html_to_markdown(&unclosed), "x");
+    }
 
     #[test]
     fn html_conversions() {

@@ -204,6 +204,16 @@ fn parse_kind(wrapper: &str, m: &dyn MessageObject, origin: Origin) -> MessageKi
         },
         "TopicRoomMessage" => MessageKind::Topic { topic: m.text("topic") },
         "ArchiveRoomMessage" => MessageKind::Archive { is_archived: m.flag("is_archived") },
+        // HIPCHAT.md: a GuestAccessMessage is "sometimes a UserMessage, sometimes a
+        // NotificationMessage in shape". Without the guest-access fields it is one of
+        // those, and its text must be kept rather than replaced by an event.
+        "GuestAccessMessage" if !m.has("enable_guest_access") && m.text("type") != "muc_guest_access" => {
+            if m.text("type") == "notification" || m.has("card") || m.has("color") || m.has("format") {
+                parse_kind("NotificationMessage", m, origin)
+            } else {
+                MessageKind::User
+            }
+        }
         "GuestAccessMessage" => MessageKind::GuestAccess { enabled: m.flag("enable_guest_access"), url: m.text("url") },
         "PrivateUserMessage" => {
             let owner = match origin {
@@ -379,6 +389,17 @@ mod tests {
         assert_eq!(m.kind, MessageKind::Private { receiver: 8 });
         let slow = parse_message(&serde_json::from_str(text).unwrap(), Origin::User(3), 1, "t", &mut BTreeMap::new());
         assert_eq!(Parsed::Message(m), slow);
+    }
+
+    #[test]
+    fn guest_access_messages_in_other_shapes_keep_their_text() {
+        let event = parse(json!({"GuestAccessMessage": {"id": "g", "type": "muc_guest_access", "sender": {"id": 1}, "message": "", "timestamp": "2018-04-02T15:40:44Z", "enable_guest_access": true, "url": "https://h/x"}}), Origin::Room(1));
+        assert_eq!(event.kind, MessageKind::GuestAccess { enabled: true, url: "https://h/x".into() });
+        let user = parse(json!({"GuestAccessMessage": {"id": "u", "type": "muc_message", "sender": {"id": 1}, "message": "said as a guest", "timestamp": "2018-04-02T15:40:44Z"}}), Origin::Room(1));
+        assert_eq!((user.kind, user.text.as_str()), (MessageKind::User, "said as a guest"));
+        let card = parse(json!({"GuestAccessMessage": {"id": "n", "sender": "Guest Thing", "message": "<b>hi</b>", "timestamp": "2018-04-02T15:40:44Z", "format": "html", "color": "gray"}}), Origin::Room(1));
+        assert!(matches!(card.kind, MessageKind::Notification { .. }), "{:?}", card.kind);
+        assert_eq!(card.text, "<b>hi</b>");
     }
 
     #[test]

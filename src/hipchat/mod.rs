@@ -141,17 +141,21 @@ pub fn read_slices(inputs: &[PathBuf], opts: ReadOptions, report: &mut Report) -
         slice: 0,
         user_slice: BTreeMap::new(),
         room_slice: BTreeMap::new(),
+        slice_has_layout: false,
+        slice_strangers: Vec::new(),
     };
     for name in TOP_LEVEL_FILES {
         reader.stats.top_level_files.insert((*name).to_string(), false);
     }
     for (slice, input) in inputs.iter().enumerate() {
-        reader.slice = slice;
+        (reader.slice, reader.slice_has_layout) = (slice, false);
+        reader.slice_strangers.clear();
         let walked = archive::walk(input, &opts.open, &mut |event| reader.on_entry(event, report));
         // History parsed behind the walk comes earlier in the archive than where
         // the walk stopped, so its error is the one to report.
         reader.drain_history(report)?;
         reader.stats.input_kind = Some(walked?);
+        reader.require_layout(input)?;
     }
     reader.stats.slices = inputs.len() as u64;
     reader.finish(report)
@@ -175,6 +179,10 @@ struct Reader {
     /// Which slice each kept user and room came from.
     user_slice: BTreeMap<UserId, usize>,
     room_slice: BTreeMap<RoomId, usize>,
+    /// The slice being read had an entry of the hc-migrate layout.
+    slice_has_layout: bool,
+    /// Its first few entries that were not, to name in the error if none was.
+    slice_strangers: Vec<String>,
 }
 
 /// What an archive path is, by the hc-migrate layout.
@@ -202,6 +210,20 @@ fn role_of(path: &str) -> EntryRole {
 }
 
 impl Reader {
+    /// Fails a slice in which nothing had the hc-migrate layout (an empty archive,
+    /// unrelated files, a layout this reader cannot find): converting it would
+    /// "succeed" with an empty organization.
+    fn require_layout(&self, input: &Path) -> Result<()> {
+        if self.slice_has_layout {
+            return Ok(());
+        }
+        let seen = if self.slice_strangers.is_empty() { "it has no files".to_string() } else { format!("its first files are {}", self.slice_strangers.join(", ")) };
+        Err(crate::error::Error::input(
+            input.display(),
+            format!("not an hc-migrate export: no users.json, rooms.json, history.json or attachment, at the top or below wrapping folders; {seen}"),
+        ))
+    }
+
     fn on_entry(&mut self, event: EntryEvent, report: &mut Report) -> Result<()> {
         report.input(Entity::Entry);
         self.stats.entries += 1;
@@ -213,7 +235,13 @@ impl Reader {
             }
             EntryEvent::File { path, size, reader } => (path, size, reader),
         };
-        match role_of(&path) {
+        let role = role_of(&path);
+        match role {
+            EntryRole::Unrecognised if self.slice_strangers.len() < 3 => self.slice_strangers.push(format!("'{path}'")),
+            EntryRole::Unrecognised => {}
+            _ => self.slice_has_layout = true,
+        }
+        match role {
             EntryRole::TopLevel(name) => {
                 self.drain_history(report)?;
                 self.stats.top_level_files.insert(name.to_string(), true);

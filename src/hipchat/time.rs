@@ -85,6 +85,12 @@ fn parse_main(s: &str) -> Option<i64> {
             return Some(dt.timestamp_micros());
         }
     }
+    // ISO 8601 offsets without a colon (`+0000`, Python's `%z`) or without minutes (`+00`).
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z"] {
+        if let Ok(dt) = DateTime::parse_from_str(s, fmt) {
+            return Some(dt.timestamp_micros());
+        }
+    }
     for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.fZ"] {
         if let Ok(naive) = NaiveDateTime::parse_from_str(s, fmt) {
             return Some(naive.and_utc().timestamp_micros());
@@ -158,6 +164,14 @@ mod tests {
         assert_eq!(ts("2018-04-02T14:54:04+00:00 000001"), 1_522_680_844_000_001);
         assert_eq!(ts("2018-04-02 14:54:04"), 1_522_680_844_000_000);
         assert_eq!(ts("2018-04-02T14:54:04"), 1_522_680_844_000_000);
+    }
+
+    #[test]
+    fn offsets_without_colon() {
+        assert_eq!(ts("2018-04-02T14:54:05+0000"), ts("2018-04-02T14:54:05Z"));
+        assert_eq!(ts("2018-04-02T16:54:06+0200"), ts("2018-04-02T14:54:06Z"));
+        assert_eq!(ts("2018-04-02T14:54:07+00"), ts("2018-04-02T14:54:07Z"));
+        assert_eq!(ts("2018-04-02T14:54:04+0000 777248"), ts("2018-04-02T14:54:04Z 777248"));
     }
 
     #[test]
