@@ -163,6 +163,11 @@ pub enum Event {
     Input(Entity, u64),
     /// One skipped item.
     Skip { entity: Entity, id: String, reason: SkipReason, detail: String },
+    /// A history file counted as read when it was handed over, found damaged
+    /// (`--skip-damaged`): it moves from written to skipped.
+    Damaged { path: String, detail: String },
+    /// A warning.
+    Warn(String),
 }
 
 impl Report {
@@ -171,6 +176,12 @@ impl Report {
         match event {
             Event::Input(entity, n) => self.input_n(entity, n),
             Event::Skip { entity, id, reason, detail } => self.skip(entity, id, reason, detail),
+            Event::Damaged { path, detail } => {
+                let entries = self.counts.entry(Entity::Entry).or_default();
+                entries.written = entries.written.saturating_sub(1);
+                self.skip(Entity::Entry, path, SkipReason::DamagedFile, detail);
+            }
+            Event::Warn(text) => self.warn(text),
         }
     }
 
@@ -247,7 +258,7 @@ impl Report {
     pub fn unbalanced(&self) -> Vec<(Entity, Counts)> {
         self.counts
             .iter()
-            .filter(|(e, c)| **e != Entity::Entry && c.input != c.written + c.skipped)
+            .filter(|(_, c)| c.input != c.written + c.skipped)
             .map(|(e, c)| (*e, *c))
             .collect()
     }

@@ -266,6 +266,14 @@ fn skip_damaged_keeps_going_and_reports_the_file() {
     let damaged = inv["damaged_files"].as_array().unwrap();
     assert_eq!(damaged.len(), 1);
     assert!(damaged[0].as_str().unwrap().starts_with("rooms/7/history.json: malformed JSON"), "{damaged:?}");
+    // A conversion counts the damaged file as skipped, not also as written.
+    let report = dir.path().join("report.json");
+    let run = hcconv().arg(&path).args(["--to", "mattermost", "--skip-damaged", "-o"]).arg(dir.path().join("out")).arg("--report").arg(&report).env("HCCONV_PASSWORD", fixture_password()).output().unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", outputs(&run).1);
+    let report: serde_json::Value = serde_json::from_slice(&read(&report)).unwrap();
+    let entries = at(&report, "/counts/entry");
+    assert_eq!(num(entries, "/skipped"), 1);
+    assert_eq!(num(entries, "/input"), num(entries, "/written") + 1, "{entries}");
 }
 
 #[test]

@@ -215,7 +215,7 @@ pub fn party(json: &str) -> Option<Party> {
     let name = match members.name {
         Scalar::Absent | Scalar::Null => String::new(),
         Scalar::U64(n) => n.to_string(),
-        Scalar::Str(s) => s.into_owned(),
+        Scalar::Str(s) => super::fields::without_nul(s.into_owned()),
     };
     Some(Party { id, name })
 }

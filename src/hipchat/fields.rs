@@ -17,10 +17,32 @@ pub fn text(obj: &Map<String, Value>, key: &str) -> String {
     obj.get(key).map(text_of).unwrap_or_default()
 }
 
-/// A value as text: strings as they are, numbers and booleans printed, else empty.
+/// `s` without NUL characters. No target can store them (PostgreSQL text columns
+/// reject U+0000, so one aborts a Zulip import), so the reader drops them from every
+/// text it takes from the export; only a JSON `\u0000` escape can carry one.
+pub fn without_nul(s: String) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "")
+    } else {
+        s
+    }
+}
+
+/// [`without_nul`] for every string inside `v`.
+fn strip_nul_in(v: &mut Value) {
+    match v {
+        Value::String(s) if s.contains('\0') => *s = s.replace('\0', ""),
+        Value::Array(items) => items.iter_mut().for_each(strip_nul_in),
+        Value::Object(map) => map.values_mut().for_each(strip_nul_in),
+        _ => {}
+    }
+}
+
+/// A value as text: strings as they are (without NUL), numbers and booleans
+/// printed, else empty.
 pub fn text_of(v: &Value) -> String {
     match v {
-        Value::String(s) => s.clone(),
+        Value::String(s) => without_nul(s.clone()),
         Value::Number(n) => n.to_string(),
         Value::Bool(b) => b.to_string(),
         _ => String::new(),
@@ -91,12 +113,14 @@ pub fn unwrap(value: &Value) -> Option<(Option<&str>, &Map<String, Value>)> {
 
 /// A value that may hold JSON as a string (`card`, autojoin `data`, user `metadata`).
 pub fn embedded_json(v: Option<&Value>) -> Option<Value> {
-    match v? {
-        Value::String(s) if s.trim().is_empty() => None,
-        Value::String(s) => Some(serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone()))),
-        Value::Null => None,
-        other => Some(other.clone()),
-    }
+    let mut value = match v? {
+        Value::String(s) if s.trim().is_empty() => return None,
+        Value::String(s) => serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone())),
+        Value::Null => return None,
+        other => other.clone(),
+    };
+    strip_nul_in(&mut value);
+    Some(value)
 }
 
 /// One field of a message object: a parsed value, or the raw JSON text of the
@@ -140,7 +164,7 @@ impl<'a> Field<'a> {
     /// [`text_of`] of the field.
     pub fn text(self) -> String {
         match self.as_str() {
-            Some(s) => s.into_owned(),
+            Some(s) => without_nul(s.into_owned()),
             None => text_of(&self.value()),
         }
     }

@@ -165,9 +165,11 @@ impl History {
         match outcome {
             Err(e) if self.skip_damaged && e.kind() == ErrorKind::Input => {
                 let detail = format!("{e}; the {index} messages before the damage were kept, the rest of the file is lost");
-                events(Event::Skip { entity: Entity::Entry, id: path.to_string(), reason: SkipReason::DamagedFile, detail })
+                events(Event::Damaged { path: path.to_string(), detail })
             }
-            other => other,
+            Err(e) => Err(e),
+            Ok(true) => Ok(()),
+            Ok(false) => events(Event::Warn(format!("{path} is empty; read as a history without messages"))),
         }
     }
 

@@ -112,14 +112,20 @@ pub fn for_each_raw(reader: impl Read, what: &str, limit: u64, each: &mut dyn Fn
         let len = element.json.len();
         each(element).map(|()| Some(len))
     };
-    Walk::new(reader, what, limit, false).document(&mut handler)
+    Walk::new(reader, what, limit, false).document(&mut handler).map(|_| ())
 }
 
 /// Calls `each` with the bytes from the start of every element to the end of what
 /// is read so far: the handler parses the element off the front (one pass over the
 /// bytes instead of two) and says how many it used. See [`ElementHandler`].
-pub fn for_each_prefix(reader: impl Read, what: &str, limit: u64, each: &mut ElementHandler<'_>) -> Result<()> {
-    Walk::new(reader, what, limit, true).document(each)
+///
+/// For history files: one with no JSON at all (no bytes, or only whitespace) is a
+/// history without messages, as hc-migrate leaves for some users, and gives
+/// `Ok(false)`; anything else read gives `Ok(true)`.
+pub fn for_each_prefix(reader: impl Read, what: &str, limit: u64, each: &mut ElementHandler<'_>) -> Result<bool> {
+    let mut walk = Walk::new(reader, what, limit, true);
+    walk.empty_ok = true;
+    walk.document(each)
 }
 
 /// Formats a serde_json error as `what: malformed JSON: … at line L column C`.
@@ -153,6 +159,8 @@ struct Walk<'w, R> {
     line_start: u64,
     /// Hand elements over as prefixes of the window ([`for_each_prefix`]).
     prefix: bool,
+    /// A file without a document is an empty one, not an error.
+    empty_ok: bool,
 }
 
 /// Where an array walk stands between elements.
@@ -168,11 +176,14 @@ enum Expect {
 
 impl<'w, R: Read> Walk<'w, R> {
     fn new(reader: R, what: &'w str, limit: u64, prefix: bool) -> Self {
-        Walk { reader, what, limit, buf: Vec::new(), end: 0, pos: 0, eof: false, base: 0, counted: 0, line: 1, line_start: 0, prefix }
+        Walk { reader, what, limit, buf: Vec::new(), end: 0, pos: 0, eof: false, base: 0, counted: 0, line: 1, line_start: 0, prefix, empty_ok: false }
     }
 
-    fn document(&mut self, each: &mut ElementHandler<'_>) -> Result<()> {
+    /// Walks the whole file; false when it held no document (see `empty_ok`).
+    fn document(&mut self, each: &mut ElementHandler<'_>) -> Result<bool> {
+        self.skip_bom()?;
         match self.peek_significant()? {
+            None if self.empty_ok => return Ok(false),
             None => return Err(self.syntax("EOF while parsing a value")),
             Some(b'[') => {
                 self.pos += 1;
@@ -193,9 +204,22 @@ impl<'w, R: Read> Walk<'w, R> {
             Some(_) => return Err(self.syntax("expected a JSON array or an object of arrays")),
         }
         match self.peek_significant()? {
-            None => Ok(()),
+            None => Ok(true),
             Some(_) => Err(self.syntax("trailing characters")),
         }
+    }
+
+    /// Steps over a UTF-8 byte-order mark at the start of the file (editors and
+    /// Windows tools write one when an export is unpacked and packed again); JSON
+    /// parsers reject it. Columns on the first line count from after it.
+    fn skip_bom(&mut self) -> Result<()> {
+        const BOM: &[u8] = b"\xEF\xBB\xBF";
+        while self.end < BOM.len() && self.fill(0)? {}
+        if self.buf[..self.end].starts_with(BOM) {
+            self.pos = BOM.len();
+            self.line_start = BOM.len() as u64;
+        }
+        Ok(())
     }
 
     /// Walks an array whose `[` was just consumed; nested arrays are walked into.
@@ -518,6 +542,26 @@ mod tests {
 
     fn collect(json: &str) -> Result<Vec<Value>> {
         collect_from(json.as_bytes(), MAX_VALUE_BYTES)
+    }
+
+    #[test]
+    fn byte_order_marks_are_stepped_over_and_empty_histories_are_empty() {
+        assert_eq!(collect("\u{feff}[{\"a\":1}]").unwrap(), vec![serde_json::json!({"a": 1})]);
+        let err = collect("\u{feff}[{\"a\":}]").unwrap_err();
+        assert!(err.message().contains("line 1 column 7"), "columns count from after the mark: {}", err.message());
+        // A mark split over reads is still one.
+        assert_eq!(collect_from(Uneven("\u{feff}[1]".as_bytes(), 0), MAX_VALUE_BYTES).unwrap().len(), 1);
+        // Top-level files must hold a document; a history file may be empty.
+        assert!(collect("").is_err() && collect(" \n").is_err());
+        for empty in ["", " \n\t", "\u{feff}"] {
+            let mut seen = 0;
+            let held = for_each_prefix(Uneven(empty.as_bytes(), 0), "h.json", MAX_VALUE_BYTES, &mut |_| {
+                seen += 1;
+                Ok(None)
+            });
+            assert_eq!((held.unwrap(), seen), (false, 0), "{empty:?}");
+        }
+        assert!(for_each_prefix("[]".as_bytes(), "h.json", MAX_VALUE_BYTES, &mut |_| Ok(None)).unwrap());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::borrowed::{self, BorrowedFields};
-use super::fields::{Field, Members, embedded_json, id, id_of, unwrap};
+use super::fields::{Field, Members, embedded_json, id, id_of, unwrap, without_nul};
 use super::json::RawElement;
 use crate::error::Result;
 use crate::model::{Attachment, Conversation, Deletion, Message, MessageKind, RoomId, Sender, UserId};
@@ -253,7 +253,7 @@ fn sender_of(field: Option<Field<'_>>) -> Sender {
     match field.value().as_ref() {
         Value::String(s) => match s.trim().parse::<u64>() {
             Ok(i) => Sender { id: Some(i).filter(|i| *i != 0), name: String::new() },
-            Err(_) => Sender { id: None, name: s.clone() },
+            Err(_) => Sender { id: None, name: without_nul(s.clone()) },
         },
         other => Sender { id: id_of(other).filter(|i| *i != 0), name: String::new() },
     }
@@ -400,6 +400,22 @@ mod tests {
         let card = parse(json!({"GuestAccessMessage": {"id": "n", "sender": "Guest Thing", "message": "<b>hi</b>", "timestamp": "2018-04-02T15:40:44Z", "format": "html", "color": "gray"}}), Origin::Room(1));
         assert!(matches!(card.kind, MessageKind::Notification { .. }), "{:?}", card.kind);
         assert_eq!(card.text, "<b>hi</b>");
+    }
+
+    #[test]
+    fn nul_characters_never_reach_the_model() {
+        let text = r#"{"UserMessage": {"id": "a", "message": "a\u0000b", "sender": {"id": 2, "name": "N\u0000ame"}, "timestamp": "2018-04-02T14:54:04Z"}}"#;
+        let element = RawElement { json: text.as_bytes(), key: None, line: 1, column: 1, complete: true };
+        let Some((Parsed::Message(m), _)) = parse_element(&element, "t", "", Origin::Room(1), 0, &mut BTreeMap::new()).unwrap() else { panic!() };
+        assert_eq!((m.text.as_str(), m.sender.name.as_str()), ("ab", "Name"));
+        let m = parse(json!({"NotificationMessage": {"id": "n", "sender": "JI\u{0}RA", "message": "x\u{0}", "timestamp": "2017-11-07T13:53:53Z", "card": "{\"title\": \"T\\u0000\"}"}}), Origin::Room(1));
+        assert_eq!((m.text.as_str(), m.sender.name.as_str()), ("x", "JIRA"));
+        let MessageKind::Notification { card, .. } = m.kind else { panic!() };
+        assert_eq!(card.unwrap()["title"], "T");
+        let (user, _) = crate::hipchat::records::parse_user(&json!({"id": 5, "name": "A\u{0}nn", "mention_name": "a\u{0}"})).unwrap();
+        assert_eq!((user.name.as_str(), user.mention_name.as_str()), ("Ann", "a"));
+        let room = crate::hipchat::records::parse_room(&json!({"id": 5, "name": "R\u{0}", "topic": "t\u{0}"})).unwrap();
+        assert_eq!((room.name.as_str(), room.topic.as_str()), ("R", "t"));
     }
 
     #[test]

@@ -247,8 +247,16 @@ impl Reader {
                 self.stats.top_level_files.insert(name.to_string(), true);
                 self.read_top_level(name, &path, BufReader::with_capacity(256 * 1024, reader), report)?;
             }
-            EntryRole::RoomHistory(rid) => self.read_history(&path, Origin::Room(rid), reader, report)?,
-            EntryRole::UserHistory(uid) => self.read_history(&path, Origin::User(uid), reader, report)?,
+            // Counted before the hand-over: damage the history thread finds later
+            // moves the file from written to skipped (`Event::Damaged`).
+            EntryRole::RoomHistory(rid) => {
+                report.written(Entity::Entry);
+                return self.read_history(&path, Origin::Room(rid), reader, report);
+            }
+            EntryRole::UserHistory(uid) => {
+                report.written(Entity::Entry);
+                return self.read_history(&path, Origin::User(uid), reader, report);
+            }
             EntryRole::File => {
                 self.history()?.poll(report)?;
                 self.files.add(&path, reader, size)?

@@ -436,17 +436,11 @@ fn body_text(m: &Message, sender: &ZUser, ctx: &MessageContext, report: &mut Rep
             None => wildcard = true,
         }
     }
-    (clean_content(text, m, report), mentioned, wildcard)
+    (fill_empty(text, m), mentioned, wildcard)
 }
 
-/// Drops NUL characters (PostgreSQL text cannot hold them) and fills empty texts.
-fn clean_content(text: String, m: &Message, report: &mut Report) -> String {
-    let text = if text.contains('\0') {
-        report.warn(format!("{} id {}: NUL characters removed", m.conversation, m.id));
-        text.replace('\0', "")
-    } else {
-        text
-    };
+/// Fills empty texts (NUL characters are already gone: the reader drops them).
+fn fill_empty(text: String, m: &Message) -> String {
     if text.trim().is_empty() && m.attachment.as_ref().and_then(|a| a.file.as_ref()).is_none() {
         return "(empty message)".to_string();
     }
