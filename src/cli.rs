@@ -271,6 +271,9 @@ fn run_convert(args: &ConvertArgs) -> Result<()> {
     args.filters.parse()?;
     writers::validate(target, &args.writer)?;
     let user_map = args.filters.user_map.as_deref().map(crate::usermap::read_map).transpose()?;
+    if let Some(path) = &args.report {
+        claim_report_file(path, &out)?;
+    }
     let mut report = Report::new();
     let started = std::time::Instant::now();
     let result = convert(args, target, &out, user_map.as_deref().unwrap_or_default(), &mut report);
@@ -336,6 +339,28 @@ fn write_report_file(path: &Path, report: &Report, out: &Path, error: Option<&Er
     let file = std::fs::File::create(path).output_ctx(path)?;
     crate::report::ReportFile { report, outcome }.write(file).output_ctx(path)
 }
+
+/// Writes the report file as an interrupted run's before any work, so a report
+/// that cannot be written fails the run (exit 5) before OUT exists rather than
+/// after it is in place, and a run stopped by Ctrl-C / SIGTERM leaves a report
+/// saying so (the handler writes it again with the same contents).
+fn claim_report_file(path: &Path, out: &Path) -> Result<()> {
+    let interrupted = serde_json::json!({
+        "tool": "hcconv",
+        "version": env!("CARGO_PKG_VERSION"),
+        "status": "interrupted",
+        "exit_code": 130,
+        "error": "interrupted (Ctrl-C or SIGTERM); nothing was written",
+        "output": out.display().to_string(),
+    });
+    let text = format!("{interrupted:#}\n");
+    std::fs::write(path, &text).output_ctx(path)?;
+    *INTERRUPTED_REPORT.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((path.to_path_buf(), text));
+    Ok(())
+}
+
+/// The report file and what an interrupted run writes into it.
+static INTERRUPTED_REPORT: Mutex<Option<(PathBuf, String)>> = Mutex::new(None);
 
 /// Prints the report's warnings on stderr (`--verbose`).
 fn print_warnings(report: &Report) {
@@ -403,6 +428,9 @@ fn install_interrupt_handler() {
         INTERRUPTED.store(true, Ordering::SeqCst);
         for d in dirs.iter() {
             remove_while_in_use(d);
+        }
+        if let Some((path, text)) = INTERRUPTED_REPORT.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).as_ref() {
+            let _ = std::fs::write(path, text);
         }
         eprintln!("\nhcconv: interrupted; nothing was written");
         std::process::exit(130);

@@ -117,8 +117,9 @@ fn a_failed_conversion_still_writes_its_report() {
 /// run finished first (nothing to check then).
 fn interrupt_run(export: &Path, target: &str, out_dir: &Path, delay: Duration) -> bool {
     let out = out_dir.join("out");
+    let report = out_dir.with_extension("report.json");
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hcconv"));
-    cmd.arg(export).args(["--to", target, "-q", "-o"]).arg(&out).stderr(std::process::Stdio::null());
+    cmd.arg(export).args(["--to", target, "-q", "-o"]).arg(&out).arg("--report").arg(&report).stderr(std::process::Stdio::null());
     if target == "qiscus" {
         let secret = out_dir.parent().unwrap().join("secret");
         std::fs::write(&secret, "a test secret of thirty-two bytes").unwrap();
@@ -139,7 +140,22 @@ fn interrupt_run(export: &Path, target: &str, out_dir: &Path, delay: Duration) -
     assert_eq!(status.code(), Some(130), "{target} after {delay:?}");
     assert!(!out.exists(), "{target} after {delay:?}: no OUT");
     assert_eq!(names(out_dir), Vec::<String>::new(), "{target} after {delay:?}: hidden folders removed");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!((&report["status"], &report["exit_code"]), (&serde_json::json!("interrupted"), &serde_json::json!(130)), "{target} after {delay:?}: the report says so");
     false
+}
+
+/// A report that cannot be written fails the run before any work, so no complete
+/// OUT is left behind a non-zero exit (a retry would then need --force).
+#[test]
+fn an_unwritable_report_fails_before_the_output_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let report = dir.path().join("missing-folder").join("report.json");
+    let run = hcconv().arg(repo("fixtures/quirks.tar.gz.aes")).args(["--to", "mattermost", "-q", "-o"]).arg(&out).arg("--report").arg(&report).env("HCCONV_PASSWORD", fixture_password()).output().unwrap();
+    assert_eq!(run.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("report.json"), "names the report");
+    assert_eq!(names(dir.path()), Vec::<String>::new(), "no OUT, no hidden folders");
 }
 
 /// Ctrl-C at several moments of every writer's run: exit 130, no OUT, and no hidden
