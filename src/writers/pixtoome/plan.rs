@@ -161,7 +161,7 @@ impl Plan {
             plan.integration_user(name, profile, report);
         }
         plan.ensure_owner(profile, report);
-        plan.set_mention_names(catalog);
+        plan.set_mention_names(catalog, report);
         for room in catalog.rooms.values() {
             plan.add_room(room, catalog, skip_deleted_rooms, profile, report);
         }
@@ -320,14 +320,30 @@ impl Plan {
 
     /// Registers every user's `@mention_name` (first user by Hipchat id wins a
     /// case-insensitive clash, the same rule as the rewriter), then `@all`/`@here`.
-    fn set_mention_names(&mut self, catalog: &Catalog) {
+    /// `@mention_name` becomes `@**Full Name**`, which the server resolves by name
+    /// among active users when it renders the message on import. Where that cannot
+    /// name the right person (a name with `*`, which the syntax cannot hold, or one
+    /// two active users share: the server would pick either, and an `|id` suffix
+    /// would carry an id the importer renumbers), the mention is plain text
+    /// `@Full Name`; the mentioned user still gets the message's mentioned flag.
+    fn set_mention_names(&mut self, catalog: &Catalog, report: &mut Report) {
+        let mut holders: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        for u in self.users.iter().filter(|u| u.is_active) {
+            holders.entry(u.full_name.to_lowercase()).or_default().push(u.id);
+        }
+        for (name, ids) in holders.iter().filter(|(_, ids)| ids.len() > 1) {
+            report.warn(format!("users {ids:?} share the full name {name:?} (ignoring case): mentions of them are written as plain text, not as a link to one of them"));
+        }
         for user in catalog.users.values() {
             let Some(index) = self.by_hipchat.get(&user.id).copied() else { continue };
             if user.mention_name.is_empty() {
                 continue;
             }
             let key = user.mention_name.to_lowercase();
-            self.rewriter.mention(&user.mention_name, format!("@**{}**", self.users[index].full_name));
+            let full_name = &self.users[index].full_name;
+            let shared = holders.get(&full_name.to_lowercase()).is_some_and(|ids| ids.len() > 1);
+            let replacement = if shared || full_name.contains('*') { format!("@{}", escape_markdown(full_name)) } else { format!("@**{full_name}**") };
+            self.rewriter.mention(&user.mention_name, replacement);
             self.mention_users.entry(key).or_insert(index);
         }
         for wildcard in ["all", "here"] {
@@ -441,6 +457,18 @@ pub fn one_line(s: &str) -> String {
     joined.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
+/// `text` with the characters Markdown would read as formatting escaped.
+fn escape_markdown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '*' | '_' | '`' | '~' | '[' | ']') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The earliest time the export knows, for rows that need a date Hipchat lacks.
 fn earliest(catalog: &Catalog, first_message: Option<f64>) -> f64 {
     let users = catalog.users.values().filter_map(|u| u.created).map(|t| t.seconds_f64());
@@ -479,6 +507,20 @@ mod tests {
         assert!(!is_valid_email("a b@example.com"));
         assert!(!is_valid_email("a@-x.com"));
         assert!(!is_valid_email(""));
+    }
+
+    #[test]
+    fn mentions_that_cannot_name_one_person_are_plain_text() {
+        let mut catalog = Catalog::default();
+        for (id, name, mention) in [(1, "Bob Smith", "bob"), (2, "bob smith", "bobs"), (3, "Ann*Star_", "ann"), (4, "Carol", "carol")] {
+            catalog.users.insert(id, User::regular(id, name, mention, Some(&format!("u{id}@example.com"))));
+        }
+        let mut report = Report::new();
+        let plan = Plan::build(&catalog, None, &PixtoomeOptions::default(), false, &super::super::profile::ZULIP_3_4, &mut report);
+        assert_eq!(plan.rewriter.rewrite("@bob @bobs @ann @carol"), "@Bob Smith @bob smith @Ann\\*Star\\_ @**Carol**");
+        assert_eq!(plan.mention_users.get("bobs"), Some(&1), "the mentioned flag still finds the user");
+        let warnings: Vec<String> = report.warnings.iter().map(Result::unwrap).collect();
+        assert!(warnings.iter().any(|w| w.contains("share the full name \"bob smith\"")), "{warnings:?}");
     }
 
     #[test]
