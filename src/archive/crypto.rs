@@ -197,6 +197,15 @@ pub fn open_encrypted<R: Read>(mut inner: R, password: &[u8], forced: Option<Kdf
         })
         .into());
     }
+    // One block that is all padding under some derivation: the right password over
+    // an empty payload (a wrong key gives that block with odds of 2^-128).
+    if whole_file && usable == BLOCK && candidates.iter().any(|kdf| {
+        let mut block = probe[..BLOCK].to_vec();
+        decrypt_in_place(&mut KeyIv::derive(*kdf, password, &salt).decryptor(), &mut block);
+        block.iter().all(|b| usize::from(*b) == BLOCK)
+    }) {
+        return Err(DecryptError::Damaged("the password is right but nothing was encrypted (an empty payload)".into()).into());
+    }
     let chosen = candidates.into_iter().find_map(|kdf| {
         let keys = KeyIv::derive(kdf, password, &salt);
         let mut plain = probe[..usable].to_vec();
@@ -454,6 +463,17 @@ mod tests {
 
     fn hex(b: &[u8]) -> String {
         b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn an_empty_payload_is_damage_not_a_wrong_password() {
+        for kdf in [Kdf::Md5, Kdf::Sha256] {
+            let file = encrypt(b"", b"pw", [7; 8], kdf);
+            let err = open_encrypted(&file[..], b"pw", None, 10_000).err().unwrap();
+            assert!(matches!(decrypt_error(&err), Some(DecryptError::Damaged(m)) if m.contains("nothing was encrypted")), "{err}");
+            let wrong = open_encrypted(&file[..], b"other", None, 10_000).err().unwrap();
+            assert!(matches!(decrypt_error(&wrong), Some(DecryptError::WrongPassword)), "{wrong}");
+        }
     }
 
     #[test]
