@@ -440,6 +440,8 @@ fn accounting_every_message_written_or_reported() {
     let extra_parts = report["extra"]["pixtoome_parts_extra"].as_u64().unwrap_or(0);
     assert_eq!(o.messages.len() as u64, unique - deleted + extra_parts, "rows = written messages + extra parts");
     assert_eq!(counts["attachment"]["written"].as_u64().unwrap(), m["attachments_referenced"].as_u64().unwrap() - m["attachments_missing"].as_u64().unwrap());
+    let noted = o.messages.iter().filter(|r| r["content"].as_str().unwrap().contains("\"report.pdf\" is missing from the Hipchat export")).count();
+    assert_eq!(noted as u64, m["attachments_missing"].as_u64().unwrap(), "a missing file is noted in its message");
     assert_eq!(counts["emoticon"]["written"].as_u64().unwrap(), table(&o, "zerver_realmemoji").len() as u64);
     assert_eq!(counts["avatar"]["written"], m["avatars"]);
     assert_eq!(counts["user"]["written"], m["users_distinct"]);

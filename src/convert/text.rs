@@ -9,6 +9,12 @@ use std::collections::HashMap;
 
 use crate::model::{Message, MessageKind};
 
+/// The Markdown note that stands for an attachment whose file the export lacks
+/// (the reader reports the file; the message says so where people read it).
+pub fn missing_attachment_note(name: &str) -> String {
+    format!("_[attachment {name:?} is missing from the Hipchat export]_")
+}
+
 /// Markdown from a notification's HTML body (links, bold, lists kept).
 pub fn html_to_markdown(html: &str) -> String {
     // htmd walks the parsed tree recursively: a deeply nested body (hostile or
