@@ -215,10 +215,11 @@ pub fn slash_command(text: &str, actor: &str, style: Style) -> String {
             format!("{fence}\n{body}\n{fence}")
         }
         ("/quote", Style::Markdown) => body.lines().map(|l| format!("> {l}")).collect::<Vec<_>>().join("\n"),
-        ("/me", Style::Markdown) => format!("*{actor} {body}*"),
+        // Italics need no space inside the stars, and a bare `/me` is just the name.
+        ("/me", Style::Markdown) => format!("*{}*", format!("{actor} {}", body.trim()).trim()),
         ("/code", Style::Plain) => body.to_string(),
         ("/quote", Style::Plain) => body.lines().map(|l| format!("> {l}")).collect::<Vec<_>>().join("\n"),
-        ("/me", Style::Plain) => format!("{actor} {body}"),
+        ("/me", Style::Plain) => format!("{actor} {}", body.trim()).trim_end().to_string(),
         _ => text.to_string(),
     }
 }
@@ -421,6 +422,9 @@ mod tests {
         assert_eq!(slash_command("/quote a\nb", "Ann", Style::Markdown), "> a\n> b");
         assert_eq!(slash_command("/me waves", "Ann", Style::Markdown), "*Ann waves*");
         assert_eq!(slash_command("/me waves", "Ann", Style::Plain), "Ann waves");
+        assert_eq!(slash_command("/me", "Ann", Style::Markdown), "*Ann*");
+        assert_eq!(slash_command("/me  waves \n", "Ann", Style::Markdown), "*Ann waves*");
+        assert_eq!(slash_command("/me ", "Ann", Style::Plain), "Ann");
         assert_eq!(slash_command("/codex no", "Ann", Style::Markdown), "/codex no");
         for text in ["/me waves", "/quote a", "plain /me", "", "/"] {
             assert_eq!(slash_command_owned(text.to_string(), || "Ann", Style::Plain), slash_command(text, "Ann", Style::Plain), "{text}");

@@ -158,8 +158,8 @@ impl<'a> CommentWriter<'a> {
             text.push_str(&line);
         }
         if text.trim().is_empty() {
-            report.skip(Entity::Message, id(), SkipReason::Invalid, "empty text and no attachment: nothing to show as a comment");
-            return Ok(());
+            // It was sent in Hipchat, so it stays a comment, as in the other targets.
+            text = "(empty Hipchat message)".to_string();
         }
         self.emit(m, &creator, &text, report)
     }
