@@ -62,7 +62,12 @@ impl<'a> PostWriter<'a> {
         let attachments = self.attachments(m, sink, report)?;
         let Rendered { text, kind, props } = rendered;
         let parts = self.parts(m, text);
-        let base = m.time.millis().max(1);
+        // Mattermost needs a time after 1970-01-01 (create_at > 0).
+        let base = m.time.millis();
+        if base < 1 {
+            report.warn(format!("{} id {}: dated {} (before 1970), written at 1970-01-01T00:00:00.001Z, the earliest time Mattermost accepts", m.conversation, m.id, m.time));
+        }
+        let base = base.max(1);
         let mut first = Some((kind, props, attachments));
         for part in &parts {
             let create_at = self.clock.next(base);
