@@ -442,3 +442,21 @@ fn an_export_below_several_wrapping_folders_is_found() {
     let inv: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_manifest_counts(&inv, &m);
 }
+
+#[test]
+fn a_file_the_archive_holds_twice_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut entries, m) = quirks();
+    let again = entries.iter().find(|e| e.path == "rooms/1/history.json").unwrap().bytes.clone();
+    entries.push(Entry { path: "rooms/1/history.json".into(), bytes: again });
+    let path = write_container(dir.path(), "twice.tar", &entries, Container::Tar, "");
+    let report = dir.path().join("report.json");
+    let run = hcconv().arg(&path).args(["--to", "mattermost", "-q", "-o"]).arg(dir.path().join("out")).arg("--report").arg(&report).output().unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", outputs(&run).1);
+    let report: serde_json::Value = serde_json::from_slice(&read(&report)).unwrap();
+    let warned = report["warnings"].as_array().unwrap().iter().filter(|w| w.as_str().unwrap().contains("holds rooms/1/history.json more than once")).count();
+    assert_eq!(warned, 1);
+    let room1 = serde_json::from_slice::<serde_json::Value>(&entries.last().unwrap().bytes).unwrap().as_array().unwrap().len() as u64;
+    assert_eq!(num(&report, "/counts/message/input"), num(&m, "/messages_raw") + room1, "both copies read");
+    assert_eq!(num(&report, "/skip_reasons/message/duplicate"), num(&m, "/duplicates") + room1, "the second copy's messages are duplicates");
+}

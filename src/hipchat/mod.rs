@@ -143,6 +143,7 @@ pub fn read_slices(inputs: &[PathBuf], opts: ReadOptions, report: &mut Report) -
         room_slice: BTreeMap::new(),
         slice_has_layout: false,
         slice_strangers: Vec::new(),
+        slice_layout_files: BTreeSet::new(),
     };
     for name in TOP_LEVEL_FILES {
         reader.stats.top_level_files.insert((*name).to_string(), false);
@@ -150,6 +151,7 @@ pub fn read_slices(inputs: &[PathBuf], opts: ReadOptions, report: &mut Report) -
     for (slice, input) in inputs.iter().enumerate() {
         (reader.slice, reader.slice_has_layout) = (slice, false);
         reader.slice_strangers.clear();
+        reader.slice_layout_files.clear();
         let walked = archive::walk(input, &opts.open, &mut |event| reader.on_entry(event, report));
         // History parsed behind the walk comes earlier in the archive than where
         // the walk stopped, so its error is the one to report.
@@ -183,6 +185,8 @@ struct Reader {
     slice_has_layout: bool,
     /// Its first few entries that were not, to name in the error if none was.
     slice_strangers: Vec<String>,
+    /// Its top-level and history files so far: one seen twice is reported.
+    slice_layout_files: BTreeSet<String>,
 }
 
 /// What an archive path is, by the hc-migrate layout.
@@ -239,7 +243,13 @@ impl Reader {
         match role {
             EntryRole::Unrecognised if self.slice_strangers.len() < 3 => self.slice_strangers.push(format!("'{path}'")),
             EntryRole::Unrecognised => {}
-            _ => self.slice_has_layout = true,
+            EntryRole::File => self.slice_has_layout = true,
+            EntryRole::TopLevel(_) | EntryRole::RoomHistory(_) | EntryRole::UserHistory(_) => {
+                self.slice_has_layout = true;
+                if !self.slice_layout_files.insert(path.clone()) {
+                    report.warn(format!("the archive holds {path} more than once; every copy is read (users, rooms and messages in several copies are kept once)"));
+                }
+            }
         }
         match role {
             EntryRole::TopLevel(name) => {
