@@ -400,7 +400,7 @@ pub struct Message {
     pub metadata: Option<serde_json::Value>,
     /// Archive entry the message came from, for reports. Empty for messages read
     /// from history files: the spool knows their file from their position
-    /// ([`crate::spool::SortedSpool::last_source`]) and does not store it per message.
+    /// ([`crate::spool::SortedSpool::source_of`]) and does not store it per message.
     pub source: String,
 }
 

@@ -611,8 +611,6 @@ pub struct SortedSpool {
     /// With [`SortedSpool::count_positions`]: the elements before each history
     /// file, and its path.
     files: Option<Vec<(u64, String)>>,
-    /// The history file of the message last handed out.
-    last_file: usize,
 }
 
 impl SortedSpool {
@@ -622,7 +620,7 @@ impl SortedSpool {
             true => SpoolSource::Ahead(ahead::MergeAhead::start(sorted)?),
             false => SpoolSource::Memory(sorted),
         };
-        Ok(SortedSpool { source, count, files: None, last_file: 0 })
+        Ok(SortedSpool { source, count, files: None })
     }
 
     /// Number of messages in the spool.
@@ -637,7 +635,7 @@ impl SortedSpool {
 
     /// Gives messages numbered by [`position`] their place in a count over all
     /// history files instead, from the number of elements each file held; with
-    /// the files' paths, [`SortedSpool::last_source`] names a message's file (the
+    /// the files' paths, [`SortedSpool::source_of`] names a message's file (the
     /// history threads leave [`Message::source`] empty: a sixth of a record).
     pub fn count_positions(mut self, files: &[HistoryFile]) -> Self {
         let mut before = 0u64;
@@ -654,11 +652,15 @@ impl SortedSpool {
         self
     }
 
-    /// The archive entry of the message last handed out: its own
-    /// [`Message::source`], or the history file its position names.
-    pub fn last_source<'a>(&'a self, m: &'a Message) -> &'a str {
+    /// The archive entry a message handed out came from: its own
+    /// [`Message::source`], or the history file its position falls in (positions
+    /// count from 1 after the start of their file).
+    pub fn source_of<'a>(&'a self, m: &'a Message) -> &'a str {
         match &self.files {
-            Some(files) if m.source.is_empty() => files.get(self.last_file).map_or("", |(_, path)| path.as_str()),
+            Some(files) if m.source.is_empty() => {
+                let after = files.partition_point(|(start, _)| *start < m.seq);
+                after.checked_sub(1).and_then(|i| files.get(i)).map_or("", |(_, path)| path.as_str())
+            }
             _ => &m.source,
         }
     }
@@ -681,7 +683,6 @@ impl SortedSpool {
         if let Some(files) = &self.files {
             let file = usize::try_from(m.seq >> 32).ok().filter(|f| *f < files.len()).ok_or_else(|| Error::new(ErrorKind::Other, format!("spool: message position {} names no history file", m.seq)))?;
             m.seq = files[file].0 + (m.seq & 0xFFFF_FFFF);
-            self.last_file = file;
         }
         Ok(true)
     }

@@ -102,3 +102,33 @@ fn overlapping_slices_merge_once_and_newest_users_win() {
     assert_eq!(report.counts_of(Entity::Message).input, 2 * manifest.messages_raw);
     assert_eq!(report.skipped_for(Entity::Message, SkipReason::Duplicate), manifest.messages_raw + manifest.duplicates);
 }
+
+/// A message deleted (or edited) in the newer slice comes through in its newest
+/// state: the older slice's copy gives way instead of bringing the text back.
+#[test]
+fn the_newest_slice_decides_a_changed_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = Entry { path: "users.json".into(), bytes: br#"[{"id": 1, "name": "Ann", "mention_name": "ann", "email": "ann@example.com"}]"#.to_vec() };
+    let rooms = Entry { path: "rooms.json".into(), bytes: br#"[{"id": 5, "name": "Ops", "owner": 1, "privacy": "public", "members": [1]}]"#.to_vec() };
+    let history = |messages: &str| Entry { path: "rooms/5/history.json".into(), bytes: format!("[{messages}]").into_bytes() };
+    let msg = |id: &str, text: &str, extra: &str| format!(r#"{{"UserMessage": {{"id": "{id}", "sender": {{"id": 1, "name": "Ann"}}, "message": "{text}", "timestamp": "2018-04-02T14:54:04Z 000001"{extra}}}}}"#);
+    let older = [users.clone(), rooms.clone(), history(&[msg("m1", "secret password is hunter2", ""), msg("m2", "first draft", ""), msg("m3", "unchanged", "")].join(","))];
+    let deleted = r#", "deleted": {"user_id": 1, "date": "2018-05-01T00:00:00Z"}"#;
+    let newer = [users, rooms, history(&[msg("m1", "", deleted), msg("m2", "final text", ""), msg("m3", "unchanged", "")].join(","))];
+    let a = write(dir.path(), "a.tar.gz", &older);
+    let b = write(dir.path(), "b.tar.gz", &newer);
+    let mut report = Report::new();
+    let mut export = read(&[a.clone(), b.clone()], dir.path(), &mut report);
+    let kept = drain(&mut export, &mut report);
+    let mut texts: Vec<(&str, &str, bool)> = kept.iter().map(|m| (m.id.as_str(), m.text.as_str(), m.deleted.is_some())).collect();
+    texts.sort();
+    assert_eq!(texts, vec![("m1", "", true), ("m2", "final text", false), ("m3", "unchanged", false)]);
+    assert_eq!(report.skipped_for(Entity::Message, SkipReason::Duplicate), 3, "two replaced, one identical copy");
+    // Given the other way round, the newer file is the older slice's: its state wins.
+    let mut report = Report::new();
+    let mut export = read(&[b, a], dir.path(), &mut report);
+    let kept = drain(&mut export, &mut report);
+    let mut texts: Vec<&str> = kept.iter().map(|m| m.text.as_str()).collect();
+    texts.sort();
+    assert_eq!(texts, vec!["first draft", "secret password is hunter2", "unchanged"]);
+}

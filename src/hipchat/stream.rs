@@ -18,10 +18,25 @@ use crate::spool::SortedSpool;
 /// time are kept: only an identical id *and* content counts as a copy. Id `"0"`
 /// (integrations) is not unique, so for it the content alone decides: same kind,
 /// sender, text and attachment at the same microsecond (as overlapping slices give).
+///
+/// A message whose later copy differs (the same id, sender and time, in a later
+/// file: a newer export slice where it was deleted or edited) gives way to that copy,
+/// so a deletion in the newest slice is not undone by an older one. For that, each
+/// (conversation, time) group is read whole before any of it is handed out: a group
+/// is the messages of one microsecond, and at most [`MAX_GROUP`] are held (beyond
+/// that, a group is handed out in parts and only identical copies are recognised
+/// across them).
 pub struct MessageStream {
     spool: SortedSpool,
-    /// The message handed out last; every message is decoded into it.
-    current: Message,
+    /// The current group in its first `len` entries, decoded into reused messages;
+    /// with `carried`, entry `len` is the first of the next group.
+    group: Vec<Message>,
+    len: usize,
+    carried: bool,
+    /// The next entry of the group to hand out.
+    at: usize,
+    /// For each entry of the group, the later entry that replaces it.
+    replaced_by: Vec<Option<usize>>,
     files: Arc<FileStore>,
     dedupe: Dedupe,
     filter: Option<(Filters, BTreeSet<u64>)>,
@@ -29,9 +44,24 @@ pub struct MessageStream {
     on_progress: Option<Box<dyn Fn(u64)>>,
 }
 
+/// The most messages of one (conversation, time) group held at once.
+pub const MAX_GROUP: usize = 1024;
+
 impl MessageStream {
     pub(super) fn new(spool: SortedSpool, files: Arc<FileStore>) -> Self {
-        MessageStream { spool, current: crate::spool::blank_message(), files, dedupe: Dedupe::default(), filter: None, delivered: 0, on_progress: None }
+        MessageStream {
+            spool,
+            group: Vec::new(),
+            len: 0,
+            carried: false,
+            at: 0,
+            replaced_by: Vec::new(),
+            files,
+            dedupe: Dedupe::default(),
+            filter: None,
+            delivered: 0,
+            on_progress: None,
+        }
     }
 
     /// Calls `f` with the number of spool records consumed, every 1024 records.
@@ -51,18 +81,22 @@ impl MessageStream {
 
     /// The next unique message, its attachment looked up in the export's files.
     /// Duplicates and missing files are recorded in `report`. The message is lent:
-    /// the next call decodes the next one into the same memory.
+    /// later calls decode other messages into the same memory.
     pub fn next(&mut self, report: &mut Report) -> Result<Option<&Message>> {
-        while self.spool.next_into(&mut self.current)? {
-            self.delivered += 1;
-            if self.delivered % 1024 == 0 {
-                if let Some(f) = &self.on_progress {
-                    f(self.delivered);
-                }
+        loop {
+            if self.at == self.len && !self.fill_group()? {
+                return Ok(None);
             }
-            let m = &self.current;
+            let i = self.at;
+            self.at += 1;
+            let m = &self.group[i];
+            if let Some(later) = self.replaced_by[i] {
+                let detail = format!("replaced by its later copy in {}, which differs (deleted or edited there)", self.spool.source_of(&self.group[later]));
+                report.skip(Entity::Message, format!("{} id {}", m.conversation, m.id), SkipReason::Duplicate, detail);
+                continue;
+            }
             if self.dedupe.is_duplicate(m) {
-                report.skip(Entity::Message, format!("{} id {}", m.conversation, m.id), SkipReason::Duplicate, format!("second copy (in {})", self.spool.last_source(m)));
+                report.skip(Entity::Message, format!("{} id {}", m.conversation, m.id), SkipReason::Duplicate, format!("second copy (in {})", self.spool.source_of(m)));
                 continue;
             }
             if let Some((filters, rooms)) = &self.filter {
@@ -76,24 +110,80 @@ impl MessageStream {
                 }
             }
             let no_files = self.filter.as_ref().is_some_and(|(f, _)| f.no_files);
-            let m = &mut self.current;
+            let m = &mut self.group[i];
             if let Some(a) = m.attachment.as_mut() {
                 report.input(Entity::Attachment);
                 if no_files {
                     a.file = None;
                     a.thumbnail = None;
                     report.skip(Entity::Attachment, format!("{} message {}", m.conversation, m.id), SkipReason::Filtered, "--no-files");
-                    return Ok(Some(&self.current));
+                    return Ok(Some(&self.group[i]));
                 }
                 resolve_attachment(&self.files, m.conversation, m.sender.id, a)?;
                 if a.file.is_none() {
                     report.skip(Entity::Attachment, format!("{} message {}", m.conversation, m.id), SkipReason::MissingFile, format!("{} is not in the export", a.declared_path));
                 }
             }
-            return Ok(Some(&self.current));
+            return Ok(Some(&self.group[i]));
         }
-        Ok(None)
     }
+
+    /// Reads the next (conversation, time) group; false when the spool is done.
+    fn fill_group(&mut self) -> Result<bool> {
+        if self.carried {
+            self.group.swap(0, self.len);
+            (self.len, self.carried) = (1, false);
+        } else {
+            self.len = 0;
+        }
+        self.at = 0;
+        while self.len < MAX_GROUP {
+            if self.len == self.group.len() {
+                self.group.push(crate::spool::blank_message());
+            }
+            if !self.spool.next_into(&mut self.group[self.len])? {
+                break;
+            }
+            self.delivered += 1;
+            if self.delivered % 1024 == 0 {
+                if let Some(f) = &self.on_progress {
+                    f(self.delivered);
+                }
+            }
+            if self.len > 0 && group_of(&self.group[self.len]) != group_of(&self.group[0]) {
+                self.carried = true;
+                break;
+            }
+            self.len += 1;
+        }
+        self.mark_replaced();
+        Ok(self.len > 0)
+    }
+
+    /// Finds, for each message of the group, a later copy of it that differs.
+    fn mark_replaced(&mut self) {
+        let group = &self.group[..self.len];
+        self.replaced_by.clear();
+        self.replaced_by.extend((0..group.len()).map(|i| (i + 1..group.len()).find(|&j| same_message(&group[i], &group[j]) && !same_content(&group[i], &group[j]))));
+    }
+}
+
+fn group_of(m: &Message) -> (Conversation, Timestamp) {
+    (m.conversation, m.time)
+}
+
+/// Two entries for one message: the same unique id (not `"0"`), sender and
+/// receiver (they are in one group, so at the same time and place).
+fn same_message(a: &Message, b: &Message) -> bool {
+    a.id != "0" && a.id == b.id && a.sender.id == b.sender.id && receiver(a) == receiver(b)
+}
+
+/// The same kind, text, attachment and deletion.
+fn same_content(a: &Message, b: &Message) -> bool {
+    a.kind.name() == b.kind.name()
+        && a.text == b.text
+        && a.attachment.as_ref().map(|x| x.declared_path.as_str()) == b.attachment.as_ref().map(|x| x.declared_path.as_str())
+        && a.deleted.is_some() == b.deleted.is_some()
 }
 
 /// The copies seen at one (conversation, time): a message is a copy when one with
