@@ -48,6 +48,7 @@ pub fn read_map(path: &Path) -> Result<Vec<MapRow>> {
 
 /// Applies `rows` to the catalog's users, recording each change as a rename.
 pub fn apply(rows: &[MapRow], catalog: &mut Catalog, report: &mut Report) -> Result<()> {
+    check_conflicts(rows, catalog)?;
     for row in rows {
         let by_id = row.key.parse::<u64>().ok().filter(|id| catalog.users.contains_key(id));
         let id = by_id.or_else(|| catalog.users.values().find(|u| u.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(&row.key))).map(|u| u.id));
@@ -62,6 +63,49 @@ pub fn apply(rows: &[MapRow], catalog: &mut Catalog, report: &mut Report) -> Res
         if let Some(email) = &row.email {
             report.rename(Entity::User, id.to_string(), user.email.clone().unwrap_or_default(), email.clone(), "--user-map e-mail");
             user.email = Some(email.clone());
+        }
+    }
+    Ok(())
+}
+
+/// The user a row names, if any.
+fn target(row: &MapRow, catalog: &Catalog) -> Option<u64> {
+    let by_id = row.key.parse::<u64>().ok().filter(|id| catalog.users.contains_key(id));
+    by_id.or_else(|| catalog.users.values().find(|u| u.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(&row.key))).map(|u| u.id))
+}
+
+/// Refuses a map whose rows contradict each other or take another user's username
+/// or e-mail: the writers would otherwise settle the clash by user id order, giving
+/// one person's address or name to someone else without a word.
+fn check_conflicts(rows: &[MapRow], catalog: &Catalog) -> Result<()> {
+    use std::collections::BTreeMap;
+    let mut rows_of: BTreeMap<u64, &MapRow> = BTreeMap::new();
+    for row in rows {
+        let Some(id) = target(row, catalog) else { continue };
+        if let Some(earlier) = rows_of.insert(id, row) {
+            return Err(Error::usage(format!("--user-map: rows '{}' and '{}' both map user {id}", earlier.key, row.key)));
+        }
+    }
+    let final_email = |id: u64, u: &crate::model::User| rows_of.get(&id).and_then(|r| r.email.clone()).or_else(|| u.email.clone());
+    let final_name = |id: u64, u: &crate::model::User| rows_of.get(&id).and_then(|r| r.username.clone()).unwrap_or_else(|| u.mention_name.clone());
+    let mut emails: BTreeMap<String, u64> = BTreeMap::new();
+    let mut names: BTreeMap<String, u64> = BTreeMap::new();
+    for (id, user) in &catalog.users {
+        let (id, mapped) = (*id, rows_of.get(id));
+        if let Some(email) = final_email(id, user).filter(|e| !e.trim().is_empty()) {
+            if let Some(other) = emails.insert(email.to_lowercase(), id) {
+                if mapped.is_some_and(|r| r.email.is_some()) || rows_of.get(&other).is_some_and(|r| r.email.is_some()) {
+                    return Err(Error::usage(format!("--user-map: users {other} and {id} would both have the e-mail address {email}")));
+                }
+            }
+        }
+        let name = final_name(id, user);
+        if !name.is_empty() {
+            if let Some(other) = names.insert(name.to_lowercase(), id) {
+                if mapped.is_some_and(|r| r.username.is_some()) || rows_of.get(&other).is_some_and(|r| r.username.is_some()) {
+                    return Err(Error::usage(format!("--user-map: users {other} and {id} would both have the username {name}")));
+                }
+            }
         }
     }
     Ok(())
@@ -93,6 +137,28 @@ mod tests {
         assert_eq!(cat.users[&2].username, None);
         assert_eq!(cat.users[&2].email.as_deref(), Some("bob@new.example"));
         assert_eq!(report.renames.len(), 3);
+    }
+
+    #[test]
+    fn conflicting_rows_are_usage_errors() {
+        let mut cat = Catalog::default();
+        cat.users.insert(1, user(1, "a@x.example"));
+        cat.users.insert(2, user(2, "b@x.example"));
+        let row = |key: &str, username: Option<&str>, email: Option<&str>| MapRow { key: key.into(), username: username.map(Into::into), email: email.map(Into::into) };
+        for rows in [
+            vec![row("1", None, Some("b@x.example"))],
+            vec![row("2", None, Some("A@x.example"))],
+            vec![row("1", None, Some("n@x.example")), row("2", None, Some("N@x.example"))],
+            vec![row("1", Some("same"), None), row("2", Some("Same"), None)],
+            vec![row("2", Some("u1"), None)],
+            vec![row("1", Some("p"), None), row("a@x.example", Some("q"), None)],
+        ] {
+            let err = apply(&rows, &mut cat.clone(), &mut Report::new()).unwrap_err();
+            assert_eq!(err.kind().exit_code(), 2, "{rows:?}");
+        }
+        // Swapping two addresses is fine.
+        let swap = vec![row("1", None, Some("b@x.example")), row("2", None, Some("a@x.example"))];
+        apply(&swap, &mut cat.clone(), &mut Report::new()).unwrap();
     }
 
     #[test]

@@ -132,3 +132,42 @@ fn the_newest_slice_decides_a_changed_message() {
     texts.sort();
     assert_eq!(texts, vec!["first draft", "secret password is hunter2", "unchanged"]);
 }
+
+/// Filters that could only give an empty migration, or none at all from an empty
+/// list (`--rooms "$ROOMS"` with the variable unset), are usage errors up front.
+#[test]
+fn impossible_or_empty_filters_are_usage_errors() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    for args in [&["--since", "2018-03-01", "--until", "2018-02-01"][..], &["--since", "2018-03-01", "--until", "2018-03-01T00:00:00Z"], &["--rooms="], &["--rooms", " , "]] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_hcconv"))
+            .arg(fixture.join("quirks.tar.gz.aes"))
+            .args(["--to", "mattermost", "-q", "--password-file"])
+            .arg(fixture.join("quirks.password"))
+            .args(args)
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&run.stderr));
+        assert!(!out.exists());
+    }
+}
+
+/// Every slice lists the instance's custom emoticons: one each, the newest entry.
+#[test]
+fn emoticons_listed_by_every_slice_are_kept_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (entries, manifest) = quirks_fixture();
+    let a = write(dir.path(), "a.tar.gz", &entries);
+    let b = write(dir.path(), "b.tar.gz", &entries);
+    let mut one = Report::new();
+    let single = read(&[a.clone()], dir.path(), &mut one);
+    let mut report = Report::new();
+    let export = read(&[a, b], dir.path(), &mut report);
+    assert_eq!(export.catalog.emoticons.len(), single.catalog.emoticons.len());
+    let listed = manifest.emoticons_listed;
+    assert_eq!(report.counts_of(Entity::Emoticon).input, 2 * listed);
+    assert_eq!(report.skipped_for(Entity::Emoticon, SkipReason::Duplicate), listed);
+}

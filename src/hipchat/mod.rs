@@ -172,7 +172,8 @@ struct Reader {
     users: BTreeMap<UserId, User>,
     avatars: BTreeMap<UserId, AvatarSource>,
     rooms: BTreeMap<RoomId, Room>,
-    emoticons: Vec<records::EmoticonRecord>,
+    /// Emoticons with the slice each came from.
+    emoticons: Vec<(usize, records::EmoticonRecord)>,
     autojoins: Vec<records::AutoJoinTarget>,
     catalog: Catalog,
     stats: ReadStats,
@@ -293,7 +294,17 @@ impl Reader {
             }),
             "emoticons.json" => json::for_each_element(reader, path, &mut |v| {
                 match records::parse_emoticon(&v) {
-                    Some(e) => self.emoticons.push(e),
+                    Some(e) => {
+                        // A later slice lists the same emoticons again: its entry
+                        // replaces the earlier slice's (reported once as a copy).
+                        let earlier = self.emoticons.iter().position(|(s, old)| *s < self.slice && old.shortcut.eq_ignore_ascii_case(&e.shortcut));
+                        if let Some(i) = earlier {
+                            self.emoticons.remove(i);
+                            report.input(Entity::Emoticon);
+                            report.skip(Entity::Emoticon, format!("({})", e.shortcut), SkipReason::Duplicate, "also in a newer slice, whose entry is kept");
+                        }
+                        self.emoticons.push((self.slice, e));
+                    }
                     None => report.warn(format!("{path}: an emoticon without shortcut or path was ignored: {}", clip(&v.to_string()))),
                 }
                 Ok(())
@@ -474,7 +485,7 @@ impl Reader {
     }
 
     fn resolve_emoticons(&mut self, report: &mut Report) -> Result<()> {
-        for rec in std::mem::take(&mut self.emoticons) {
+        for (_, rec) in std::mem::take(&mut self.emoticons) {
             report.input(Entity::Emoticon);
             let Some(base) = self.files.find(&records::emoticon_candidates(&rec.path))? else {
                 report.skip(Entity::Emoticon, format!("({})", rec.shortcut), SkipReason::MissingFile, format!("image {} is not in the export", rec.path));
