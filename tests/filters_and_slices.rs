@@ -163,7 +163,7 @@ fn emoticons_listed_by_every_slice_are_kept_once() {
     let a = write(dir.path(), "a.tar.gz", &entries);
     let b = write(dir.path(), "b.tar.gz", &entries);
     let mut one = Report::new();
-    let single = read(&[a.clone()], dir.path(), &mut one);
+    let single = read(std::slice::from_ref(&a), dir.path(), &mut one);
     let mut report = Report::new();
     let export = read(&[a, b], dir.path(), &mut report);
     assert_eq!(export.catalog.emoticons.len(), single.catalog.emoticons.len());
