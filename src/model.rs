@@ -304,6 +304,10 @@ pub struct Attachment {
     pub file: Option<FileRef>,
     /// The thumbnail in the export, if any was declared and found.
     pub thumbnail: Option<FileRef>,
+    /// Left out of the conversion on purpose (`--no-files`), so `file` is `None`
+    /// though the export may hold it. Set after reading; never stored in the spool.
+    #[serde(default)]
+    pub left_out: bool,
 }
 
 /// Present when a message was deleted in Hipchat (its text is then empty).

@@ -9,10 +9,15 @@ use std::collections::HashMap;
 
 use crate::model::{Message, MessageKind};
 
-/// The Markdown note that stands for an attachment whose file the export lacks
-/// (the reader reports the file; the message says so where people read it).
-pub fn missing_attachment_note(name: &str) -> String {
-    format!("_[attachment {name:?} is missing from the Hipchat export]_")
+/// The Markdown note that stands for an attachment without its file: one the
+/// export lacks (the reader reports it), or one left out by `--no-files`. The
+/// message says so where people read it, and does not blame Hipchat for the second.
+pub fn missing_attachment_note(a: &crate::model::Attachment) -> String {
+    if a.left_out {
+        format!("_[attachment {:?} was not migrated]_", a.name)
+    } else {
+        format!("_[attachment {:?} is missing from the Hipchat export]_", a.name)
+    }
 }
 
 /// Markdown from a notification's HTML body (links, bold, lists kept).
@@ -384,6 +389,14 @@ mod tests {
         assert_eq!(html_to_markdown(&html), "deep");
         let unclosed = format!("{}x", "<b>".repeat(50_000));
         assert_eq!(html_to_markdown(&unclosed), "x");
+    }
+
+    #[test]
+    fn a_left_out_attachment_is_not_called_missing() {
+        let mut a = crate::model::Attachment { name: "f.txt".into(), declared_path: "x/f.txt".into(), declared_size: None, declared_thumbnail: None, file: None, thumbnail: None, left_out: false };
+        assert_eq!(missing_attachment_note(&a), "_[attachment \"f.txt\" is missing from the Hipchat export]_");
+        a.left_out = true;
+        assert_eq!(missing_attachment_note(&a), "_[attachment \"f.txt\" was not migrated]_");
     }
 
     #[test]

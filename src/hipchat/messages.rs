@@ -284,6 +284,7 @@ fn parse_attachment(m: &dyn MessageObject) -> Option<Attachment> {
         declared_thumbnail: Some(member_text("thumbnail")).filter(|t| !t.is_empty()),
         file: None,
         thumbnail: None,
+        left_out: false,
     })
 }
 

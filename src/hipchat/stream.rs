@@ -114,8 +114,7 @@ impl MessageStream {
             if let Some(a) = m.attachment.as_mut() {
                 report.input(Entity::Attachment);
                 if no_files {
-                    a.file = None;
-                    a.thumbnail = None;
+                    (a.file, a.thumbnail, a.left_out) = (None, None, true);
                     report.skip(Entity::Attachment, format!("{} message {}", m.conversation, m.id), SkipReason::Filtered, "--no-files");
                     return Ok(Some(&self.group[i]));
                 }
@@ -334,7 +333,7 @@ mod tests {
     }
 
     fn attached(mut m: Message, path: &str) -> Message {
-        m.attachment = Some(Attachment { name: "f".into(), declared_path: path.into(), declared_size: None, declared_thumbnail: None, file: None, thumbnail: None });
+        m.attachment = Some(Attachment { name: "f".into(), declared_path: path.into(), declared_size: None, declared_thumbnail: None, file: None, thumbnail: None, left_out: false });
         m
     }
 

@@ -356,6 +356,7 @@ impl<'a> Reader<'a> {
                 declared_thumbnail: r.opt(Self::str)?,
                 file: r.opt(Self::file)?,
                 thumbnail: r.opt(Self::file)?,
+                left_out: false,
             })
         })?;
         let count = self.u64()?;
@@ -429,7 +430,7 @@ pub(super) mod tests {
 
     fn attachment() -> impl Strategy<Value = Attachment> {
         (any::<String>(), any::<String>(), any::<Option<u64>>(), any::<Option<String>>(), proptest::option::of(file()), proptest::option::of(file())).prop_map(
-            |(name, declared_path, declared_size, declared_thumbnail, file, thumbnail)| Attachment { name, declared_path, declared_size, declared_thumbnail, file, thumbnail },
+            |(name, declared_path, declared_size, declared_thumbnail, file, thumbnail)| Attachment { name, declared_path, declared_size, declared_thumbnail, file, thumbnail, left_out: false },
         )
     }
 
@@ -474,6 +475,7 @@ pub(super) mod tests {
                 declared_thumbnail: None,
                 file: Some(FileRef { path: format!("rooms/7/files/f{seq:010}/file{seq}.bin"), size: 20_000 }),
                 thumbnail: None,
+                left_out: false,
             }),
             mentions: vec![],
             deleted: None,

@@ -443,7 +443,7 @@ fn body_text(m: &Message, sender: &ZUser, ctx: &MessageContext, report: &mut Rep
 /// already gone: the reader drops them).
 fn fill_empty(mut text: String, m: &Message) -> String {
     if let Some(a) = m.attachment.as_ref().filter(|a| a.file.is_none()) {
-        let note = crate::convert::text::missing_attachment_note(&a.name);
+        let note = crate::convert::text::missing_attachment_note(a);
         text = if text.trim().is_empty() { note } else { format!("{text}\n\n{note}") };
     }
     if text.trim().is_empty() && m.attachment.as_ref().and_then(|a| a.file.as_ref()).is_none() {

@@ -211,8 +211,9 @@ impl<'a> CommentWriter<'a> {
         };
         let shown = a.name.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or(&a.name);
         let Some(file) = &a.file else {
-            // Already reported as missing by the reader.
-            return Ok(Some(format!("Attachment {shown} (not in the Hipchat export)")));
+            // Already reported by the reader: missing, or left out by --no-files.
+            let why = if a.left_out { "not migrated" } else { "not in the Hipchat export" };
+            return Ok(Some(format!("Attachment {shown} ({why})")));
         };
         if self.files.base().is_none() && self.files.linked() == 0 {
             report.warn("qiscus: no --files-base-url: attachment links are relative paths (files/...) that readers cannot open");
