@@ -51,8 +51,12 @@ impl Filters {
         if !self.rooms.is_empty() {
             let cat = &mut export.catalog;
             for sel in &self.rooms {
-                if !cat.rooms.values().any(|r| selects(sel, r.id, &r.name)) {
+                let matched: Vec<String> = cat.rooms.values().filter(|r| selects(sel, r.id, &r.name)).map(|r| format!("{} ({:?})", r.id, r.name)).collect();
+                if matched.is_empty() {
                     return Err(Error::usage(format!("--rooms: no room has the id or name '{sel}'")));
+                }
+                if matched.len() > 1 {
+                    report.warn(format!("--rooms: '{sel}' selects {} rooms: {}; give ids to pick one", matched.len(), matched.join(", ")));
                 }
             }
             let dropped: Vec<_> = cat.rooms.values().filter(|r| !self.rooms.iter().any(|s| selects(s, r.id, &r.name))).map(|r| (r.id, r.is_placeholder)).collect();

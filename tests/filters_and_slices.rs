@@ -172,3 +172,20 @@ fn emoticons_listed_by_every_slice_are_kept_once() {
     assert_eq!(report.counts_of(Entity::Emoticon).input, 2 * listed);
     assert_eq!(report.skipped_for(Entity::Emoticon, SkipReason::Duplicate), listed);
 }
+
+/// A `--rooms` entry that selects several rooms says so.
+#[test]
+fn an_ambiguous_room_selector_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = Entry { path: "users.json".into(), bytes: br#"[{"id": 1, "name": "Ann", "mention_name": "ann", "email": "ann@example.com"}]"#.to_vec() };
+    let rooms = Entry { path: "rooms.json".into(), bytes: br#"[{"id": 2, "name": "Dup", "owner": 1, "privacy": "public"}, {"id": 3, "name": "dup", "owner": 1, "privacy": "public"}, {"id": 4, "name": "2", "owner": 1, "privacy": "public"}, {"id": 5, "name": "Other", "owner": 1, "privacy": "public"}]"#.to_vec() };
+    let input = write(dir.path(), "r.tar.gz", &[users, rooms]);
+    for (sel, kept) in [("dup", vec![2, 3]), ("2", vec![2, 4]), ("Other", vec![5])] {
+        let mut report = Report::new();
+        let mut export = read(std::slice::from_ref(&input), dir.path(), &mut report);
+        Filters { rooms: vec![sel.into()], ..Default::default() }.apply(&mut export, &mut report).unwrap();
+        assert_eq!(export.catalog.rooms.keys().copied().collect::<Vec<_>>(), kept, "{sel}");
+        let warned = report.warnings.iter().map(Result::unwrap).filter(|w| w.contains(&format!("'{sel}' selects"))).count();
+        assert_eq!(warned, usize::from(kept.len() > 1), "{sel}");
+    }
+}

@@ -155,7 +155,7 @@ fn plan_channel(room: &Room, names: &mut UniqueNames, report: &mut Report) -> Ch
     let full_name = room.name.trim();
     let display_name = if full_name.is_empty() { name.clone() } else { truncate_chars(full_name, DISPLAY_NAME_MAX_RUNES).to_string() };
     let purpose = if display_name.len() < full_name.len() {
-        report.warn(format!("room {id}: name longer than {DISPLAY_NAME_MAX_RUNES} characters shortened in the display name; full name kept in the channel purpose"));
+        report.rename(Entity::Room, &id, full_name, &display_name, format!("name longer than {DISPLAY_NAME_MAX_RUNES} characters shortened in the channel's display name; the full name is kept in its purpose"));
         truncate_chars(full_name, PURPOSE_MAX_RUNES).to_string()
     } else {
         String::new()
@@ -323,6 +323,16 @@ mod tests {
         let mut report = Report::new();
         let dir = Directory::build(&catalog, &FileStore::measured(), "team", false, &mut report);
         (dir, report)
+    }
+
+    #[test]
+    fn a_shortened_display_name_is_a_rename() {
+        let mut room = Room::placeholder(8);
+        room.name = "x".repeat(70);
+        let mut report = Report::new();
+        let plan = plan_channel(&room, &mut UniqueNames::new(), &mut report);
+        assert_eq!((plan.display_name.chars().count(), plan.purpose.as_str()), (DISPLAY_NAME_MAX_RUNES, room.name.as_str()));
+        assert_eq!(report.renames.iter().filter(|r| r.entity == Entity::Room && r.from == room.name && r.to == plan.display_name).count(), 1);
     }
 
     #[test]

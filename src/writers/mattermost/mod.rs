@@ -46,7 +46,7 @@ pub const MAX_POST_RUNES: usize = 16383;
 #[derive(Args, Debug, Clone, Default)]
 #[command(next_help_heading = "Mattermost options")]
 pub struct MattermostOptions {
-    /// Write one OUT.zip (import.jsonl at its root, data/ beside it) for mmctl import upload.
+    /// Write OUT as one zip file (import.jsonl at its root, data/ beside it) for mmctl import upload; OUT is used as given (the default name ends in .zip).
     #[arg(long)]
     pub zip: bool,
     /// Team to import into: 2-64 characters of a-z, 0-9 and '-', starting and ending
