@@ -41,9 +41,21 @@ pub fn read_map(path: &Path) -> Result<Vec<MapRow>> {
         if is_header {
             continue;
         }
-        rows.push(MapRow { key, username: field(1), email: field(2) });
+        let email = field(2);
+        if let Some(e) = email.as_deref().filter(|e| !is_address(e)) {
+            return Err(Error::usage(format!("--user-map {} row {}: {e:?} is not an e-mail address", path.display(), i + 1)));
+        }
+        rows.push(MapRow { key, username: field(1), email });
     }
     Ok(rows)
+}
+
+/// One `@` between a non-empty local part and a dotted domain, no spaces, quotes or
+/// angle brackets: what every target's validator asks at the least. The operator
+/// typed it, so a typo stops the run instead of becoming a made-up address.
+fn is_address(e: &str) -> bool {
+    let Some((local, domain)) = e.split_once('@') else { return false };
+    !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !domain.contains('@') && !e.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '<' | '>' | ',' | ';'))
 }
 
 /// Applies `rows` to the catalog's users, recording each change as a rename.
@@ -137,6 +149,20 @@ mod tests {
         assert_eq!(cat.users[&2].username, None);
         assert_eq!(cat.users[&2].email.as_deref(), Some("bob@new.example"));
         assert_eq!(report.renames.len(), 3);
+    }
+
+    #[test]
+    fn a_new_address_that_is_not_one_is_a_usage_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("map.csv");
+        for bad in ["not-an-email", "a b@x.example", "a@localhost", "@x.example", "a@x.example."] {
+            std::fs::write(&path, format!("1,,{bad}\n")).unwrap();
+            let err = read_map(&path).unwrap_err();
+            assert_eq!(err.kind().exit_code(), 2, "{bad}");
+            assert!(err.message().contains("row 1"), "{}", err.message());
+        }
+        std::fs::write(&path, "1,,a.b+c@sub.example.org\n").unwrap();
+        assert!(read_map(&path).is_ok());
     }
 
     #[test]
