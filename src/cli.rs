@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::archive::crypto::{DEFAULT_PBKDF2_ITER, Kdf};
 use crate::archive::OpenOptions;
@@ -196,8 +197,9 @@ struct LogArgs {
 
 /// Runs the command line and returns the process exit status.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = Cli::command().try_get_matches().and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() { ErrorKind::Usage.exit_code() } else { 0 };
@@ -206,7 +208,7 @@ pub fn main() -> i32 {
     install_interrupt_handler();
     let outcome = match cli.command {
         Some(Command::Inspect(args)) => run_inspect(&args),
-        None => run_convert(&cli.convert),
+        None => run_convert(&cli.convert, &matches),
     };
     match outcome {
         Ok(()) => 0,
@@ -277,8 +279,21 @@ fn run_inspect(args: &InspectArgs) -> Result<()> {
     Ok(())
 }
 
-fn run_convert(args: &ConvertArgs) -> Result<()> {
+/// The flags given that belong to another target than `target` (they do nothing).
+fn foreign_flags(matches: &ArgMatches, target: Target) -> Vec<String> {
+    let headings = [(Target::Mattermost, "Mattermost options"), (Target::Pixtoome, "Pixtoome options"), (Target::Qiscus, "Qiscus options")];
+    let foreign: Vec<&str> = headings.iter().filter(|(t, _)| *t != target).map(|(_, h)| *h).collect();
+    Cli::command()
+        .get_arguments()
+        .filter(|a| a.get_help_heading().is_some_and(|h| foreign.contains(&h)))
+        .filter(|a| matches.value_source(a.get_id().as_str()) == Some(ValueSource::CommandLine))
+        .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+        .collect()
+}
+
+fn run_convert(args: &ConvertArgs, matches: &ArgMatches) -> Result<()> {
     let target = args.to.ok_or_else(|| Error::usage("--to is required"))?;
+    let ignored = foreign_flags(matches, target);
     let export = args.exports.last().ok_or_else(|| Error::usage("no EXPORT given"))?;
     args.input.warn_if_literal(&args.log);
     let out = args.output.clone().unwrap_or_else(|| default_output(export, target, &args.writer));
@@ -289,6 +304,13 @@ fn run_convert(args: &ConvertArgs) -> Result<()> {
         claim_report_file(path, &out)?;
     }
     let mut report = Report::new();
+    for flag in &ignored {
+        let warning = format!("{flag} is not an option of --to {}; it was ignored", target.name());
+        if !args.log.quiet {
+            eprintln!("hcconv: warning: {warning}");
+        }
+        report.warn(warning);
+    }
     let started = std::time::Instant::now();
     let result = convert(args, target, &out, user_map.as_deref().unwrap_or_default(), &mut report);
     report.time_phase("total", started.elapsed());

@@ -408,6 +408,15 @@ fn idle_policy_marks_people_soft_deactivated() {
     assert!(idle.messages.iter().all(|m| m["id"].as_u64().unwrap() > 0), "0 is below every message id");
 }
 
+/// Another target's options do nothing here, and the run says so.
+#[test]
+fn another_targets_options_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, report) = convert(dir.path(), &["--zip", "--team", "x", "--pixtoome-topic", "month"]);
+    let warnings: Vec<&str> = report["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).filter(|w| w.contains("is not an option of --to pixtoome")).collect();
+    assert_eq!(warnings, ["--zip is not an option of --to pixtoome; it was ignored", "--team is not an option of --to pixtoome; it was ignored"]);
+}
+
 #[test]
 fn bad_format_version_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
