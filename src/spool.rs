@@ -551,6 +551,8 @@ pub struct HistoryFile {
     pub elements: u64,
     /// Its archive path.
     pub path: String,
+    /// The time of its newest message (slices must come oldest first).
+    pub newest: Option<crate::model::Timestamp>,
 }
 
 /// Collects messages; call [`SpoolWriter::finish`] to get them back sorted.

@@ -189,3 +189,25 @@ fn an_ambiguous_room_selector_is_warned_about() {
         assert_eq!(warned, usize::from(kept.len() > 1), "{sel}");
     }
 }
+
+/// Slices given newest first are named in a warning (the last one's state wins).
+#[test]
+fn slices_given_newest_first_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = Entry { path: "users.json".into(), bytes: br#"[{"id": 1, "name": "Ann", "mention_name": "ann", "email": "ann@example.com"}]"#.to_vec() };
+    let slice = |day: &str| {
+        let history = format!(r#"[{{"UserMessage": {{"id": "m{day}", "sender": {{"id": 1}}, "message": "hi", "timestamp": "2018-04-{day}T10:00:00Z"}}}}]"#);
+        vec![users.clone(), Entry { path: "rooms/5/history.json".into(), bytes: history.into_bytes() }]
+    };
+    let old = write(dir.path(), "april-01.tar.gz", &slice("01"));
+    let new = write(dir.path(), "april-20.tar.gz", &slice("20"));
+    let warned = |inputs: &[PathBuf]| {
+        let mut report = Report::new();
+        read(inputs, dir.path(), &mut report);
+        report.warnings.iter().map(Result::unwrap).filter(|w| w.contains("slices look newest first")).collect::<Vec<_>>()
+    };
+    assert!(warned(&[old.clone(), new.clone()]).is_empty());
+    let reversed = warned(&[new, old]);
+    assert_eq!(reversed.len(), 1);
+    assert!(reversed[0].contains("april-01.tar.gz") && reversed[0].contains("april-20.tar.gz"), "{}", reversed[0]);
+}

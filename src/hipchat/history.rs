@@ -133,6 +133,7 @@ impl History {
     pub fn read_file(&mut self, path: &str, origin: Origin, file: u64, reader: impl Read, events: &mut dyn FnMut(Event) -> Result<()>) -> Result<()> {
         let mut index = 0u64;
         let mut inputs = 0u64;
+        let mut newest = None;
         let outcome = json::for_each_prefix(reader, path, json::MAX_VALUE_BYTES, &mut |element| {
             let seq = position(file, index + 1).ok_or_else(|| Error::input(path, "more history files or elements than hcconv can number"))?;
             // No path per message (a sixth of a spool record, and an allocation):
@@ -143,7 +144,10 @@ impl History {
             index += 1;
             inputs += 1;
             match parsed {
-                Parsed::Message(m) => self.add_message(*m)?,
+                Parsed::Message(m) => {
+                    newest = newest.max(Some(m.time));
+                    self.add_message(*m)?
+                }
                 Parsed::Malformed(why) => {
                     events(Event::Input(Entity::Message, std::mem::take(&mut inputs)))?;
                     events(Event::Skip { entity: Entity::Message, id: format!("{path}#{index}"), reason: SkipReason::Malformed, detail: why })?;
@@ -161,7 +165,7 @@ impl History {
         if self.files.len() <= slot {
             self.files.resize(slot + 1, HistoryFile::default());
         }
-        self.files[slot] = HistoryFile { elements: index, path: path.to_string() };
+        self.files[slot] = HistoryFile { elements: index, path: path.to_string(), newest };
         match outcome {
             Err(e) if self.skip_damaged && e.kind() == ErrorKind::Input => {
                 let detail = format!("{e}; the {index} messages before the damage were kept, the rest of the file is lost");
@@ -491,6 +495,12 @@ impl HistoryReader {
         let files = usize::try_from(self.files).map_err(|_| Error::new(ErrorKind::Other, "too many history files"))?;
         history.files.resize(files, HistoryFile::default());
         Ok(history)
+    }
+
+    /// How many history files were handed over so far (numbered in archive order
+    /// across slices).
+    pub fn files_started(&self) -> u64 {
+        self.files
     }
 
     /// Applies one message from helper `w`, the front of the file order. A file's

@@ -31,9 +31,9 @@ use serde::Serialize;
 use crate::archive::{self, EntryEvent, InputKind, OpenOptions};
 use crate::error::Result;
 use crate::files::FileStore;
-use crate::model::{Catalog, Emoticon, Room, RoomId, User, UserId};
+use crate::model::{Catalog, Emoticon, Room, RoomId, Timestamp, User, UserId};
 use crate::report::{Entity, Report, SkipReason};
-use crate::spool::SpoolWriter;
+use crate::spool::{HistoryFile, SpoolWriter};
 
 use history::{History, HistoryReader};
 use messages::Origin;
@@ -144,12 +144,15 @@ pub fn read_slices(inputs: &[PathBuf], opts: ReadOptions, report: &mut Report) -
         slice_has_layout: false,
         slice_strangers: Vec::new(),
         slice_layout_files: BTreeSet::new(),
+        slice_starts: Vec::new(),
     };
     for name in TOP_LEVEL_FILES {
         reader.stats.top_level_files.insert((*name).to_string(), false);
     }
     for (slice, input) in inputs.iter().enumerate() {
         (reader.slice, reader.slice_has_layout) = (slice, false);
+        let started = reader.history()?.files_started();
+        reader.slice_starts.push((started, input.display().to_string()));
         reader.slice_strangers.clear();
         reader.slice_layout_files.clear();
         let walked = archive::walk(input, &opts.open, &mut |event| reader.on_entry(event, report));
@@ -161,6 +164,28 @@ pub fn read_slices(inputs: &[PathBuf], opts: ReadOptions, report: &mut Report) -
     }
     reader.stats.slices = inputs.len() as u64;
     reader.finish(report)
+}
+
+/// Warns when a slice's newest message is older than the slice before it: slices
+/// must come oldest first, since the last one's users and rooms win and a message's
+/// copy in a later slice replaces an earlier one.
+fn warn_if_slices_out_of_order(starts: &[(u64, String)], files: &[HistoryFile], report: &mut Report) {
+    let newest = |i: usize| {
+        let from = usize::try_from(starts[i].0).unwrap_or(usize::MAX);
+        let to = starts.get(i + 1).map_or(files.len(), |(n, _)| usize::try_from(*n).unwrap_or(usize::MAX));
+        files.get(from..to.min(files.len())).into_iter().flatten().filter_map(|f| f.newest).max()
+    };
+    let mut latest: Option<(usize, Timestamp)> = None;
+    for i in 0..starts.len() {
+        let Some(t) = newest(i) else { continue };
+        match latest {
+            Some((p, pt)) if t < pt => report.warn(format!(
+                "export slices look newest first: the newest message of {} ({t}) is older than that of {} ({pt}), given before it; slices must be given oldest first (the last one's users, rooms and message copies win)",
+                starts[i].1, starts[p].1
+            )),
+            _ => latest = Some((i, t)),
+        }
+    }
 }
 
 /// State of the single pass.
@@ -188,6 +213,8 @@ struct Reader {
     slice_strangers: Vec<String>,
     /// Its top-level and history files so far: one seen twice is reported.
     slice_layout_files: BTreeSet<String>,
+    /// How many history files the slices before each had, and each input's name.
+    slice_starts: Vec<(u64, String)>,
 }
 
 /// What an archive path is, by the hc-migrate layout.
@@ -405,6 +432,7 @@ impl Reader {
         self.catalog.users = self.users;
         self.catalog.rooms = self.rooms;
         let files = Arc::new(self.files);
+        warn_if_slices_out_of_order(&self.slice_starts, &history.files, report);
         let spool = history.spool.finish()?.count_positions(&history.files);
         Ok(Export { catalog: self.catalog, messages: MessageStream::new(spool, Arc::clone(&files)), files, stats: self.stats, scratch: self.scratch })
     }
