@@ -48,6 +48,10 @@ pub fn truncate_bytes(s: &str, max: usize) -> &str {
 #[derive(Debug, Default, Clone)]
 pub struct UniqueNames {
     taken: HashSet<String>,
+    /// Names later claims will ask for as their own (lowercased, how many): a
+    /// numbered suffix never takes one, so the user who was `ann-2` stays `ann-2`
+    /// while the second `ann` becomes `ann-3`.
+    expected: std::collections::HashMap<String, usize>,
 }
 
 impl UniqueNames {
@@ -66,6 +70,29 @@ impl UniqueNames {
         self.taken.contains(&name.to_lowercase())
     }
 
+    /// Announces that a later claim asks for `base`, so no numbered name made
+    /// before it takes `base` (call once per claim, for all claims, before any).
+    pub fn expect(&mut self, base: &str) {
+        *self.expected.entry(base.to_lowercase()).or_default() += 1;
+    }
+
+    /// The claim of `base` announced by [`UniqueNames::expect`] is being made.
+    fn settle(&mut self, base: &str) {
+        let key = base.to_lowercase();
+        if let Some(n) = self.expected.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.expected.remove(&key);
+            }
+        }
+    }
+
+    /// Takes a numbered `candidate` when it is neither taken nor expected.
+    fn take_numbered(&mut self, candidate: &str) -> bool {
+        let key = candidate.to_lowercase();
+        !self.expected.contains_key(&key) && self.taken.insert(key)
+    }
+
     /// Claims `base` or the first free `base-N`, each at most `max_bytes` long.
     pub fn claim(&mut self, base: &str, max_bytes: usize) -> String {
         self.claim_with(base, max_bytes, "-")
@@ -73,6 +100,7 @@ impl UniqueNames {
 
     /// As [`UniqueNames::claim`], with `joiner` between base and number.
     pub fn claim_with(&mut self, base: &str, max_bytes: usize, joiner: &str) -> String {
+        self.settle(base);
         let first = truncate_bytes(base, max_bytes).to_string();
         if self.taken.insert(first.to_lowercase()) {
             return first;
@@ -80,7 +108,7 @@ impl UniqueNames {
         for n in 2u64.. {
             let suffix = format!("{joiner}{n}");
             let candidate = format!("{}{suffix}", truncate_bytes(base, max_bytes.saturating_sub(suffix.len())));
-            if self.taken.insert(candidate.to_lowercase()) {
+            if self.take_numbered(&candidate) {
                 return candidate;
             }
         }
@@ -91,6 +119,7 @@ impl UniqueNames {
     /// for targets whose limit is a database `varchar(N)` (Zulip's stream names), so
     /// a non-ASCII name is not cut shorter than it needs to be.
     pub fn claim_chars(&mut self, base: &str, max_chars: usize, joiner: &str) -> String {
+        self.settle(base);
         let first = truncate_chars(base, max_chars).to_string();
         if self.taken.insert(first.to_lowercase()) {
             return first;
@@ -99,7 +128,7 @@ impl UniqueNames {
             let suffix = format!("{joiner}{n}");
             let room = max_chars.saturating_sub(suffix.chars().count());
             let candidate = format!("{}{suffix}", truncate_chars(base, room));
-            if self.taken.insert(candidate.to_lowercase()) {
+            if self.take_numbered(&candidate) {
                 return candidate;
             }
         }
@@ -143,6 +172,17 @@ mod tests {
         assert_eq!(u.claim("abcdef", 6), "abcd-2");
         u.reserve("all");
         assert_eq!(u.claim("ALL", 64), "ALL-2");
+        // Names announced for later claims are skipped by numbered ones.
+        let mut u = UniqueNames::new();
+        for base in ["ann", "Ann", "ann-2"] {
+            u.expect(base);
+        }
+        assert_eq!([u.claim("ann", 64), u.claim("Ann", 64), u.claim("ann-2", 64)], ["ann", "Ann-3", "ann-2"]);
+        let mut s = UniqueNames::new();
+        s.expect("General");
+        s.expect("general");
+        s.expect("General 2");
+        assert_eq!([s.claim_chars("General", 60, " "), s.claim_chars("general", 60, " "), s.claim_chars("General 2", 60, " ")], ["General", "general 3", "General 2"]);
     }
 
     #[test]

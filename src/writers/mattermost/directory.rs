@@ -133,6 +133,9 @@ fn plan_channels(catalog: &Catalog, skip_deleted_rooms: bool, report: &mut Repor
     let mut channels = BTreeMap::new();
     let mut skipped = BTreeSet::new();
     for room in catalog.rooms.values() {
+        names.expect(&channel_base(&room.name, &room.canonical_name, room.id));
+    }
+    for room in catalog.rooms.values() {
         if room.is_deleted && skip_deleted_rooms && !room.is_placeholder {
             report.skip(Entity::Room, room.id.to_string(), SkipReason::DeletedRoom, format!("room {:?} was deleted in Hipchat (--skip-deleted-rooms)", room.name));
             skipped.insert(room.id);
@@ -172,6 +175,9 @@ fn plan_users(catalog: &Catalog, usernames: &mut UniqueNames, emails: &mut HashS
     // Usernames the operator chose (--user-map) are claimed first, so a derived name
     // never takes one of them.
     let (mapped, derived): (Vec<&User>, Vec<&User>) = catalog.users.values().partition(|u| u.username.is_some());
+    for user in catalog.users.values() {
+        usernames.expect(&username_base_of(user));
+    }
     for user in mapped.into_iter().chain(derived) {
         let username = claim_username(user, usernames, report);
         let email = claim_email(user, emails, report);
@@ -180,10 +186,15 @@ fn plan_users(catalog: &Catalog, usernames: &mut UniqueNames, emails: &mut HashS
     plans
 }
 
+/// The username `user` asks for: the mapped one, else from the mention name.
+fn username_base_of(user: &User) -> String {
+    username_base(user.username.as_deref().unwrap_or(&user.mention_name), &user.name, &format!("user-{}", user.id))
+}
+
 fn claim_username(user: &User, usernames: &mut UniqueNames, report: &mut Report) -> String {
     let fallback = format!("user-{}", user.id);
     let wanted = user.username.as_deref().unwrap_or(&user.mention_name);
-    let base = username_base(wanted, &user.name, &fallback);
+    let base = username_base_of(user);
     let mut username = usernames.claim(&base, NAME_MAX_BYTES);
     if !is_valid_username(&username) {
         username = usernames.claim(&fallback, NAME_MAX_BYTES);

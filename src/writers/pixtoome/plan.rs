@@ -163,6 +163,9 @@ impl Plan {
         plan.ensure_owner(profile, report);
         plan.set_mention_names(catalog, report);
         for room in catalog.rooms.values() {
+            plan.stream_names.expect(&stream_base(room));
+        }
+        for room in catalog.rooms.values() {
             plan.add_room(room, catalog, skip_deleted_rooms, profile, report);
         }
         plan.number_stream_recipients();
@@ -395,9 +398,7 @@ impl Plan {
     }
 
     fn stream_name(&mut self, room: &crate::model::Room, profile: &FormatProfile, report: &mut Report) -> String {
-        let cleaned: String = room.name.chars().filter(|c| !c.is_control()).collect();
-        let cleaned = cleaned.trim();
-        let base = if cleaned.is_empty() { format!("Hipchat room {}", room.id) } else { cleaned.to_string() };
+        let base = stream_base(room);
         let name = self.stream_names.claim_chars(&base, profile.max_stream_name, " ");
         if name != room.name {
             let why = if base.chars().count() > profile.max_stream_name && !name.starts_with(truncate_chars(&base, profile.max_stream_name)) {
@@ -455,6 +456,13 @@ impl Plan {
 pub fn one_line(s: &str) -> String {
     let joined: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     joined.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+/// The stream name a room asks for: its name without control characters.
+fn stream_base(room: &crate::model::Room) -> String {
+    let cleaned: String = room.name.chars().filter(|c| !c.is_control()).collect();
+    let cleaned = cleaned.trim();
+    if cleaned.is_empty() { format!("Hipchat room {}", room.id) } else { cleaned.to_string() }
 }
 
 /// `text` with the characters Markdown would read as formatting escaped.
