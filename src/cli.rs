@@ -337,7 +337,7 @@ fn convert(args: &ConvertArgs, target: Target, out: &Path, user_map: &[crate::us
     let progress = Progress::new(Mode::detect(args.log.quiet), args.exports.iter().map(|e| input_size(e)).sum());
     let reading = std::time::Instant::now();
     let mut export_data = args.input.read(&args.exports, FileStore::staged(&files_dir), &spool_dir, &progress, args.log.verbose, report)?;
-    crate::usermap::apply(user_map, &mut export_data.catalog, report)?;
+    crate::usermap::apply(user_map, &mut export_data.catalog, target == Target::Mattermost, report)?;
     filters.apply(&mut export_data, report)?;
     report.time_phase("read", reading.elapsed());
     progress.phase("writing", &format!("{} for {}", out.display(), target.name()));

@@ -58,8 +58,20 @@ fn is_address(e: &str) -> bool {
     !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !domain.contains('@') && !e.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '<' | '>' | ',' | ';'))
 }
 
-/// Applies `rows` to the catalog's users, recording each change as a rename.
-pub fn apply(rows: &[MapRow], catalog: &mut Catalog, report: &mut Report) -> Result<()> {
+/// Applies `rows` to the catalog's users, recording each change as a rename. A
+/// target without usernames (`usernames_used` false: Pixtoome, Qiscus) ignores the
+/// username column, with one warning, rather than listing renames that change nothing.
+pub fn apply(rows: &[MapRow], catalog: &mut Catalog, usernames_used: bool, report: &mut Report) -> Result<()> {
+    let ignored: Vec<MapRow>;
+    let rows = if usernames_used {
+        rows
+    } else {
+        if rows.iter().any(|r| r.username.is_some()) {
+            report.warn("--user-map: this target has no usernames; the username column was ignored");
+        }
+        ignored = rows.iter().map(|r| MapRow { username: None, ..r.clone() }).collect();
+        &ignored
+    };
     check_conflicts(rows, catalog)?;
     for row in rows {
         let by_id = row.key.parse::<u64>().ok().filter(|id| catalog.users.contains_key(id));
@@ -143,12 +155,21 @@ mod tests {
         cat.users.insert(1, user(1, "ann@old.example"));
         cat.users.insert(2, user(2, "bob@old.example"));
         let mut report = Report::new();
-        apply(&rows, &mut cat, &mut report).unwrap();
+        apply(&rows, &mut cat, true, &mut report).unwrap();
         assert_eq!(cat.users[&1].username.as_deref(), Some("ann.smith"));
         assert_eq!(cat.users[&1].email.as_deref(), Some("ann@new.example"));
         assert_eq!(cat.users[&2].username, None);
         assert_eq!(cat.users[&2].email.as_deref(), Some("bob@new.example"));
         assert_eq!(report.renames.len(), 3);
+        // A target without usernames takes the addresses only, and says so.
+        let mut cat = Catalog::default();
+        cat.users.insert(1, user(1, "ann@old.example"));
+        cat.users.insert(2, user(2, "bob@old.example"));
+        let mut report = Report::new();
+        apply(&rows, &mut cat, false, &mut report).unwrap();
+        assert_eq!((cat.users[&1].username.as_deref(), cat.users[&1].email.as_deref()), (None, Some("ann@new.example")));
+        assert_eq!(report.renames.len(), 2);
+        assert_eq!(report.warnings.iter().map(Result::unwrap).filter(|w| w.contains("username column was ignored")).count(), 1);
     }
 
     #[test]
@@ -179,12 +200,12 @@ mod tests {
             vec![row("2", Some("u1"), None)],
             vec![row("1", Some("p"), None), row("a@x.example", Some("q"), None)],
         ] {
-            let err = apply(&rows, &mut cat.clone(), &mut Report::new()).unwrap_err();
+            let err = apply(&rows, &mut cat.clone(), true, &mut Report::new()).unwrap_err();
             assert_eq!(err.kind().exit_code(), 2, "{rows:?}");
         }
         // Swapping two addresses is fine.
         let swap = vec![row("1", None, Some("b@x.example")), row("2", None, Some("a@x.example"))];
-        apply(&swap, &mut cat.clone(), &mut Report::new()).unwrap();
+        apply(&swap, &mut cat.clone(), true, &mut Report::new()).unwrap();
     }
 
     #[test]
@@ -192,7 +213,7 @@ mod tests {
         let mut cat = Catalog::default();
         cat.users.insert(1, user(1, "a@x"));
         let rows = vec![MapRow { key: "nobody@x".into(), username: Some("n".into()), email: None }];
-        let err = apply(&rows, &mut cat, &mut Report::new()).unwrap_err();
+        let err = apply(&rows, &mut cat, true, &mut Report::new()).unwrap_err();
         assert_eq!(err.kind().exit_code(), 2);
     }
 }
