@@ -84,9 +84,10 @@ struct ConvertArgs {
 
 #[derive(Args, Debug)]
 struct InspectArgs {
-    /// The export (see `hcconv --help`).
-    #[arg(value_name = "EXPORT")]
-    export: PathBuf,
+    /// The export, or several date slices oldest first, counted as a conversion
+    /// merges them (see `hcconv --help`).
+    #[arg(value_name = "EXPORT", required = true)]
+    exports: Vec<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -263,8 +264,8 @@ fn run_inspect(args: &InspectArgs) -> Result<()> {
     args.input.warn_if_literal(&args.log);
     let scratch = tempfile::Builder::new().prefix("hcconv-inspect-").tempdir().map_err(|e| Error::new(ErrorKind::Other, format!("cannot create a temporary folder: {e}")))?;
     let mut report = Report::new();
-    let progress = Progress::new(Mode::detect(args.log.quiet), input_size(&args.export));
-    let export = args.input.read(std::slice::from_ref(&args.export), FileStore::measured(), scratch.path(), &progress, args.log.verbose, &mut report)?;
+    let progress = Progress::new(Mode::detect(args.log.quiet), args.exports.iter().map(|e| input_size(e)).sum());
+    let export = args.input.read(&args.exports, FileStore::measured(), scratch.path(), &progress, args.log.verbose, &mut report)?;
     progress.phase("counting", "messages");
     let inventory = crate::inspect::Inventory::collect(export, &mut report)?;
     progress.finish();

@@ -39,6 +39,21 @@ fn committed_fixture_gives_the_manifest_counts() {
     assert_clean_read(&inv, "encrypted");
 }
 
+/// Two slices are counted as a conversion merges them: every message twice in
+/// input, each once after de-duplication.
+#[test]
+fn slices_are_counted_merged() {
+    let fixture = repo("fixtures/quirks.tar.gz.aes");
+    let password = repo("fixtures/quirks.password");
+    let out = hcconv().arg("inspect").arg(&fixture).arg(&fixture).arg("--json").arg("--password-file").arg(&password).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let inv: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let m = committed_manifest();
+    assert_eq!(num(&inv, "/messages/raw"), 2 * num(&m, "/messages_raw"));
+    assert_eq!(num(&inv, "/messages/unique"), num(&m, "/messages_unique"));
+    assert_eq!(num(&inv, "/users/total"), num(&m, "/users_distinct"));
+}
+
 #[test]
 fn every_packaging_gives_the_manifest_counts() {
     let dir = tempfile::tempdir().unwrap();
