@@ -324,18 +324,19 @@ impl Plan {
     /// Registers every user's `@mention_name` (first user by Hipchat id wins a
     /// case-insensitive clash, the same rule as the rewriter), then `@all`/`@here`.
     /// `@mention_name` becomes `@**Full Name**`, which the server resolves by name
-    /// among active users when it renders the message on import. Where that cannot
-    /// name the right person (a name with `*`, which the syntax cannot hold, or one
-    /// two active users share: the server would pick either, and an `|id` suffix
-    /// would carry an id the importer renumbers), the mention is plain text
+    /// among *active* users when it renders the message on import. Where that cannot
+    /// name the right person (a user who is not active, whom the server cannot
+    /// find, or would find a namesake for; a name with `*`, which the syntax cannot
+    /// hold; a name two users share, so the server could pick either; an `|id`
+    /// suffix would carry an id the importer renumbers), the mention is plain text
     /// `@Full Name`; the mentioned user still gets the message's mentioned flag.
     fn set_mention_names(&mut self, catalog: &Catalog, report: &mut Report) {
         let mut holders: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-        for u in self.users.iter().filter(|u| u.is_active) {
-            holders.entry(u.full_name.to_lowercase()).or_default().push(u.id);
+        for u in &self.users {
+            holders.entry(u.full_name.trim().to_lowercase()).or_default().push(u.id);
         }
         for (name, ids) in holders.iter().filter(|(_, ids)| ids.len() > 1) {
-            report.warn(format!("users {ids:?} share the full name {name:?} (ignoring case): mentions of them are written as plain text, not as a link to one of them"));
+            report.warn(format!("users {ids:?} share the full name {name:?} (ignoring case and spaces around it): mentions of them are written as plain text, not as a link to one of them"));
         }
         for user in catalog.users.values() {
             let Some(index) = self.by_hipchat.get(&user.id).copied() else { continue };
@@ -344,8 +345,9 @@ impl Plan {
             }
             let key = user.mention_name.to_lowercase();
             let full_name = &self.users[index].full_name;
-            let shared = holders.get(&full_name.to_lowercase()).is_some_and(|ids| ids.len() > 1);
-            let replacement = if shared || full_name.contains('*') { format!("@{}", escape_markdown(full_name)) } else { format!("@**{full_name}**") };
+            let shared = holders.get(&full_name.trim().to_lowercase()).is_some_and(|ids| ids.len() > 1);
+            let linkable = self.users[index].is_active && !shared && !full_name.contains('*');
+            let replacement = if linkable { format!("@**{full_name}**") } else { format!("@{}", escape_markdown(full_name)) };
             self.rewriter.mention(&user.mention_name, replacement);
             self.mention_users.entry(key).or_insert(index);
         }
@@ -520,12 +522,17 @@ mod tests {
     #[test]
     fn mentions_that_cannot_name_one_person_are_plain_text() {
         let mut catalog = Catalog::default();
-        for (id, name, mention) in [(1, "Bob Smith", "bob"), (2, "bob smith", "bobs"), (3, "Ann*Star_", "ann"), (4, "Carol", "carol")] {
-            catalog.users.insert(id, User::regular(id, name, mention, Some(&format!("u{id}@example.com"))));
+        for (id, name, mention) in [(1, "Bob Smith", "bob"), (2, "bob smith", "bobs"), (3, "Ann*Star_", "ann"), (4, "Carol", "carol"), (5, "Dana", "dana"), (6, "Eve", "eve"), (7, "Eve", "oldeve")] {
+            let mut user = User::regular(id, name, mention, Some(&format!("u{id}@example.com")));
+            user.is_deleted = id == 5 || id == 7;
+            catalog.users.insert(id, user);
         }
         let mut report = Report::new();
         let plan = Plan::build(&catalog, None, &PixtoomeOptions::default(), false, &super::super::profile::ZULIP_3_4, &mut report);
         assert_eq!(plan.rewriter.rewrite("@bob @bobs @ann @carol"), "@Bob Smith @bob smith @Ann\\*Star\\_ @**Carol**");
+        // The server finds only active users: a deactivated one cannot be linked, and
+        // a deactivated namesake would make the link point at the wrong person.
+        assert_eq!(plan.rewriter.rewrite("@dana @eve @oldeve"), "@Dana @Eve @Eve");
         assert_eq!(plan.mention_users.get("bobs"), Some(&1), "the mentioned flag still finds the user");
         let warnings: Vec<String> = report.warnings.iter().map(Result::unwrap).collect();
         assert!(warnings.iter().any(|w| w.contains("share the full name \"bob smith\"")), "{warnings:?}");
