@@ -108,6 +108,7 @@ pub fn write(export: &mut Export, out: &Path, opts: &WriterOptions, report: &mut
     write_team(&settings, &mut sink)?;
     write_channels(&export.catalog, &dir, deactivated_at, &mut sink, report)?;
     write_users(export, &dir, deactivated_at, &mut sink, report)?;
+    warn_about_team_limits(&export.catalog, &dir, report);
     let mut posts = PostWriter::new(&dir, &export.catalog.conversations, settings.max_post_runes);
     while let Some(m) = export.messages.next(report)? {
         posts.message(m, &mut sink, report)?;
@@ -222,6 +223,26 @@ fn write_users(export: &Export, dir: &Directory, deactivated_at: i64, sink: &mut
     Ok(())
 }
 
+/// Mattermost's defaults for `TeamSettings.MaxUsersPerTeam` and `MaxChannelsPerTeam`:
+/// the import puts every user and channel in the one team and stops (`max_accounts`,
+/// channel limit) past the configured numbers.
+const DEFAULT_MAX_USERS_PER_TEAM: usize = 50;
+const DEFAULT_MAX_CHANNELS_PER_TEAM: usize = 2000;
+
+/// Names the server settings an import this size needs raised from their defaults.
+fn warn_about_team_limits(catalog: &Catalog, dir: &Directory, report: &mut Report) {
+    let members = catalog.users.len() + dir.integrations.len() + 1;
+    if members > DEFAULT_MAX_USERS_PER_TEAM {
+        report.warn(format!(
+            "the team gets {members} members: set the server's TeamSettings.MaxUsersPerTeam (default {DEFAULT_MAX_USERS_PER_TEAM}) to at least {members} before `mmctl import process`, or the job stops at the user line past it (mmctl config set TeamSettings.MaxUsersPerTeam {members})"
+        ));
+    }
+    let open = dir.channels.values().filter(|c| !c.archived).count();
+    if open > DEFAULT_MAX_CHANNELS_PER_TEAM {
+        report.warn(format!("the team gets {open} channels that are not archived: set TeamSettings.MaxChannelsPerTeam (default {DEFAULT_MAX_CHANNELS_PER_TEAM}) to at least {open} before importing"));
+    }
+}
+
 /// The user's avatar as a `data/` path, if its bytes are there to copy.
 fn avatar(user: &User, export: &Export, sink: &mut Sink, report: &mut Report) -> Result<Option<String>> {
     let Some(file) = user.avatar.as_ref() else { return Ok(None) };
@@ -274,5 +295,30 @@ fn service_user_line(plan: &UserPlan, display: &str, team: &str, deactivated_at:
         delete_at: Some(deactivated_at),
         profile_image: None,
         teams: vec![TeamMembership { name: team.to_string(), roles: "team_user", channels: Vec::new() }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::FileStore;
+
+    #[test]
+    fn a_team_past_the_default_limits_is_warned_about() {
+        let users = |n: u64| {
+            let mut catalog = Catalog::default();
+            for id in 1..=n {
+                catalog.users.insert(id, User::regular(id, &format!("User {id}"), &format!("u{id}"), Some(&format!("u{id}@example.com"))));
+            }
+            catalog
+        };
+        for (n, warned) in [(49, false), (50, true)] {
+            let catalog = users(n);
+            let mut report = Report::new();
+            let dir = Directory::build(&catalog, &FileStore::measured(), "hipchat", false, &mut report);
+            warn_about_team_limits(&catalog, &dir, &mut report);
+            let hits: Vec<String> = report.warnings.iter().map(Result::unwrap).filter(|w| w.contains("MaxUsersPerTeam")).collect();
+            assert_eq!(hits.len(), usize::from(warned), "{n} users (+ the service user): {hits:?}");
+        }
     }
 }
