@@ -460,3 +460,33 @@ fn a_file_the_archive_holds_twice_is_reported() {
     assert_eq!(num(&report, "/counts/message/input"), num(&m, "/messages_raw") + room1, "both copies read");
     assert_eq!(num(&report, "/skip_reasons/message/duplicate"), num(&m, "/duplicates") + room1, "the second copy's messages are duplicates");
 }
+
+/// An avatar that is not an image (text, a truncated download) is reported and left
+/// out: Mattermost's import stops at a profile image it cannot decode.
+#[test]
+fn an_avatar_that_is_no_image_is_left_out() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let png = base64::engine::general_purpose::STANDARD.encode(hcconv::testkit::tiny_png(4, 4, [1, 2, 3]));
+    let users = format!(
+        r#"[{{"id": 1, "name": "Ann", "mention_name": "ann", "email": "ann@example.com", "avatar": "aGVsbG8gd29ybGQ="}},
+            {{"id": 2, "name": "Bob", "mention_name": "bob", "email": "bob@example.com", "avatar": "{png}"}},
+            {{"id": 3, "name": "Cy", "mention_name": "cy", "email": "cy@example.com", "avatar": "users/3/avatars/cy.png"}}]"#
+    );
+    let entries = vec![
+        Entry { path: "users.json".into(), bytes: users.into_bytes() },
+        Entry { path: "users/3/avatars/cy.png".into(), bytes: b"<html>not found</html>".to_vec() },
+    ];
+    let path = write_container(dir.path(), "avatars.tar", &entries, Container::Tar, "");
+    let report = dir.path().join("report.json");
+    let out = dir.path().join("out");
+    let run = hcconv().arg(&path).args(["--to", "mattermost", "-q", "-o"]).arg(&out).arg("--report").arg(&report).output().unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", outputs(&run).1);
+    let report: serde_json::Value = serde_json::from_slice(&read(&report)).unwrap();
+    assert_eq!(at(&report, "/counts/avatar"), &serde_json::json!({"input": 3, "written": 1, "skipped": 2}));
+    assert_eq!(num(&report, "/skip_reasons/avatar/invalid"), 2);
+    let jsonl = String::from_utf8(read(&out.join("import.jsonl"))).unwrap();
+    let images: Vec<&str> = jsonl.lines().filter(|l| l.contains("\"profile_image\"")).collect();
+    assert_eq!(images.len(), 1, "{images:?}");
+    assert!(images[0].contains("\"bob\""), "{}", images[0]);
+}

@@ -188,6 +188,10 @@ fn warn_if_slices_out_of_order(starts: &[(u64, String)], files: &[HistoryFile], 
     }
 }
 
+/// How much of an avatar is read to find its format and size: a JPEG's size
+/// comes after its metadata segments, which are at most 64 KiB each.
+const IMAGE_HEADER_BYTES: u64 = 256 * 1024;
+
 /// State of the single pass.
 struct Reader {
     /// The history thread (taken when the pass is over).
@@ -499,11 +503,34 @@ impl Reader {
                     hit
                 }
             };
+            let found = match found {
+                Some(file) if !self.is_usable_image(&file)? => {
+                    let why = format!("{} is not a PNG, JPEG or GIF image with a size (Mattermost's import stops at a profile image it cannot decode)", file.path);
+                    report.skip(Entity::Avatar, uid.to_string(), SkipReason::Invalid, why);
+                    None
+                }
+                other => other,
+            };
             if let Some(user) = self.users.get_mut(&uid) {
                 user.avatar = found;
             }
         }
         Ok(())
+    }
+
+    /// Whether `file`'s header is a PNG, JPEG or GIF with a width and height: the
+    /// formats every target decodes (Mattermost checks each profile image's size and
+    /// fails the whole import on one it cannot read). Only the header is read, as the
+    /// importers' own checks do. True when the bytes are not kept (`inspect`).
+    fn is_usable_image(&self, file: &crate::model::FileRef) -> Result<bool> {
+        use std::io::Read as _;
+        let Some(path) = self.files.disk_path(file) else { return Ok(true) };
+        let mut head = Vec::new();
+        std::fs::File::open(&path)
+            .and_then(|f| f.take(IMAGE_HEADER_BYTES).read_to_end(&mut head))
+            .map_err(|e| crate::error::Error::input(&file.path, format!("cannot read the avatar: {e}")))?;
+        let known = matches!(imagesize::image_type(&head), Ok(imagesize::ImageType::Png | imagesize::ImageType::Jpeg | imagesize::ImageType::Gif));
+        Ok(known && imagesize::blob_size(&head).is_ok_and(|s| s.width > 0 && s.height > 0))
     }
 
     /// The biggest image under `users/<id>/avatars/` (the unsuffixed original, normally).
