@@ -281,7 +281,14 @@ fn streams_names_privacy_archiving_and_subscriptions() {
     let devops = stream_by_name(&o, "Dev Ops");
     assert_eq!((devops["invite_only"].as_bool(), devops["history_public_to_subscribers"].as_bool()), (Some(true), Some(true)));
     assert_eq!(devops["description"], "ops things");
-    assert_eq!(stream_by_name(&o, "dev-ops")["deactivated"], true, "archived by its last ArchiveRoomMessage");
+    // Archived by its last ArchiveRoomMessage: deactivated as Zulip deactivates a
+    // stream (prefixed name, invite-only, inactive subscriptions), so the name
+    // "dev-ops" stays free for a new stream.
+    let archived = stream_by_name(&o, "!DEACTIVATED:dev-ops");
+    assert_eq!((archived["deactivated"].as_bool(), archived["invite_only"].as_bool()), (Some(true), Some(true)));
+    let subs: Vec<&Value> = table(&o, "zerver_subscription").iter().filter(|s| s["recipient"] == archived["recipient"]).collect();
+    assert!(!subs.is_empty() && subs.iter().all(|s| s["active"] == false), "{subs:?}");
+    assert!(table(&o, "zerver_subscription").iter().filter(|s| s["recipient"] == devops["recipient"]).all(|s| s["active"] == true));
     assert_eq!(stream_by_name(&o, "Default")["deactivated"], false);
     assert_eq!(stream_by_name(&o, "Default")["description"], "this is the purpose of the room");
     assert!(stream_by_name(&o, "Hipchat room 6")["invite_only"].as_bool().unwrap());

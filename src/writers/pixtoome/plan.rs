@@ -385,8 +385,9 @@ impl Plan {
             room: room.id,
             name,
             description,
-            invite_only: room.privacy == Privacy::Private,
-            deactivated: room.is_archived || room.is_deleted,
+            // Zulip makes a stream it deactivates invite-only.
+            invite_only: room.privacy == Privacy::Private || is_deactivated(room),
+            deactivated: is_deactivated(room),
             date_created: room.created.map_or(self.epoch, |t| t.seconds_f64()),
             recipient: 0, // numbered in `number_stream_recipients`
             subscribers,
@@ -403,7 +404,9 @@ impl Plan {
         let base = stream_base(room);
         let name = self.stream_names.claim_chars(&base, profile.max_stream_name, " ");
         if name != room.name {
-            let why = if base.chars().count() > profile.max_stream_name && !name.starts_with(truncate_chars(&base, profile.max_stream_name)) {
+            let why = if is_deactivated(room) {
+                "archived or deleted in Hipchat: a deactivated stream, named as Zulip names one it deactivates (the name stays free for a new stream)"
+            } else if base.chars().count() > profile.max_stream_name && !name.starts_with(truncate_chars(&base, profile.max_stream_name)) {
                 "longer than 60 characters, and the shortened name was taken"
             } else if base.chars().count() > profile.max_stream_name {
                 "longer than 60 characters"
@@ -460,11 +463,21 @@ pub fn one_line(s: &str) -> String {
     joined.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
-/// The stream name a room asks for: its name without control characters.
+/// Whether a room becomes a deactivated stream.
+fn is_deactivated(room: &crate::model::Room) -> bool {
+    room.is_archived || room.is_deleted
+}
+
+/// The stream name a room asks for: its name without control characters, with
+/// Zulip's `!DEACTIVATED:` prefix for a stream deactivated on import, so the
+/// hidden stream does not hold the name: Zulip 3.4 finds streams by name
+/// including deactivated ones, and one made later with that name would silently
+/// be the hidden one.
 fn stream_base(room: &crate::model::Room) -> String {
     let cleaned: String = room.name.chars().filter(|c| !c.is_control()).collect();
     let cleaned = cleaned.trim();
-    if cleaned.is_empty() { format!("Hipchat room {}", room.id) } else { cleaned.to_string() }
+    let name = if cleaned.is_empty() { format!("Hipchat room {}", room.id) } else { cleaned.to_string() };
+    if is_deactivated(room) { format!("!DEACTIVATED:{name}") } else { name }
 }
 
 /// `text` with the characters Markdown would read as formatting escaped.

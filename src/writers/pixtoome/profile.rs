@@ -166,9 +166,9 @@ impl FormatProfile {
     }
 
     /// A subscription row at the model's defaults.
-    pub fn subscription_row(&self, id: u64, user: u64, recipient: u64, color: &str) -> Map<String, Value> {
+    pub fn subscription_row(&self, id: u64, user: u64, recipient: u64, color: &str, active: bool) -> Map<String, Value> {
         let row = json!({
-            "id": id, "user_profile": user, "recipient": recipient, "active": true, "is_muted": false,
+            "id": id, "user_profile": user, "recipient": recipient, "active": active, "is_muted": false,
             "color": color, "pin_to_top": false, "desktop_notifications": null, "audible_notifications": null,
             "push_notifications": null, "email_notifications": null, "wildcard_mentions_notify": null
         });

@@ -143,12 +143,14 @@ fn recipient_rows<'a>(plan: &'a Plan, profile: &'a FormatProfile) -> impl Iterat
 /// Personal subscriptions first, then each stream's, numbered from 1.
 fn subscription_rows<'a>(plan: &'a Plan, profile: &'a FormatProfile) -> impl Iterator<Item = std::result::Result<Value, String>> + 'a {
     let gray = "#c2c2c2";
-    let personal = plan.users.iter().map(move |u| (u.id, u.recipient, gray));
+    let personal = plan.users.iter().map(move |u| (u.id, u.recipient, gray, true));
+    // A deactivated stream's subscriptions are inactive, as Zulip's own deactivation
+    // leaves them (`do_deactivate_stream`).
     let streams = plan.streams.iter().enumerate().flat_map(move |(i, s)| {
         let color = profile.stream_colors[i % profile.stream_colors.len()];
-        s.subscribers.iter().map(move |u| (*u, s.recipient, color))
+        s.subscribers.iter().map(move |u| (*u, s.recipient, color, !s.deactivated))
     });
-    personal.chain(streams).enumerate().map(move |(i, (user, recipient, color))| checked(profile, "zerver_subscription", Value::Object(profile.subscription_row(i as u64 + 1, user, recipient, color))))
+    personal.chain(streams).enumerate().map(move |(i, (user, recipient, color, active))| checked(profile, "zerver_subscription", Value::Object(profile.subscription_row(i as u64 + 1, user, recipient, color, active))))
 }
 
 fn default_stream_rows<'a>(plan: &'a Plan, profile: &'a FormatProfile) -> impl Iterator<Item = Row> + 'a {
