@@ -314,7 +314,7 @@ mod tests {
         p.check_row("zerver_realm", &p.realm_row(1, "x", 0.0)).unwrap();
         p.check_row("zerver_userprofile", &p.user_row_defaults()).unwrap();
         p.check_row("zerver_stream", &p.stream_row_defaults()).unwrap();
-        p.check_row("zerver_subscription", &p.subscription_row(1, 1, 1, "#c2c2c2")).unwrap();
+        p.check_row("zerver_subscription", &p.subscription_row(1, 1, 1, "#c2c2c2", true)).unwrap();
     }
 
     #[test]
