@@ -74,9 +74,7 @@ pub fn apply(rows: &[MapRow], catalog: &mut Catalog, usernames_used: bool, repor
     };
     check_conflicts(rows, catalog)?;
     for row in rows {
-        let by_id = row.key.parse::<u64>().ok().filter(|id| catalog.users.contains_key(id));
-        let id = by_id.or_else(|| catalog.users.values().find(|u| u.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(&row.key))).map(|u| u.id));
-        let Some(id) = id else {
+        let Some(id) = target(row, catalog) else {
             return Err(Error::usage(format!("--user-map: '{}' is neither the id nor the e-mail of a user in the export", row.key)));
         };
         let user = catalog.users.get_mut(&id).expect("found above");
