@@ -12,11 +12,13 @@ use crate::model::{Message, MessageKind};
 /// The Markdown note that stands for an attachment without its file: one the
 /// export lacks (the reader reports it), or one left out by `--no-files`. The
 /// message says so where people read it, and does not blame Hipchat for the second.
-pub fn missing_attachment_note(a: &crate::model::Attachment) -> String {
+/// `italic` is the target's italic marker: `_` for Mattermost, `*` for Zulip, whose
+/// Markdown has no `_italic_` and would show the underscores.
+pub fn missing_attachment_note(a: &crate::model::Attachment, italic: char) -> String {
     if a.left_out {
-        format!("_[attachment {:?} was not migrated]_", a.name)
+        format!("{italic}[attachment {:?} was not migrated]{italic}", a.name)
     } else {
-        format!("_[attachment {:?} is missing from the Hipchat export]_", a.name)
+        format!("{italic}[attachment {:?} is missing from the Hipchat export]{italic}", a.name)
     }
 }
 
@@ -394,9 +396,10 @@ mod tests {
     #[test]
     fn a_left_out_attachment_is_not_called_missing() {
         let mut a = crate::model::Attachment { name: "f.txt".into(), declared_path: "x/f.txt".into(), declared_size: None, declared_thumbnail: None, file: None, thumbnail: None, left_out: false };
-        assert_eq!(missing_attachment_note(&a), "_[attachment \"f.txt\" is missing from the Hipchat export]_");
+        assert_eq!(missing_attachment_note(&a, '_'), "_[attachment \"f.txt\" is missing from the Hipchat export]_");
+        assert_eq!(missing_attachment_note(&a, '*'), "*[attachment \"f.txt\" is missing from the Hipchat export]*");
         a.left_out = true;
-        assert_eq!(missing_attachment_note(&a), "_[attachment \"f.txt\" was not migrated]_");
+        assert_eq!(missing_attachment_note(&a, '_'), "_[attachment \"f.txt\" was not migrated]_");
     }
 
     #[test]

@@ -147,7 +147,7 @@ impl<'a> PostWriter<'a> {
     /// The text cut into parts that fit the limit (never empty: a post needs text or a file).
     fn parts(&self, m: &Message, mut text: String) -> Vec<String> {
         if let Some(a) = m.attachment.as_ref().filter(|a| a.file.is_none()) {
-            let note = crate::convert::text::missing_attachment_note(a);
+            let note = crate::convert::text::missing_attachment_note(a, '_');
             text = if text.is_empty() { note } else { format!("{text}\n\n{note}") };
         }
         if text.is_empty() && m.attachment.is_none() {

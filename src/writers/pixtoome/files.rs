@@ -361,6 +361,7 @@ pub fn write_emoji(out: &Path, files: &FileStore, emoticons: &[Emoticon], plan: 
         rows.push(row);
         records.push(json!({"path": rel, "s3_path": rel, "file_name": file_name, "realm_id": REALM_ID, "name": name}));
         plan.rewriter.emoticon(&e.shortcut, format!(":{name}:"));
+        plan.link_targets.add_emoji(&name);
         report.written(Entity::Emoticon);
     }
     write_json(&dir.join("records.json"), &records)?;

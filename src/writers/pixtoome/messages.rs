@@ -25,6 +25,7 @@ use crate::report::{Entity, Report, SkipReason};
 use crate::write_behind::{run_behind, PendingFiles};
 
 use super::files::Uploads;
+use super::html::{self, Shape};
 use super::plan::{Plan, ZUser};
 use super::profile::FormatProfile;
 use super::{PixtoomeOptions, TopicScheme};
@@ -299,9 +300,9 @@ fn convert_message(m: &Message, ctx: &mut MessageContext, dest: &mut Destination
     if !route(dest, m, sender_user, ctx, report) {
         return Ok(0);
     }
-    let (body, mentioned, wildcard) = body_text(m, sender_user, ctx, report);
+    let Body { text, shape, mentioned, wildcard } = body_text(m, sender_user, ctx, report);
     let max = ctx.profile.max_message;
-    let mut parts = split_chars_owned(body, max);
+    let mut parts = split_chars_owned(text, max);
     let file = m.attachment.as_ref().and_then(|a| a.file.as_ref().map(|f| (a.name.as_str(), f)));
     let link = match file {
         Some((name, f)) => Some(ctx.uploads.prepare(f, name, sender_user.id, m.time.seconds_f64())?),
@@ -327,23 +328,33 @@ fn convert_message(m: &Message, ctx: &mut MessageContext, dest: &mut Destination
         report.written(Entity::Attachment);
     }
     readers_with_flags(rows, dest, sender_user.id, &mentioned, wildcard, ctx.profile);
+    // A split message's parts are read as plain text each (a cut can fall inside
+    // a code block or quote).
+    let shape = shape.filter(|_| ctx.profile.writes_html).map(|s| if last > 0 { Shape::Plain } else { s });
     for (i, content) in parts.into_iter().enumerate() {
         let with_file = has_attachment && i == last;
+        let rendered = shape.map(|s| html::rendered(&content, s, &ctx.plan.link_targets));
+        // As 3.4's renderer sets them: a link is any anchor, an image any preview;
+        // for Markdown the server renders, from the text.
+        let (has_link, has_image) = match &rendered {
+            Some(r) => (r.html.contains("<a "), r.html.contains("message_inline_image\"")),
+            None => (content.contains("http://") || content.contains("https://") || with_file, has_image && with_file),
+        };
         let row = MessageRow {
             id: first_id + i as u64,
             sender: sender_user.id,
             recipient: dest.recipient,
             subject: dest.topic.clone(),
-            has_link: content.contains("http://") || content.contains("https://") || with_file,
+            has_link,
             content,
-            rendered_content: None,
-            rendered_content_version: None,
+            rendered_content_version: rendered.as_ref().map(|r| r.version),
+            rendered_content: rendered.map(|r| r.html),
             date_sent: m.time.seconds_f64(),
             sending_client: SENDING_CLIENT,
             last_edit_time: None,
             edit_history: None,
             has_attachment: with_file,
-            has_image: has_image && with_file,
+            has_image,
         };
         files.push(row, rows)?;
     }
@@ -409,18 +420,42 @@ fn route(dest: &mut Destination, m: &Message, sender: &ZUser, ctx: &MessageConte
     }
 }
 
+/// A message's Markdown, and the shape it was written in: `None` for Markdown
+/// hcconv does not render itself (a notification's, converted from its HTML card),
+/// which the server renders on import.
+struct Body {
+    text: String,
+    shape: Option<Shape>,
+    mentioned: BTreeSet<u64>,
+    wildcard: bool,
+}
+
+/// Hipchat's slash commands as Zulip shows them: `/me` is Zulip's own status
+/// message (`/me waves`, shown as "Ann waves"), `/quote` a quote.
+fn zulip_slash_command(text: String, actor: &str) -> (String, Shape) {
+    if let Some(action) = text.strip_prefix("/me ").map(str::trim).filter(|a| !a.is_empty()) {
+        return (format!("/me {action}"), Shape::Plain);
+    }
+    let shape = if text.starts_with("/quote ") || text.starts_with("/quote\n") { Shape::Quote } else { Shape::Plain };
+    (slash_command_owned(text, || actor, Style::Markdown), shape)
+}
+
 /// The Markdown text of `m`, the users it mentions and whether it says `@all`.
-fn body_text(m: &Message, sender: &ZUser, ctx: &MessageContext, report: &mut Report) -> (String, BTreeSet<u64>, bool) {
+fn body_text(m: &Message, sender: &ZUser, ctx: &MessageContext, report: &mut Report) -> Body {
     let plan = &*ctx.plan;
-    let (text, keys) = match &m.kind {
-        MessageKind::Notification { .. } => plan.rewriter.rewrite_collect(&notification_text(m, Style::Markdown)),
-        kind @ (MessageKind::Topic { .. } | MessageKind::Archive { .. } | MessageKind::GuestAccess { .. }) => {
-            (event_text(kind, &sender.full_name).unwrap_or_default(), Vec::new())
+    let (text, keys, shape) = match &m.kind {
+        MessageKind::Notification { .. } => {
+            let (text, keys) = plan.rewriter.rewrite_collect(&notification_text(m, Style::Markdown));
+            (text, keys, None)
         }
-        _ if is_code(&m.text) => (slash_command(&m.text, &sender.full_name, Style::Markdown), Vec::new()),
+        kind @ (MessageKind::Topic { .. } | MessageKind::Archive { .. } | MessageKind::GuestAccess { .. }) => {
+            (event_text(kind, &sender.full_name).unwrap_or_default(), Vec::new(), Some(Shape::Plain))
+        }
+        _ if is_code(&m.text) => (slash_command(&m.text, &sender.full_name, Style::Markdown), Vec::new(), Some(Shape::Code)),
         _ => {
             let (rewritten, keys) = plan.rewriter.rewrite_collect(&m.text);
-            (slash_command_owned(rewritten, || &sender.full_name, Style::Markdown), keys)
+            let (text, shape) = zulip_slash_command(rewritten, &sender.full_name);
+            (text, keys, Some(shape))
         }
     };
     if let MessageKind::Unknown { wrapper } = &m.kind {
@@ -436,14 +471,14 @@ fn body_text(m: &Message, sender: &ZUser, ctx: &MessageContext, report: &mut Rep
             None => wildcard = true,
         }
     }
-    (fill_empty(text, m), mentioned, wildcard)
+    Body { text: fill_empty(text, m), shape, mentioned, wildcard }
 }
 
 /// Notes an attachment the export lacks, and fills empty texts (NUL characters are
 /// already gone: the reader drops them).
 fn fill_empty(mut text: String, m: &Message) -> String {
     if let Some(a) = m.attachment.as_ref().filter(|a| a.file.is_none()) {
-        let note = crate::convert::text::missing_attachment_note(a);
+        let note = crate::convert::text::missing_attachment_note(a, '*');
         text = if text.trim().is_empty() { note } else { format!("{text}\n\n{note}") };
     }
     if text.trim().is_empty() && m.attachment.as_ref().and_then(|a| a.file.as_ref()).is_none() {

@@ -8,6 +8,7 @@
 //! when empty). The runbook is `docs/pixtoome.md`.
 
 pub mod files;
+pub mod html;
 pub mod messages;
 pub mod plan;
 pub mod profile;

@@ -13,6 +13,7 @@ use crate::convert::text::TextRewriter;
 use crate::model::{Catalog, Privacy, RoomId, User, UserId};
 use crate::report::{Entity, Report, SkipReason};
 
+use super::html::LinkTargets;
 use super::profile::FormatProfile;
 use super::{PixtoomeOptions, UserMessagePolicy};
 
@@ -121,6 +122,8 @@ pub struct Plan {
     pub rewriter: TextRewriter,
     /// Lowercased mention name → index in `users` (same first-wins rule as the rewriter).
     pub mention_users: BTreeMap<String, usize>,
+    /// The users an `@**Full Name**` the rewriter writes links to, for the HTML.
+    pub link_targets: LinkTargets,
     /// Earliest known time, used where Hipchat gives none (deterministic, never "now").
     pub epoch: f64,
     /// Who gets usermessage rows, and who is imported soft-deactivated.
@@ -147,6 +150,7 @@ impl Plan {
             skipped_rooms: BTreeSet::new(),
             rewriter: TextRewriter::new(),
             mention_users: BTreeMap::new(),
+            link_targets: LinkTargets::default(),
             epoch,
             usermessages: opts.usermessages,
             emails: UniqueNames::new(),
@@ -347,7 +351,12 @@ impl Plan {
             let full_name = &self.users[index].full_name;
             let shared = holders.get(&full_name.trim().to_lowercase()).is_some_and(|ids| ids.len() > 1);
             let linkable = self.users[index].is_active && !shared && !full_name.contains('*');
-            let replacement = if linkable { format!("@**{full_name}**") } else { format!("@{}", escape_markdown(full_name)) };
+            // Plain text without backslashes: 3.4's Markdown has no escapes and
+            // would show them.
+            let replacement = if linkable { format!("@**{full_name}**") } else { format!("@{full_name}") };
+            if linkable {
+                self.link_targets.add_user(full_name, self.users[index].id);
+            }
             self.rewriter.mention(&user.mention_name, replacement);
             self.mention_users.entry(key).or_insert(index);
         }
@@ -480,18 +489,6 @@ fn stream_base(room: &crate::model::Room) -> String {
     if is_deactivated(room) { format!("!DEACTIVATED:{name}") } else { name }
 }
 
-/// `text` with the characters Markdown would read as formatting escaped.
-fn escape_markdown(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '\\' | '*' | '_' | '`' | '~' | '[' | ']') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// The earliest time the export knows, for rows that need a date Hipchat lacks.
 fn earliest(catalog: &Catalog, first_message: Option<f64>) -> f64 {
     let users = catalog.users.values().filter_map(|u| u.created).map(|t| t.seconds_f64());
@@ -542,7 +539,7 @@ mod tests {
         }
         let mut report = Report::new();
         let plan = Plan::build(&catalog, None, &PixtoomeOptions::default(), false, &super::super::profile::ZULIP_3_4, &mut report);
-        assert_eq!(plan.rewriter.rewrite("@bob @bobs @ann @carol"), "@Bob Smith @bob smith @Ann\\*Star\\_ @**Carol**");
+        assert_eq!(plan.rewriter.rewrite("@bob @bobs @ann @carol"), "@Bob Smith @bob smith @Ann*Star_ @**Carol**");
         // The server finds only active users: a deactivated one cannot be linked, and
         // a deactivated namesake would make the link point at the wrong person.
         assert_eq!(plan.rewriter.rewrite("@dana @eve @oldeve"), "@Dana @Eve @Eve");

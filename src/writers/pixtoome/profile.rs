@@ -35,6 +35,9 @@ pub struct TableKeys {
     pub keys: &'static [&'static str],
     /// Model fields deliberately not written (the server computes them).
     pub server_filled: &'static [&'static str],
+    /// Keys of `keys` this table's rows must not carry (a table that shares another's
+    /// key set but is read differently).
+    pub without: &'static [&'static str],
 }
 
 /// Everything release-specific about the format.
@@ -72,6 +75,9 @@ pub struct FormatProfile {
     pub stream_colors: &'static [&'static str],
     /// `Realm.AUTHENTICATION_FLAGS`, in bit order.
     pub authentication_flags: &'static [&'static str],
+    /// Whether hcconv writes `rendered_content` (see [`super::html`]): the release's
+    /// importer renders without a message, so mentions would not link.
+    pub writes_html: bool,
 }
 
 /// `UserMessage.flags` bits, from the order of `ALL_FLAGS`.
@@ -128,8 +134,9 @@ impl FormatProfile {
         let Some(spec) = self.keys(table) else {
             return Err(format!("table {table} is not in the Zulip {} profile", self.name));
         };
-        let missing: Vec<&str> = spec.keys.iter().copied().filter(|k| !row.contains_key(*k)).collect();
-        let unknown: Vec<&str> = row.keys().map(String::as_str).filter(|k| !spec.keys.contains(k)).collect();
+        let wanted = |k: &str| spec.keys.contains(&k) && !spec.without.contains(&k);
+        let missing: Vec<&str> = spec.keys.iter().copied().filter(|k| wanted(k) && !row.contains_key(*k)).collect();
+        let unknown: Vec<&str> = row.keys().map(String::as_str).filter(|k| !wanted(k)).collect();
         if missing.is_empty() && unknown.is_empty() {
             Ok(())
         } else {
@@ -241,9 +248,13 @@ pub static ZULIP_3_4: FormatProfile = FormatProfile {
                 "logo_version", "night_logo_source", "night_logo_version",
             ],
             server_filled: &[],
+            without: &[],
         },
-        TableKeys { table: "zerver_userprofile", keys: USER_KEYS, server_filled: &[] },
-        TableKeys { table: "zerver_userprofile_mirrordummy", keys: USER_KEYS, server_filled: &[] },
+        TableKeys { table: "zerver_userprofile", keys: USER_KEYS, server_filled: &[], without: &[] },
+        // 3.4 drops `recipient` from user rows before it merges the mirror dummies in
+        // (`remove_denormalized_recipient_column_from_data`), so a dummy row that
+        // carries it aborts the import: "UserProfile.recipient must be a Recipient".
+        TableKeys { table: "zerver_userprofile_mirrordummy", keys: USER_KEYS, server_filled: &[], without: &["recipient"] },
         TableKeys {
             table: "zerver_stream",
             keys: &[
@@ -254,8 +265,9 @@ pub static ZULIP_3_4: FormatProfile = FormatProfile {
             // rendered_description: rendered on import when absent; email_token: a
             // secret the model generates at random (a derived one would be guessable).
             server_filled: &["rendered_description", "email_token"],
+            without: &[],
         },
-        TableKeys { table: "zerver_recipient", keys: &["id", "type_id", "type"], server_filled: &[] },
+        TableKeys { table: "zerver_recipient", keys: &["id", "type_id", "type"], server_filled: &[], without: &[] },
         TableKeys {
             table: "zerver_subscription",
             keys: &[
@@ -263,10 +275,11 @@ pub static ZULIP_3_4: FormatProfile = FormatProfile {
                 "audible_notifications", "push_notifications", "email_notifications", "wildcard_mentions_notify",
             ],
             server_filled: &[],
+            without: &[],
         },
-        TableKeys { table: "zerver_defaultstream", keys: &["id", "realm", "stream"], server_filled: &[] },
-        TableKeys { table: "zerver_realmemoji", keys: &["id", "author", "realm", "name", "file_name", "deactivated"], server_filled: &[] },
-        TableKeys { table: "zerver_client", keys: &["id", "name"], server_filled: &[] },
+        TableKeys { table: "zerver_defaultstream", keys: &["id", "realm", "stream"], server_filled: &[], without: &[] },
+        TableKeys { table: "zerver_realmemoji", keys: &["id", "author", "realm", "name", "file_name", "deactivated"], server_filled: &[], without: &[] },
+        TableKeys { table: "zerver_client", keys: &["id", "name"], server_filled: &[], without: &[] },
         TableKeys {
             table: "zerver_message",
             keys: &[
@@ -275,12 +288,14 @@ pub static ZULIP_3_4: FormatProfile = FormatProfile {
                 "has_link",
             ],
             server_filled: &[],
+            without: &[],
         },
-        TableKeys { table: "zerver_usermessage", keys: &["id", "user_profile", "message", "flags_mask"], server_filled: &[] },
+        TableKeys { table: "zerver_usermessage", keys: &["id", "user_profile", "message", "flags_mask"], server_filled: &[], without: &[] },
         TableKeys {
             table: "zerver_attachment",
             keys: &["id", "file_name", "path_id", "owner", "realm", "create_time", "size", "is_realm_public", "messages"],
             server_filled: &[],
+            without: &[],
         },
     ],
     max_stream_name: 60,
@@ -302,6 +317,7 @@ pub static ZULIP_3_4: FormatProfile = FormatProfile {
         "#c6a8ad", "#e7cc4d", "#c8bebf", "#a47462",
     ],
     authentication_flags: &["Google", "Email", "GitHub", "LDAP", "Dev", "RemoteUser", "AzureAD", "SAML", "GitLab", "Apple"],
+    writes_html: true,
 };
 
 #[cfg(test)]

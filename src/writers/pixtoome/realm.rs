@@ -74,8 +74,18 @@ fn checked(profile: &FormatProfile, table: &str, row: Value) -> Row {
 }
 
 /// The user rows, or with `dummies` the mirror-dummy rows.
+/// Each row has its table's key set: a mirror dummy's lacks the keys the importer
+/// only strips from `zerver_userprofile` rows.
 fn user_rows<'a>(plan: &'a Plan, profile: &'a FormatProfile, dummies: bool) -> impl Iterator<Item = Row> + 'a {
-    plan.users.iter().filter(move |u| u.is_mirror_dummy == dummies).map(move |u| checked(profile, "zerver_userprofile", Value::Object(user_row(u, plan.usermessages, profile))))
+    let table = if dummies { "zerver_userprofile_mirrordummy" } else { "zerver_userprofile" };
+    let without = profile.keys(table).map_or(&[][..], |t| t.without);
+    plan.users.iter().filter(move |u| u.is_mirror_dummy == dummies).map(move |u| {
+        let mut row = user_row(u, plan.usermessages, profile);
+        for key in without {
+            row.remove(*key);
+        }
+        checked(profile, table, Value::Object(row))
+    })
 }
 
 fn user_row(u: &ZUser, policy: UserMessagePolicy, profile: &FormatProfile) -> Map<String, Value> {
