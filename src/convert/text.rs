@@ -245,10 +245,16 @@ pub fn is_code(text: &str) -> bool {
 }
 
 /// Rewrites `@mention_name` and `(emoticon)` tokens with target-specific text.
-/// Keys are matched case-insensitively; unknown tokens stay as they are.
+/// A mention matches its name exactly, else ignoring case (so `@AnnAdmin` and
+/// `@annadmin` reach two users whose names differ only in case); names may hold
+/// any letters, not only ASCII. Emoticons match ignoring case. Unknown tokens stay
+/// as they are.
 #[derive(Debug, Default, Clone)]
 pub struct TextRewriter {
-    mentions: HashMap<String, String>,
+    /// Registered names and their replacements, in registration order.
+    names: Vec<(String, String)>,
+    exact: HashMap<String, usize>,
+    folded: HashMap<String, usize>,
     emoticons: HashMap<String, String>,
 }
 
@@ -258,11 +264,22 @@ impl TextRewriter {
         Self::default()
     }
 
-    /// `@name` (any case) becomes `replacement`. The first mapping for a name wins.
+    /// `@name` becomes `replacement`. The first mapping for a name wins, exactly
+    /// and ignoring case.
     pub fn mention(&mut self, name: &str, replacement: String) {
-        if !name.is_empty() {
-            self.mentions.entry(name.to_lowercase()).or_insert(replacement);
+        if name.is_empty() || self.exact.contains_key(name) {
+            return;
         }
+        let at = self.names.len();
+        self.names.push((name.to_string(), replacement));
+        self.exact.insert(name.to_string(), at);
+        self.folded.entry(name.to_lowercase()).or_insert(at);
+    }
+
+    /// The registered mention `name` stands for: the exact one, else one ignoring case.
+    fn mention_for(&self, name: &str) -> Option<&(String, String)> {
+        let at = self.exact.get(name).or_else(|| self.folded.get(&name.to_lowercase()))?;
+        self.names.get(*at)
     }
 
     /// `(shortcut)` becomes `replacement`.
@@ -277,9 +294,9 @@ impl TextRewriter {
         self.rewrite_collect(text).0
     }
 
-    /// Applies both rewrites and also returns the mention names (lowercased, as
-    /// registered) that were replaced, in order of appearance: writers that flag
-    /// mentioned users (Zulip's `mentioned` bit) need to know whom a text names.
+    /// Applies both rewrites and also returns the mention names (as registered)
+    /// that were replaced, in order of appearance: writers that flag mentioned
+    /// users (Zulip's `mentioned` bit) need to know whom a text names.
     pub fn rewrite_collect(&self, text: &str) -> (String, Vec<String>) {
         let mut out = String::with_capacity(text.len() + 16);
         let mut mentioned = Vec::new();
@@ -291,16 +308,14 @@ impl TextRewriter {
         while let Some(skip) = memchr::memchr2(b'@', b'(', &bytes[i..]) {
             i += skip;
             let b = bytes[i];
-            let prev_ok = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
-            if b == b'@' && prev_ok && !self.mentions.is_empty() {
-                let len = text[i + 1..].bytes().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-')).count();
-                let mut name = &text[i + 1..i + 1 + len];
-                name = name.trim_end_matches(['.', '-']);
-                let key = name.to_lowercase();
-                if let Some(rep) = (!name.is_empty()).then(|| self.mentions.get(&key)).flatten() {
+            let prev_ok = text[..i].chars().next_back().is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+            if b == b'@' && prev_ok && !self.names.is_empty() {
+                let len: usize = text[i + 1..].chars().take_while(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-')).map(char::len_utf8).sum();
+                let name = text[i + 1..i + 1 + len].trim_end_matches(['.', '-']);
+                if let Some((registered, rep)) = (!name.is_empty()).then(|| self.mention_for(name)).flatten() {
                     out.push_str(&text[copied..i]);
                     out.push_str(rep);
-                    mentioned.push(key);
+                    mentioned.push(registered.clone());
                     i += 1 + name.len();
                     copied = i;
                     continue;
@@ -457,7 +472,18 @@ mod tests {
         assert_eq!(r.rewrite("ümlaut @OtherUser ü"), "ümlaut @other.user ü");
         let (text, names) = r.rewrite_collect("@OtherUser and @otheruser, not @nobody");
         assert_eq!(text, "@other.user and @other.user, not @nobody");
-        assert_eq!(names, vec!["otheruser", "otheruser"]);
+        assert_eq!(names, vec!["OtherUser", "OtherUser"]);
+    }
+
+    #[test]
+    fn mentions_match_exactly_first_and_any_letters() {
+        let mut r = TextRewriter::new();
+        r.mention("AnnAdmin", "@ann".into());
+        r.mention("annadmin", "@jo".into());
+        r.mention("ChloéDupont", "@chloe".into());
+        let (text, names) = r.rewrite_collect("@AnnAdmin vs @annadmin vs @ANNADMIN, cc @ChloéDupont. é@ChloéDupont");
+        assert_eq!(text, "@ann vs @jo vs @ann, cc @chloe. é@ChloéDupont");
+        assert_eq!(names, vec!["AnnAdmin", "annadmin", "AnnAdmin", "ChloéDupont"]);
     }
 
     #[test]

@@ -106,10 +106,13 @@ impl Directory {
 
     /// A rewriter in which the users of `mentioned` own their mention names; only
     /// built when one of them shares a name with another user (rare).
+    /// A name that differs from theirs only in case is theirs too here, even where
+    /// another user has it exactly: the message's list is Hipchat's own reading.
     pub fn rewriter_preferring(&self, mentioned: &[UserId]) -> TextRewriter {
-        let first = self.mention_pairs.iter().filter(|(id, ..)| mentioned.contains(id));
-        let rest = self.mention_pairs.iter().filter(|(id, ..)| !mentioned.contains(id));
-        make_rewriter(first.chain(rest).map(|(_, name, rep)| (name, rep)), &self.emoji)
+        let first: Vec<&(UserId, String, String)> = self.mention_pairs.iter().filter(|(id, ..)| mentioned.contains(id)).collect();
+        let taken: HashSet<String> = first.iter().map(|(_, name, _)| name.to_lowercase()).collect();
+        let rest = self.mention_pairs.iter().filter(|(id, name, _)| !mentioned.contains(id) && !taken.contains(&name.to_lowercase()));
+        make_rewriter(first.into_iter().chain(rest).map(|(_, name, rep)| (name, rep)), &self.emoji)
     }
 
     /// The username that authors a message from `sender`.
@@ -364,9 +367,10 @@ mod tests {
     fn mentions_list_decides_between_case_twins() {
         let (dir, _) = directory(vec![user(5, "Bob", None), user(6, "bob", None)]);
         assert_eq!(dir.ambiguous_mentions, BTreeSet::from([5, 6]));
-        assert_eq!(dir.rewriter.rewrite("hi @bob"), "hi @bob");
-        assert_eq!(dir.rewriter_preferring(&[6]).rewrite("hi @bob"), "hi @bob-2");
-        assert_eq!(dir.rewriter_preferring(&[5]).rewrite("hi @Bob"), "hi @bob");
+        // Without a list, the name as typed decides; a list wins over the case.
+        assert_eq!(dir.rewriter.rewrite("hi @bob @Bob @BOB"), "hi @bob-2 @bob @bob");
+        assert_eq!(dir.rewriter_preferring(&[6]).rewrite("hi @Bob"), "hi @bob-2");
+        assert_eq!(dir.rewriter_preferring(&[5]).rewrite("hi @bob"), "hi @bob");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! `path_id`) to the new location and every message with `has_attachment` gets
 //! that string replaced in its text; avatar records whose `s3_path` ends in
 //! `.original` are thumbnailed (with `importer_should_thumbnail` the small `.png`
-//! is made again from the original); emoji land at `<realm>/emoji/images/<file_name>`.
+//! is made from the original too); emoji land at `<realm>/emoji/images/<file_name>`.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -215,8 +215,7 @@ fn attachment_row(u: &Upload, links: &mut Links, profile: &FormatProfile) -> Res
         "id": u.id, "file_name": u.file_name, "path_id": u.path_id, "owner": u.owner, "realm": REALM_ID,
         "create_time": u.create_time, "size": u.size, "is_realm_public": is_realm_public, "messages": messages
     });
-    check(profile, "zerver_attachment", &row)?;
-    Ok(row)
+    fitted(profile, "zerver_attachment", row)
 }
 
 /// The message links in (upload, message) order, one looked ahead.
@@ -290,14 +289,25 @@ impl Serialize for CheckedRow {
     }
 }
 
+/// `row`, built as 3.4 has it, as the profile's release has it, checked.
+pub fn fitted(profile: &FormatProfile, table: &str, row: Value) -> Result<Value> {
+    let Value::Object(map) = row else { return Err(Error::new(crate::error::ErrorKind::Other, format!("{table} row is not an object"))) };
+    let row = Value::Object(profile.fit(table, map));
+    check(profile, table, &row)?;
+    Ok(row)
+}
+
 /// Fails when a row does not fit the profile (a writer bug, caught before import).
 pub fn check(profile: &FormatProfile, table: &str, row: &Value) -> Result<()> {
     let map = row.as_object().ok_or_else(|| Error::new(crate::error::ErrorKind::Other, format!("{table} row is not an object")))?;
     profile.check_row(table, map).map_err(|e| Error::new(crate::error::ErrorKind::Other, e))
 }
 
-/// Writes every avatar as `<realm>/<user>.png` plus `.original` and returns the
-/// records; marks the users that got one.
+/// Writes every avatar as `<realm>/<user>.original` with `importer_should_thumbnail`
+/// and returns the records; marks the users that got one. The importer makes the
+/// small `.png` and the `-medium.png` from it (`ensure_basic_avatar_image` skips a
+/// `.png` that exists, so one written here would be served as it is: full size, and
+/// a JPEG under a PNG name).
 pub fn write_avatars(out: &Path, files: &FileStore, users: &BTreeMap<u64, &User>, plan: &mut Plan, report: &mut Report) -> Result<()> {
     let dir = out.join("avatars");
     create_dirs_below(out, &dir).output_ctx(&dir)?;
@@ -307,18 +317,13 @@ pub fn write_avatars(out: &Path, files: &FileStore, users: &BTreeMap<u64, &User>
         let Some(index) = plan.by_hipchat.get(hipchat_id).copied() else { continue };
         let zid = plan.users[index].id;
         let time = user.created.map_or(plan.epoch, |t| t.seconds_f64()) as i64;
-        for (suffix, thumbnail) in [("png", false), ("original", true)] {
-            let rel = format!("{REALM_ID}/{zid}.{suffix}");
-            files.place(avatar, &dir, Path::new(&rel))?;
-            let mut record = json!({
-                "path": rel, "s3_path": rel, "realm_id": REALM_ID, "user_profile_id": zid,
-                "content_type": content_type(avatar.file_name()), "avatar_version": 1, "last_modified": time, "size": avatar.size
-            });
-            if thumbnail {
-                record["importer_should_thumbnail"] = json!(true);
-            }
-            records.push(record);
-        }
+        let rel = format!("{REALM_ID}/{zid}.original");
+        files.place(avatar, &dir, Path::new(&rel))?;
+        records.push(json!({
+            "path": rel, "s3_path": rel, "realm_id": REALM_ID, "user_profile_id": zid,
+            "content_type": content_type(avatar.file_name()), "avatar_version": 1, "last_modified": time, "size": avatar.size,
+            "importer_should_thumbnail": true
+        }));
         plan.users[index].has_avatar = true;
         report.written(Entity::Avatar);
     }
@@ -356,8 +361,7 @@ pub fn write_emoji(out: &Path, files: &FileStore, emoticons: &[Emoticon], plan: 
         let rel = format!("{REALM_ID}/{}/{file_name}", profile.emoji_dir);
         files.place(image, &dir, Path::new(&rel))?;
         let id = rows.len() as u64 + 1;
-        let row = json!({"id": id, "author": author, "realm": REALM_ID, "name": name, "file_name": file_name, "deactivated": false});
-        check(profile, "zerver_realmemoji", &row)?;
+        let row = fitted(profile, "zerver_realmemoji", json!({"id": id, "author": author, "realm": REALM_ID, "name": name, "file_name": file_name, "deactivated": false}))?;
         rows.push(row);
         records.push(json!({"path": rel, "s3_path": rel, "file_name": file_name, "realm_id": REALM_ID, "name": name}));
         plan.rewriter.emoticon(&e.shortcut, format!(":{name}:"));

@@ -56,6 +56,9 @@ pub struct MessageRow {
     has_attachment: bool,
     has_image: bool,
     has_link: bool,
+    /// The realm, for releases whose importer reads it (9.x).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    realm: Option<u64>,
 }
 
 /// A `zerver_usermessage` row.
@@ -94,6 +97,9 @@ fn append_message_row(rows: &mut Vec<u8>, row: &MessageRow) -> std::io::Result<(
     bool_field(rows, b",\"has_attachment\":", row.has_attachment)?;
     bool_field(rows, b",\"has_image\":", row.has_image)?;
     bool_field(rows, b",\"has_link\":", row.has_link)?;
+    if let Some(realm) = row.realm {
+        integer_field(rows, b",\"realm\":", realm)?;
+    }
     rows.push(b'}');
     Ok(())
 }
@@ -225,6 +231,8 @@ pub struct MessageContext<'a> {
     pub profile: &'static FormatProfile,
     /// Writer flags.
     pub opts: &'a PixtoomeOptions,
+    /// The realm id message rows carry, in releases whose rows have one.
+    pub message_realm: Option<u64>,
 }
 
 /// Drains the export's messages into message files.
@@ -355,6 +363,7 @@ fn convert_message(m: &Message, ctx: &mut MessageContext, dest: &mut Destination
             edit_history: None,
             has_attachment: with_file,
             has_image,
+            realm: ctx.message_realm,
         };
         files.push(row, rows)?;
     }
@@ -527,7 +536,7 @@ mod tests {
     fn message_rows_have_exactly_the_profile_keys() {
         let row = MessageRow {
             id: 1, sender: 1, recipient: 1, subject: Cow::Borrowed(""), content: "x".into(), rendered_content: None, rendered_content_version: None,
-            date_sent: 1.5, sending_client: 1, last_edit_time: None, edit_history: None, has_attachment: false, has_image: false, has_link: false,
+            date_sent: 1.5, sending_client: 1, last_edit_time: None, edit_history: None, has_attachment: false, has_image: false, has_link: false, realm: None,
         };
         let v = serde_json::to_value(&row).unwrap();
         ZULIP_3_4.check_row("zerver_message", v.as_object().unwrap()).unwrap();
@@ -539,7 +548,7 @@ mod tests {
     fn message_files_are_the_bytes_serde_writes() {
         let row = |id: u64, content: &str, subject: Cow<'static, str>| MessageRow {
             id, sender: id % 7, recipient: 500 + id, subject, content: content.into(), rendered_content: None, rendered_content_version: None,
-            date_sent: 1_420_070_407.007_919 + id as f64, sending_client: 1, last_edit_time: None, edit_history: None, has_attachment: id % 2 == 0, has_image: false, has_link: id % 3 == 0,
+            date_sent: 1_420_070_407.007_919 + id as f64, sending_client: 1, last_edit_time: None, edit_history: None, has_attachment: id % 2 == 0, has_image: false, has_link: id % 3 == 0, realm: (id % 5 == 0).then_some(1),
         };
         let mut many: Vec<MessageRow> = (1..40).map(|i| row(i, &format!("message {i} with \"quotes\", a \\ and\nlines \u{e9}\u{1f600}"), Cow::Owned(format!("2018-{i:02}")))).collect();
         // The fields converters leave empty, set, so their formats are compared too.

@@ -65,7 +65,7 @@ pub enum UserMessagePolicy {
 #[command(next_help_heading = "Pixtoome options")]
 pub struct PixtoomeOptions {
     /// Import format of the target server (the Zulip release Pixtoome is built on).
-    #[arg(long = "pixtoome-format", value_enum, default_value = "3.4", value_name = "VERSION")]
+    #[arg(long = "pixtoome-format", value_enum, default_value = "9.0", value_name = "VERSION")]
     pub format: FormatVersion,
     /// Topics for room messages: one per room, or one per month ("2018-04").
     #[arg(long = "pixtoome-topic", value_enum, default_value = "room", value_name = "SCHEME")]
@@ -103,7 +103,8 @@ pub fn write(export: &mut Export, out: &Path, opts: &WriterOptions, report: &mut
     let mut uploads = Uploads::new(out, Arc::clone(&files), &export.scratch)?;
     let uploads_dir = out.join("uploads");
     crate::output::create_dirs_below(out, &uploads_dir).map_err(|e| crate::error::Error::output(&uploads_dir, e))?;
-    let mut ctx = MessageContext { plan: &mut plan, uploads: &mut uploads, profile, opts: options };
+    let message_realm = profile.has_key("zerver_message", "realm").then_some(plan::REALM_ID);
+    let mut ctx = MessageContext { plan: &mut plan, uploads: &mut uploads, profile, opts: options, message_realm };
     messages::write_messages(export, out, &mut ctx, report)?;
     uploads.finish(profile)?;
     realm::write_realm(out, &plan, emoji, profile)

@@ -120,7 +120,8 @@ pub struct Plan {
     pub skipped_rooms: BTreeSet<RoomId>,
     /// `@mention_name` → `@**Full Name**`, `(shortcut)` → `:name:`.
     pub rewriter: TextRewriter,
-    /// Lowercased mention name → index in `users` (same first-wins rule as the rewriter).
+    /// Mention name as registered → index in `users` (the rewriter returns the
+    /// registered name it matched).
     pub mention_users: BTreeMap<String, usize>,
     /// The users an `@**Full Name**` the rewriter writes links to, for the HTML.
     pub link_targets: LinkTargets,
@@ -347,7 +348,7 @@ impl Plan {
             if user.mention_name.is_empty() {
                 continue;
             }
-            let key = user.mention_name.to_lowercase();
+            let key = user.mention_name.clone();
             let full_name = &self.users[index].full_name;
             let shared = holders.get(&full_name.trim().to_lowercase()).is_some_and(|ids| ids.len() > 1);
             let linkable = self.users[index].is_active && !shared && !full_name.contains('*');

@@ -20,9 +20,14 @@ use serde_json::{json, Map, Value};
 #[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum FormatVersion {
     /// Zulip 3.4 (the release Pixtoome's documented commands match).
-    #[default]
     #[value(name = "3.4")]
     Zulip3_4,
+    /// Zulip 9.x (written from and checked in Zulip's main branch of 2024-05-21,
+    /// 9.0-dev): the newest release whose importer takes a converted folder
+    /// without a `migration_status.json` from the server it goes into.
+    #[default]
+    #[value(name = "9.0")]
+    Zulip9_0,
 }
 
 /// A table's keys: the ones every row carries, and those left out on purpose so
@@ -40,15 +45,38 @@ pub struct TableKeys {
     pub without: &'static [&'static str],
 }
 
+/// How a release's rows of one table differ from the 3.4 rows the writer builds:
+/// keys it no longer has, keys it renamed, keys it added (or whose 3.4 value it
+/// no longer accepts) with their value as JSON text.
+#[derive(Debug)]
+pub struct TableChanges {
+    /// Table name.
+    pub table: &'static str,
+    /// Keys the release's model does not have (a `Model(**row)` crash).
+    pub drop: &'static [&'static str],
+    /// `(3.4 name, new name)`.
+    pub rename: &'static [(&'static str, &'static str)],
+    /// `(key, JSON value)`: added, or set over the 3.4 value.
+    pub set: &'static [(&'static str, &'static str)],
+}
+
 /// Everything release-specific about the format.
 #[derive(Debug)]
 pub struct FormatProfile {
     /// Shown in reports and docs, e.g. `3.4`.
     pub name: &'static str,
-    /// Every table the importer reads from realm.json without checking it exists.
+    /// Every table the importer reads from realm.json without checking it exists,
+    /// as 3.4 has them ...
     pub realm_tables: &'static [&'static str],
-    /// Key sets per table (realm tables, message files, attachment.json).
+    /// ... and those this release reads too.
+    pub more_realm_tables: &'static [&'static str],
+    /// Key sets per table (realm tables, message files, attachment.json), as 3.4
+    /// has them.
     pub tables: &'static [TableKeys],
+    /// Tables this release has that 3.4 has not.
+    pub new_tables: &'static [TableKeys],
+    /// How this release's rows differ from the 3.4 rows.
+    pub changes: &'static [TableChanges],
     /// `Stream.MAX_NAME_LENGTH` (a `varchar`, counted in characters).
     pub max_stream_name: usize,
     /// `Stream.MAX_DESCRIPTION_LENGTH`.
@@ -78,6 +106,9 @@ pub struct FormatProfile {
     /// Whether hcconv writes `rendered_content` (see [`super::html`]): the release's
     /// importer renders without a message, so mentions would not link.
     pub writes_html: bool,
+    /// Whether the realm's login methods are a `zerver_realmauthenticationmethod`
+    /// table (one row a name) instead of the realm row's `[name, enabled]` pairs.
+    pub authentication_table: bool,
 }
 
 /// `UserMessage.flags` bits, from the order of `ALL_FLAGS`.
@@ -119,24 +150,72 @@ pub struct RecipientTypes {
 pub fn profile(version: FormatVersion) -> &'static FormatProfile {
     match version {
         FormatVersion::Zulip3_4 => &ZULIP_3_4,
+        FormatVersion::Zulip9_0 => &ZULIP_9_0,
     }
 }
 
 impl FormatProfile {
-    /// The key set of `table`.
-    pub fn keys(&self, table: &str) -> Option<&'static TableKeys> {
-        self.tables.iter().find(|t| t.table == table)
+    /// Every table realm.json must hold.
+    pub fn all_realm_tables(&self) -> impl Iterator<Item = &'static str> {
+        self.realm_tables.iter().chain(self.more_realm_tables).copied()
     }
 
-    /// Checks that `row` has exactly the keys the profile lists for `table`, so a
+    /// The key set of `table` as 3.4 has it, or as this release added it.
+    pub fn keys(&self, table: &str) -> Option<&'static TableKeys> {
+        self.tables.iter().chain(self.new_tables).find(|t| t.table == table)
+    }
+
+    fn changes_of(&self, table: &str) -> Option<&'static TableChanges> {
+        self.changes.iter().find(|c| c.table == table)
+    }
+
+    /// The keys every row of `table` carries in this release.
+    pub fn expected_keys(&self, table: &str) -> Option<Vec<&'static str>> {
+        let spec = self.keys(table)?;
+        let mut keys: Vec<&'static str> = spec.keys.iter().copied().filter(|k| !spec.without.contains(k)).collect();
+        if let Some(c) = self.changes_of(table) {
+            keys.retain(|k| !c.drop.contains(k));
+            for k in keys.iter_mut() {
+                if let Some((_, new)) = c.rename.iter().find(|(old, _)| old == k) {
+                    *k = new;
+                }
+            }
+            keys.extend(c.set.iter().map(|(k, _)| *k).filter(|k| !spec.keys.contains(k)));
+        }
+        Some(keys)
+    }
+
+    /// Whether rows of `table` carry `key` in this release.
+    pub fn has_key(&self, table: &str, key: &str) -> bool {
+        self.expected_keys(table).is_some_and(|keys| keys.contains(&key))
+    }
+
+    /// `row`, built as 3.4 has it, changed into this release's row of `table`.
+    pub fn fit(&self, table: &str, mut row: Map<String, Value>) -> Map<String, Value> {
+        if let Some(c) = self.changes_of(table) {
+            for k in c.drop {
+                row.remove(*k);
+            }
+            for (old, new) in c.rename {
+                if let Some(v) = row.remove(*old) {
+                    row.insert((*new).to_string(), v);
+                }
+            }
+            for (k, json) in c.set {
+                row.insert((*k).to_string(), serde_json::from_str(json).unwrap_or(Value::Null));
+            }
+        }
+        row
+    }
+
+    /// Checks that `row` has exactly the keys this release's `table` has, so a
     /// writer bug shows as an error here instead of a crash in the middle of an import.
     pub fn check_row(&self, table: &str, row: &Map<String, Value>) -> Result<(), String> {
-        let Some(spec) = self.keys(table) else {
+        let Some(keys) = self.expected_keys(table) else {
             return Err(format!("table {table} is not in the Zulip {} profile", self.name));
         };
-        let wanted = |k: &str| spec.keys.contains(&k) && !spec.without.contains(&k);
-        let missing: Vec<&str> = spec.keys.iter().copied().filter(|k| wanted(k) && !row.contains_key(*k)).collect();
-        let unknown: Vec<&str> = row.keys().map(String::as_str).filter(|k| !wanted(k)).collect();
+        let missing: Vec<&str> = keys.iter().copied().filter(|k| !row.contains_key(*k)).collect();
+        let unknown: Vec<&str> = row.keys().map(String::as_str).filter(|k| !keys.contains(k)).collect();
         if missing.is_empty() && unknown.is_empty() {
             Ok(())
         } else {
@@ -148,17 +227,17 @@ impl FormatProfile {
     /// The importer replaces `name` and `string_id` by the subdomain it is given.
     pub fn realm_row(&self, id: u64, description: &str, date_created: f64) -> Map<String, Value> {
         let methods: Vec<Value> = self.authentication_flags.iter().map(|f| json!([f, true])).collect();
-        merge(&[json!({ "id": id, "name": "", "description": description, "string_id": "", "date_created": date_created, "deactivated": false, "emails_restricted_to_domains": false, "invite_required": true, "invite_by_admins_only": false, "_max_invites": null, "disallow_disposable_email_addresses": true, "authentication_methods": methods, "inline_image_preview": true, "inline_url_embed_preview": false, "digest_emails_enabled": false, "digest_weekday": 1, "send_welcome_emails": true, "message_content_allowed_in_email_notifications": true, "mandatory_topics": false, "add_emoji_by_admins_only": false }),
+        self.fit("zerver_realm", merge(&[json!({ "id": id, "name": "", "description": description, "string_id": "", "date_created": date_created, "deactivated": false, "emails_restricted_to_domains": false, "invite_required": true, "invite_by_admins_only": false, "_max_invites": null, "disallow_disposable_email_addresses": true, "authentication_methods": methods, "inline_image_preview": true, "inline_url_embed_preview": false, "digest_emails_enabled": false, "digest_weekday": 1, "send_welcome_emails": true, "message_content_allowed_in_email_notifications": true, "mandatory_topics": false, "add_emoji_by_admins_only": false }),
             json!({ "name_changes_disabled": false, "email_changes_disabled": false, "avatar_changes_disabled": false, "create_stream_policy": 1, "invite_to_stream_policy": 1, "user_group_edit_policy": 1, "private_message_policy": 1, "email_address_visibility": 1, "waiting_period_threshold": 0, "allow_message_deleting": false, "message_content_delete_limit_seconds": 600, "allow_message_editing": true, "message_content_edit_limit_seconds": 600, "allow_edit_history": true, "allow_community_topic_editing": true, "default_twenty_four_hour_time": false, "default_language": "en", "notifications_stream": null, "signup_notifications_stream": null, "message_retention_days": -1 }),
-            json!({ "message_visibility_limit": null, "first_visible_message_id": 0, "org_type": 1, "plan_type": 1, "bot_creation_policy": 1, "upload_quota_gb": null, "video_chat_provider": 1, "default_code_block_language": null, "icon_source": "G", "icon_version": 1, "logo_source": "D", "logo_version": 1, "night_logo_source": "D", "night_logo_version": 1 })])
+            json!({ "message_visibility_limit": null, "first_visible_message_id": 0, "org_type": 1, "plan_type": 1, "bot_creation_policy": 1, "upload_quota_gb": null, "video_chat_provider": 1, "default_code_block_language": null, "icon_source": "G", "icon_version": 1, "logo_source": "D", "logo_version": 1, "night_logo_source": "D", "night_logo_version": 1 })]))
     }
 
     /// A user row at the model's defaults; the caller sets identity, role and state.
     pub fn user_row_defaults(&self) -> Map<String, Value> {
-        merge(&[json!({ "id": 0, "password": null, "last_login": null, "is_superuser": false, "delivery_email": "", "email": "", "realm": 0, "recipient": null, "full_name": "", "date_joined": 0.0, "tos_version": null, "api_key": "", "is_staff": false, "is_active": true, "is_billing_admin": false, "is_bot": false, "bot_type": null, "bot_owner": null, "role": self.roles.member, "long_term_idle": false }),
+        self.fit("zerver_userprofile", merge(&[json!({ "id": 0, "password": null, "last_login": null, "is_superuser": false, "delivery_email": "", "email": "", "realm": 0, "recipient": null, "full_name": "", "date_joined": 0.0, "tos_version": null, "api_key": "", "is_staff": false, "is_active": true, "is_billing_admin": false, "is_bot": false, "bot_type": null, "bot_owner": null, "role": self.roles.member, "long_term_idle": false }),
             json!({ "last_active_message_id": null, "is_mirror_dummy": false, "is_api_super_user": false, "enable_stream_desktop_notifications": false, "enable_stream_email_notifications": false, "enable_stream_push_notifications": false, "enable_stream_audible_notifications": false, "notification_sound": "zulip", "wildcard_mentions_notify": true, "enable_desktop_notifications": true, "pm_content_in_desktop_notifications": true, "enable_sounds": true, "enable_offline_email_notifications": true, "message_content_in_email_notifications": true, "enable_offline_push_notifications": true, "enable_online_push_notifications": true, "desktop_icon_count_display": 1, "enable_digest_emails": true, "enable_login_emails": true, "realm_name_in_notifications": false }),
             json!({ "presence_enabled": true, "last_reminder": null, "rate_limits": "", "default_sending_stream": null, "default_events_register_stream": null, "default_all_public_streams": false, "enter_sends": false, "left_side_userlist": false, "default_language": "en", "dense_mode": true, "fluid_layout_width": false, "high_contrast_mode": false, "translate_emoticons": false, "twenty_four_hour_time": false, "starred_message_counts": false, "color_scheme": 1, "demote_inactive_streams": 1, "timezone": "", "emojiset": "google-blob", "avatar_source": "G" }),
-            json!({ "avatar_version": 1, "avatar_hash": null, "tutorial_status": "W", "onboarding_steps": "[]", "zoom_token": null, "groups": [], "user_permissions": [] })])
+            json!({ "avatar_version": 1, "avatar_hash": null, "tutorial_status": "W", "onboarding_steps": "[]", "zoom_token": null, "groups": [], "user_permissions": [] })]))
     }
 
     /// A stream row at the model's defaults (without the server-filled keys).
@@ -169,7 +248,7 @@ impl FormatProfile {
             "stream_post_policy": 1, "is_in_zephyr_realm": false, "message_retention_days": null,
             "first_message_id": null
         });
-        into_map(row)
+        self.fit("zerver_stream", into_map(row))
     }
 
     /// A subscription row at the model's defaults.
@@ -179,7 +258,7 @@ impl FormatProfile {
             "color": color, "pin_to_top": false, "desktop_notifications": null, "audible_notifications": null,
             "push_notifications": null, "email_notifications": null, "wildcard_mentions_notify": null
         });
-        into_map(row)
+        self.fit("zerver_subscription", into_map(row))
     }
 }
 
@@ -218,17 +297,17 @@ const USER_KEYS: &[&str] = &[
     "user_permissions",
 ];
 
-/// The Zulip 3.4 profile.
-pub static ZULIP_3_4: FormatProfile = FormatProfile {
-    name: "3.4",
-    realm_tables: &[
+/// The tables Zulip 3.4's importer reads from realm.json without checking they exist.
+static REALM_TABLES_3_4: &[&str] = &[
         "zerver_realm", "zerver_userprofile", "zerver_userprofile_mirrordummy", "zerver_userprofile_crossrealm",
         "zerver_stream", "zerver_huddle", "zerver_client", "zerver_recipient", "zerver_subscription",
         "zerver_defaultstream", "zerver_realmemoji", "zerver_realmdomain", "zerver_realmfilter",
         "zerver_userpresence", "zerver_useractivity", "zerver_useractivityinterval", "zerver_customprofilefield",
         "zerver_customprofilefieldvalue", "zerver_reaction",
-    ],
-    tables: &[
+    ];
+
+/// The key sets of Zulip 3.4's tables, the base every profile starts from.
+static TABLES_3_4: &[TableKeys] = &[
         TableKeys {
             table: "zerver_realm",
             keys: &[
@@ -297,7 +376,16 @@ pub static ZULIP_3_4: FormatProfile = FormatProfile {
             server_filled: &[],
             without: &[],
         },
-    ],
+    ];
+
+/// The Zulip 3.4 profile.
+pub static ZULIP_3_4: FormatProfile = FormatProfile {
+    name: "3.4",
+    realm_tables: REALM_TABLES_3_4,
+    more_realm_tables: &[],
+    tables: TABLES_3_4,
+    new_tables: &[],
+    changes: &[],
     max_stream_name: 60,
     max_stream_description: 1024,
     max_topic: 60,
@@ -318,6 +406,59 @@ pub static ZULIP_3_4: FormatProfile = FormatProfile {
     ],
     authentication_flags: &["Google", "Email", "GitHub", "LDAP", "Dev", "RemoteUser", "AzureAD", "SAML", "GitLab", "Apple"],
     writes_html: true,
+    authentication_table: false,
+};
+
+/// The Zulip 9.x profile: 3.4's rows with the changes of Zulip's main branch of
+/// 2024-05-21 (`zerver/models/`, `zerver/lib/import_realm.py`,
+/// `zerver/data_import/import_util.py` there), each checked in that importer.
+pub static ZULIP_9_0: FormatProfile = FormatProfile {
+    name: "9.0",
+    realm_tables: REALM_TABLES_3_4,
+    more_realm_tables: &["zerver_realmplayground", "zerver_scheduledmessage", "zerver_realmauthenticationmethod"],
+    tables: TABLES_3_4,
+    new_tables: &[TableKeys { table: "zerver_realmauthenticationmethod", keys: &["id", "realm", "name"], server_filled: &[], without: &[] }],
+    changes: &[
+        TableChanges {
+            table: "zerver_realm",
+            // Gone from the model (login methods became their own table; the
+            // e-mail visibility became a per-user setting whose default is the
+            // 3.4 realm value, everyone).
+            drop: &[
+                "add_emoji_by_admins_only", "allow_community_topic_editing", "allow_message_deleting",
+                "create_stream_policy", "default_twenty_four_hour_time", "email_address_visibility",
+                "invite_by_admins_only", "upload_quota_gb", "authentication_methods",
+            ],
+            rename: &[("notifications_stream", "new_stream_announcements_stream"), ("signup_notifications_stream", "signup_announcements_stream")],
+            // The importer re-maps this foreign key by indexing it; the code block
+            // language is NOT NULL now.
+            set: &[("zulip_update_announcements_stream", "null"), ("default_code_block_language", "\"\"")],
+        },
+        TableChanges { table: "zerver_userprofile", drop: &["is_api_super_user", "realm_name_in_notifications"], rename: &[], set: &[] },
+        TableChanges { table: "zerver_userprofile_mirrordummy", drop: &["is_api_super_user", "realm_name_in_notifications"], rename: &[], set: &[] },
+        // `creator` is popped by the importer without a default.
+        TableChanges { table: "zerver_stream", drop: &[], rename: &[], set: &[("creator", "null")] },
+        // The importer indexes both.
+        TableChanges { table: "zerver_message", drop: &[], rename: &[], set: &[("realm", "1")] },
+        TableChanges { table: "zerver_attachment", drop: &[], rename: &[], set: &[("scheduled_messages", "[]")] },
+    ],
+    max_stream_name: ZULIP_3_4.max_stream_name,
+    max_stream_description: ZULIP_3_4.max_stream_description,
+    max_topic: ZULIP_3_4.max_topic,
+    max_message: ZULIP_3_4.max_message,
+    max_full_name: ZULIP_3_4.max_full_name,
+    max_timezone: ZULIP_3_4.max_timezone,
+    flags: ZULIP_3_4.flags,
+    roles: ZULIP_3_4.roles,
+    incoming_webhook_bot: ZULIP_3_4.incoming_webhook_bot,
+    recipient_types: ZULIP_3_4.recipient_types,
+    emoji_dir: ZULIP_3_4.emoji_dir,
+    stream_colors: ZULIP_3_4.stream_colors,
+    // `AUTH_BACKEND_NAME_MAP`'s names; Zulip's converters enable them all.
+    authentication_flags: &["Google", "Email", "GitHub", "LDAP", "Dev", "RemoteUser", "AzureAD", "SAML", "GitLab", "Apple", "OpenID Connect"],
+    // Its importer renders mentions and realm emoji itself.
+    writes_html: false,
+    authentication_table: true,
 };
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::Result;
 
-use super::files::{check, write_json, RowStream};
+use super::files::{check, fitted, write_json, RowStream};
 use super::messages::SENDING_CLIENT;
 use super::plan::{Origin, Plan, ZUser, REALM_ID};
 use super::profile::FormatProfile;
@@ -23,10 +23,15 @@ use super::UserMessagePolicy;
 
 /// Writes `realm.json` with `emoji` as the realm emoji rows.
 pub fn write_realm(out: &Path, plan: &Plan, emoji: Vec<Value>, profile: &FormatProfile) -> Result<()> {
-    let mut tables: BTreeMap<String, Table> = profile.realm_tables.iter().map(|t| (t.to_string(), Table::Ready(json!([])))).collect();
+    let mut tables: BTreeMap<String, Table> = profile.all_realm_tables().map(|t| (t.to_string(), Table::Ready(json!([])))).collect();
     let realm = profile.realm_row(REALM_ID, "Organization imported from Hipchat!", plan.epoch);
     check(profile, "zerver_realm", &Value::Object(realm.clone()))?;
     tables.insert("zerver_realm".into(), Table::Ready(json!([realm])));
+    if profile.authentication_table {
+        let methods = profile.authentication_flags.iter().enumerate().map(|(i, name)| json!({"id": i + 1, "realm": REALM_ID, "name": name}));
+        let rows = methods.map(|row| fitted(profile, "zerver_realmauthenticationmethod", row)).collect::<Result<Vec<Value>>>()?;
+        tables.insert("zerver_realmauthenticationmethod".into(), Table::Ready(Value::Array(rows)));
+    }
     tables.insert("zerver_userprofile".into(), Table::rows(user_rows(plan, profile, false)));
     tables.insert("zerver_userprofile_mirrordummy".into(), Table::rows(user_rows(plan, profile, true)));
     tables.insert("zerver_stream".into(), Table::rows(stream_rows(plan, profile)));
@@ -67,10 +72,9 @@ impl Serialize for Table<'_> {
     }
 }
 
-/// `row` if it fits `table` in the profile.
+/// `row` as the profile's `table` has it, if it fits.
 fn checked(profile: &FormatProfile, table: &str, row: Value) -> Row {
-    check(profile, table, &row).map_err(|e| e.to_string())?;
-    Ok(row)
+    fitted(profile, table, row).map_err(|e| e.to_string())
 }
 
 /// The user rows, or with `dummies` the mirror-dummy rows.
