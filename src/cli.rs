@@ -51,6 +51,15 @@ enum Command {
     /// Print an inventory of an export without writing anything.
     #[command(after_help = EXIT_CODES)]
     Inspect(InspectArgs),
+    /// Print a shell completion script, e.g. `hcconv completions bash >
+    /// /etc/bash_completion.d/hcconv`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `hcconv man > /usr/local/share/man/man1/hcconv.1`.
+    Man,
 }
 
 #[derive(Args, Debug)]
@@ -209,6 +218,8 @@ pub fn main() -> i32 {
     install_interrupt_handler();
     let outcome = match cli.command {
         Some(Command::Inspect(args)) => run_inspect(&args),
+        Some(Command::Completions { shell }) => print_completions(shell),
+        Some(Command::Man) => print_man_page(),
         None => run_convert(&cli.convert, &matches),
     };
     match outcome {
@@ -219,6 +230,20 @@ pub fn main() -> i32 {
             e.kind().exit_code()
         }
     }
+}
+
+/// The completion script for `shell`, made from the one clap definition so it
+/// always names the flags this build has.
+fn print_completions(shell: clap_complete::Shell) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    clap_complete::generate(shell, &mut Cli::command(), "hcconv", &mut out);
+    std::io::Write::flush(&mut out).map_err(|e| Error::new(ErrorKind::Output, format!("standard output: {e}")))
+}
+
+/// The man page, from the same definition (the exit-status table included).
+fn print_man_page() -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    clap_mangen::Man::new(Cli::command()).render(&mut out).map_err(|e| Error::new(ErrorKind::Output, format!("standard output: {e}")))
 }
 
 impl InputArgs {
