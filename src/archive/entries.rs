@@ -110,37 +110,36 @@ pub fn walk_tar<R: Read>(reader: R, what: &str, max_entry_size: u64, visit: &mut
     Ok(())
 }
 
-/// Walks an unpacked export folder in sorted path order, never following symlinks.
+/// Walks an unpacked export folder in sorted path order, never following symlinks:
+/// in each folder its files by name, then its subfolders by name, depth first (the
+/// order the hand-written walk had, so outputs stay byte-identical).
 pub fn walk_folder(root: &Path, max_entry_size: u64, visit: &mut dyn FnMut(EntryEvent) -> Result<()>) -> Result<()> {
-    let mut stack = vec![String::new()];
-    while let Some(rel) = stack.pop() {
-        let dir = if rel.is_empty() { root.to_path_buf() } else { root.join(&rel) };
-        let mut names: Vec<(String, fs::FileType)> = fs::read_dir(&dir)
-            .map_err(|e| Error::input(dir.display(), format!("cannot list folder: {e}")))?
-            .map(|d| {
-                let d = d.map_err(|e| Error::input(dir.display(), format!("cannot list folder: {e}")))?;
-                let ft = d.file_type().map_err(|e| Error::input(d.path().display(), e))?;
-                Ok((d.file_name().to_string_lossy().into_owned(), ft))
-            })
-            .collect::<Result<_>>()?;
-        names.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut subdirs = Vec::new();
-        for (name, ft) in names {
-            let child = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
-            if ft.is_symlink() {
-                visit(EntryEvent::Refused(Refusal { path: child, reason: SkipReason::LinkOrSpecialEntry, detail: "symlink refused, not followed".into() }))?;
-            } else if ft.is_dir() {
-                subdirs.push(child);
-            } else if ft.is_file() {
-                visit_folder_file(root, &child, max_entry_size, visit)?;
-            } else {
-                visit(EntryEvent::Refused(Refusal { path: child, reason: SkipReason::LinkOrSpecialEntry, detail: "not a regular file".into() }))?;
-            }
+    let walk = walkdir::WalkDir::new(root).follow_links(false).min_depth(1).sort_by(|a, b| {
+        let (a_dir, b_dir) = (a.file_type().is_dir(), b.file_type().is_dir());
+        a_dir.cmp(&b_dir).then_with(|| a.file_name().cmp(b.file_name()))
+    });
+    for entry in walk {
+        let entry = entry.map_err(|e| {
+            let at = e.path().unwrap_or(root).display().to_string();
+            Error::input(at, format!("cannot list folder: {}", e.io_error().map_or_else(|| e.to_string(), ToString::to_string)))
+        })?;
+        let rel = relative_name(root, entry.path());
+        let ft = entry.file_type();
+        if ft.is_symlink() {
+            visit(EntryEvent::Refused(Refusal { path: rel, reason: SkipReason::LinkOrSpecialEntry, detail: "symlink refused, not followed".into() }))?;
+        } else if ft.is_file() {
+            visit_folder_file(root, &rel, max_entry_size, visit)?;
+        } else if !ft.is_dir() {
+            visit(EntryEvent::Refused(Refusal { path: rel, reason: SkipReason::LinkOrSpecialEntry, detail: "not a regular file".into() }))?;
         }
-        // Reverse so the stack pops subfolders in sorted order.
-        stack.extend(subdirs.into_iter().rev());
     }
     Ok(())
+}
+
+/// `path` below `root` as `a/b/c` (names that are not UTF-8 converted lossily).
+fn relative_name(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
 }
 
 fn visit_folder_file(root: &Path, rel: &str, max_entry_size: u64, visit: &mut dyn FnMut(EntryEvent) -> Result<()>) -> Result<()> {
