@@ -216,20 +216,34 @@ pub fn main() -> i32 {
         }
     };
     install_interrupt_handler();
-    let outcome = match cli.command {
-        Some(Command::Inspect(args)) => run_inspect(&args),
-        Some(Command::Completions { shell }) => print_completions(shell),
-        Some(Command::Man) => print_man_page(),
-        None => run_convert(&cli.convert, &matches),
-    };
+    let outcome = run(&cli, &matches);
     match outcome {
         Ok(()) => 0,
         Err(_) if INTERRUPTED.load(Ordering::SeqCst) => wait_for_interrupt_exit(),
         Err(e) => {
-            eprintln!("hcconv: error: {e}");
-            e.kind().exit_code()
+            // `{:#}` keeps the whole chain on one line: "context: cause".
+            eprintln!("hcconv: error: {e:#}");
+            exit_status(&e)
         }
     }
+}
+
+/// Runs the chosen command. Errors travel up as `anyhow::Error`, with context
+/// where a step adds something the typed error does not say.
+fn run(cli: &Cli, matches: &ArgMatches) -> anyhow::Result<()> {
+    use anyhow::Context;
+    match &cli.command {
+        Some(Command::Inspect(args)) => Ok(run_inspect(args)?),
+        Some(Command::Completions { shell }) => print_completions(*shell).with_context(|| format!("writing the {shell} completion script")),
+        Some(Command::Man) => print_man_page().context("writing the man page"),
+        None => Ok(run_convert(&cli.convert, matches)?),
+    }
+}
+
+/// The exit status for `e`: decided by the typed error kind found anywhere in its
+/// chain (2 usage, 3 password, 4 input, 5 output), 1 for anything else.
+pub fn exit_status(e: &anyhow::Error) -> i32 {
+    e.chain().find_map(|cause| cause.downcast_ref::<Error>()).map_or(ErrorKind::Other.exit_code(), |typed| typed.kind().exit_code())
 }
 
 /// The completion script for `shell`, made from the one clap definition so it
@@ -523,4 +537,22 @@ fn input_size(path: &Path) -> u64 {
 /// True when progress output may be drawn (stderr is a terminal).
 pub fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn the_exit_status_comes_from_the_typed_error_under_any_context() {
+        let typed = |kind: ErrorKind| anyhow::Error::new(Error::new(kind, "users.json: expected an array"));
+        for (kind, code) in [(ErrorKind::Usage, 2), (ErrorKind::Decrypt, 3), (ErrorKind::Input, 4), (ErrorKind::Output, 5), (ErrorKind::Other, 1)] {
+            assert_eq!(exit_status(&typed(kind)), code);
+            let wrapped = Err::<(), _>(typed(kind)).context("reading export.tar.gz.aes").context("converting").unwrap_err();
+            assert_eq!(exit_status(&wrapped), code, "{kind:?} under two contexts");
+            assert_eq!(format!("{wrapped:#}"), "converting: reading export.tar.gz.aes: users.json: expected an array", "one line");
+        }
+        assert_eq!(exit_status(&anyhow::anyhow!("no typed error")), 1);
+    }
 }
