@@ -21,6 +21,7 @@ pub mod password;
 pub mod progress;
 pub mod report;
 pub mod spool;
+#[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod usermap;
 pub mod write_behind;
