@@ -304,3 +304,46 @@ fn unpacked_folder_input_keeps_inline_avatars_and_is_not_written_to() {
     let image = other["user"]["profile_image"].as_str().expect("inline avatar kept for a folder input");
     assert!(std::fs::read(out.join("data").join(image)).unwrap().starts_with(b"\x89PNG"));
 }
+
+/// `--mattermost-profile-images script`, for servers of the 7.x line (their zip
+/// import checks `profile_image` outside the zip and stops; they ignore
+/// `deleted_at`): no user line names an image, the images still ship, and
+/// after-import.sh sets each one and archives each archived channel.
+#[test]
+fn profile_images_by_script_for_7x_servers() {
+    let tmp = tempfile::tempdir().unwrap();
+    for sub in ["bulk", "script", "zip"] {
+        std::fs::create_dir(tmp.path().join(sub)).unwrap();
+    }
+    let bulk = convert(&tmp.path().join("bulk"), &[]);
+    let out = convert(&tmp.path().join("script"), &["--mattermost-profile-images", "script"]);
+    let (errors, referenced, lines) = check_folder(&out, 4000);
+    assert!(errors.is_empty(), "rule violations:\n{}", errors.join("\n"));
+    let (_, _, bulk_lines) = check_folder(&bulk, 4000);
+    let bulk_users = lines_of(&bulk_lines, "user");
+    let with_image: Vec<&&Value> = bulk_users.iter().filter(|u| u.get("profile_image").is_some()).collect();
+    let images: std::collections::BTreeSet<String> = with_image.iter().map(|u| format!("data/{}", u["profile_image"].as_str().unwrap())).collect();
+    assert!(!with_image.is_empty(), "the fixture has avatars");
+    assert!(lines_of(&lines, "user").iter().all(|u| u.get("profile_image").is_none()));
+    let script = std::fs::read_to_string(out.join("after-import.sh")).unwrap();
+    for u in with_image {
+        let image = u["profile_image"].as_str().unwrap();
+        assert!(out.join("data").join(image).is_file(), "{image} ships");
+        assert!(script.contains(&format!("set_image '{}' 'data/{image}'\n", u["username"].as_str().unwrap())), "{script}");
+    }
+    for c in lines_of(&lines, "channel").iter().filter(|c| c.get("deleted_at").is_some()) {
+        assert!(script.contains(&format!("archive 'hipchat' '{}'\n", c["name"].as_str().unwrap())), "{script}");
+    }
+    // Every file is a line's, an image or the script; the other lines are the default's.
+    let expected: std::collections::BTreeSet<String> = ["import.jsonl".to_string(), "after-import.sh".to_string()].into_iter().chain(referenced.iter().map(|r| format!("data/{r}"))).chain(images).collect();
+    assert_eq!(files_under(&out), expected);
+    let strip = |ls: &[Value]| ls.iter().map(|l| { let mut l = l.clone(); if let Some(u) = l.get_mut("user").and_then(Value::as_object_mut) { u.remove("profile_image"); } l }).collect::<Vec<_>>();
+    assert_eq!(strip(&lines), strip(&bulk_lines));
+    // In a zip the script stands beside import.jsonl.
+    let zip_path = convert(&tmp.path().join("zip"), &["--mattermost-profile-images", "script", "--zip"]);
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+    let mut entry = zip.by_name("after-import.sh").unwrap();
+    let mut zipped = String::new();
+    std::io::Read::read_to_string(&mut entry, &mut zipped).unwrap();
+    assert_eq!(zipped, script);
+}

@@ -8,6 +8,7 @@
 //! only per-conversation state. FORMATS.md section 1 lists the rules each line
 //! obeys; `tests/mattermost_writer.rs` checks them line by line.
 
+mod after_import;
 mod directory;
 mod lines;
 mod naming;
@@ -19,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use crate::error::{Error, Result};
 use crate::hipchat::Export;
@@ -41,6 +42,8 @@ pub const DEFAULT_TEAM_DISPLAY_NAME: &str = "Hipchat";
 pub const DEFAULT_MAX_POST_RUNES: usize = 4000;
 /// Longest post current servers accept (`PostMessageMaxRunesV2`).
 pub const MAX_POST_RUNES: usize = 16383;
+/// The script `--mattermost-profile-images script` writes beside `import.jsonl`.
+pub const AFTER_IMPORT_SCRIPT: &str = "after-import.sh";
 
 /// Mattermost-specific flags.
 #[derive(Args, Debug, Clone, Default)]
@@ -62,6 +65,23 @@ pub struct MattermostOptions {
     /// split at 4000 at most) [default: 4000].
     #[arg(long = "max-post-runes", value_name = "N")]
     pub max_post_runes: Option<usize>,
+    /// Where users' profile pictures go: in the import file (`bulk`, Mattermost
+    /// 11.x), or set afterwards by OUT/after-import.sh through the REST API, which
+    /// also archives the archived channels (`script`, for servers of the 7.x line).
+    #[arg(long = "mattermost-profile-images", value_enum, default_value = "bulk", value_name = "HOW")]
+    pub profile_images: ProfileImages,
+}
+
+/// How profile pictures reach the server.
+#[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProfileImages {
+    /// `profile_image` on each user line (read from the zip by current servers).
+    #[default]
+    Bulk,
+    /// No `profile_image`; the images ship under `data/` and `after-import.sh` sets
+    /// them, and archives archived channels, once the import has run (7.x servers
+    /// fail on a zip's profile images and ignore `deleted_at`).
+    Script,
 }
 
 /// The options after validation.
@@ -107,7 +127,11 @@ pub fn write(export: &mut Export, out: &Path, opts: &WriterOptions, report: &mut
     write_emoji(&dir, &mut sink, report)?;
     write_team(&settings, &mut sink)?;
     write_channels(&export.catalog, &dir, deactivated_at, &mut sink, report)?;
-    write_users(export, &dir, deactivated_at, &mut sink, report)?;
+    let images = write_users(export, &dir, deactivated_at, opts.mattermost.profile_images, &mut sink, report)?;
+    if opts.mattermost.profile_images == ProfileImages::Script {
+        let archived: Vec<String> = dir.channels.values().filter(|c| c.archived).map(|c| c.name.clone()).collect();
+        sink.add_generated(AFTER_IMPORT_SCRIPT, after_import::script(&dir.team, &images, &archived))?;
+    }
     warn_about_team_limits(&export.catalog, &dir, report);
     let mut posts = PostWriter::new(&dir, &export.catalog.conversations, settings.max_post_runes);
     while let Some(m) = export.messages.next(report)? {
@@ -199,14 +223,20 @@ fn channel_names(plans: &[&ChannelPlan], channels: &[(u32, bool)]) -> BTreeMap<S
     named
 }
 
-fn write_users(export: &Export, dir: &Directory, deactivated_at: i64, sink: &mut Sink, report: &mut Report) -> Result<()> {
+/// Writes the user lines; returns `(username, image path)` of the pictures left for
+/// `after-import.sh` (none unless `images` is `script`).
+fn write_users(export: &Export, dir: &Directory, deactivated_at: i64, images: ProfileImages, sink: &mut Sink, report: &mut Report) -> Result<Vec<(String, String)>> {
+    let mut for_script = Vec::new();
     let catalog = &export.catalog;
     let memberships = memberships(catalog, dir);
     let plans: Vec<&ChannelPlan> = dir.channels.values().collect();
     for user in catalog.users.values() {
         let plan = &dir.users[&user.id];
         let channels = channel_names(&plans, memberships.get(&user.id).map_or(&[], Vec::as_slice));
-        let profile_image = avatar(user, export, sink, report)?;
+        let mut profile_image = avatar(user, export, sink, report)?;
+        if images == ProfileImages::Script {
+            for_script.extend(profile_image.take().map(|path| (plan.username.clone(), path)));
+        }
         sink.line("user", &user_line(user, plan, &channels, &dir.team, profile_image, deactivated_at))?;
         if user.is_placeholder {
             report.add_extra("mattermost_placeholder_users", 1);
@@ -220,7 +250,7 @@ fn write_users(export: &Export, dir: &Directory, deactivated_at: i64, sink: &mut
     }
     sink.line("user", &service_user_line(&dir.fallback, "Hipchat import", &dir.team, deactivated_at))?;
     report.add_extra("mattermost_service_users", 1);
-    Ok(())
+    Ok(for_script)
 }
 
 /// Mattermost's defaults for `TeamSettings.MaxUsersPerTeam` and `MaxChannelsPerTeam`:

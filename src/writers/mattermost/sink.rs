@@ -40,6 +40,8 @@ pub struct Sink {
     /// Folder: copies queued on the write-behind thread, made while the JSONL is
     /// still being formatted.
     placed: PendingFiles<PathBuf>,
+    /// Files hcconv writes itself, at the output's root: (name, contents).
+    generated: Vec<(String, String)>,
     lines: u64,
 }
 
@@ -74,7 +76,7 @@ impl Sink {
     fn start(layout: Layout, jsonl_path: PathBuf, scratch: &Path, store: Arc<FileStore>) -> Result<Self> {
         let file = File::create(&jsonl_path).output_ctx(&jsonl_path)?;
         let files = ExternalSort::new(scratch, "mattermost-files", FILES_SORT_BUDGET);
-        Ok(Sink { layout, jsonl_path, jsonl: WriteBehind::new(file), store, files, placed: PendingFiles::default(), lines: 0 })
+        Ok(Sink { layout, jsonl_path, jsonl: WriteBehind::new(file), store, files, placed: PendingFiles::default(), generated: Vec::new(), lines: 0 })
     }
 
     /// Writes one line `{"type": kind, kind: value}`, the value serialised in place
@@ -129,6 +131,16 @@ impl Sink {
         Ok(file.path.clone())
     }
 
+    /// Puts a file hcconv made (a script) at the output's root, beside the JSONL.
+    pub fn add_generated(&mut self, name: &str, contents: String) -> Result<()> {
+        if let Layout::Folder(out) = &self.layout {
+            let path = out.join(name);
+            fs::write(&path, &contents).output_ctx(&path)?;
+        }
+        self.generated.push((name.to_string(), contents));
+        Ok(())
+    }
+
     /// Lines written so far.
     pub fn lines(&self) -> u64 {
         self.lines
@@ -141,7 +153,7 @@ impl Sink {
             Layout::Folder(_) => self.placed.wait_all().map_err(|(dest, e)| placement_error(&dest, e)),
             Layout::Zip(out, scratch) => {
                 let mut files = NotedFiles { sorted: self.files.finish()?, last: None };
-                write_zip(out, &self.jsonl_path, &mut files, &self.store, scratch)?;
+                write_zip(out, &self.jsonl_path, &self.generated, &mut files, &self.store, scratch)?;
                 fs::remove_file(&self.jsonl_path).output_ctx(&self.jsonl_path)
             }
         }
@@ -170,15 +182,19 @@ impl NotedFiles {
     }
 }
 
-/// The zip: `import.jsonl` first (deflated), then `data/…` in path order, stored
-/// as they are (attachments and images are usually compressed already). Written by
-/// [`ZipStream`], whose central directory waits on disk, not in memory.
-fn write_zip(out: &Path, jsonl: &Path, files: &mut NotedFiles, store: &FileStore, scratch: &Path) -> Result<()> {
+/// The zip: `import.jsonl` first (deflated), the files hcconv made (deflated), then
+/// `data/…` in path order, stored as they are (attachments and images are usually
+/// compressed already). Written by [`ZipStream`], whose central directory waits on
+/// disk, not in memory.
+fn write_zip(out: &Path, jsonl: &Path, generated: &[(String, String)], files: &mut NotedFiles, store: &FileStore, scratch: &Path) -> Result<()> {
     let file = File::create(out).output_ctx(out)?;
     let mut zip = ZipStream::new(file, scratch).output_ctx(out)?;
     let jsonl_size = fs::metadata(jsonl).output_ctx(jsonl)?.len();
     let mut input = File::open(jsonl).output_ctx(jsonl)?;
     zip.add_deflating(JSONL_NAME, jsonl_size, &mut input).output_ctx(out)?;
+    for (name, contents) in generated {
+        zip.add_deflating(name, contents.len() as u64, &mut contents.as_bytes()).output_ctx(out)?;
+    }
     while let Some(file_ref) = files.next()? {
         let mut input = store.open(&file_ref)?;
         zip.add_stored(&format!("{DATA_DIR}/{}", file_ref.path), file_ref.size, &mut input).output_ctx(out)?;
