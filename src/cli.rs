@@ -2,7 +2,6 @@
 //!
 //! Scripts and runbooks depend on this surface; extend it, never rename it.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -13,9 +12,9 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand,
 use crate::archive::crypto::{DEFAULT_PBKDF2_ITER, Kdf};
 use crate::archive::OpenOptions;
 use crate::error::{Error, ErrorKind, OutputContext, Result};
-use crate::files::FileStore;
+use crate::storage::files::FileStore;
 use crate::hipchat::{self, Export, ReadOptions};
-use crate::output::{create_dirs_below, OutputShape, Staging};
+use crate::storage::output::{create_dirs_below, OutputShape, Staging};
 use crate::password::PasswordSource;
 use crate::progress::{Mode, Progress};
 use crate::report::Report;
@@ -283,7 +282,7 @@ impl InputArgs {
             skip_damaged: self.skip_damaged,
             spool_dir: spool_dir.to_path_buf(),
             files,
-            spool_budget: crate::spool::DEFAULT_BUDGET,
+            spool_budget: crate::storage::spool::DEFAULT_BUDGET,
         };
         let mut data = hipchat::read_slices(exports, opts, report)?;
         progress.count_messages(data.messages.raw_len());
@@ -534,10 +533,6 @@ fn input_size(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| if m.is_file() { m.len() } else { 0 }).unwrap_or(0)
 }
 
-/// True when progress output may be drawn (stderr is a terminal).
-pub fn stderr_is_terminal() -> bool {
-    std::io::stderr().is_terminal()
-}
 
 #[cfg(test)]
 mod tests {

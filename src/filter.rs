@@ -5,6 +5,7 @@
 use chrono::{NaiveDate, NaiveTime};
 
 use crate::error::{Error, Result};
+use crate::hipchat::MessageFilter;
 use crate::hipchat::Export;
 use crate::hipchat::time::parse_timestamp;
 use crate::model::{Conversation, Message, Timestamp};
@@ -71,8 +72,10 @@ impl Filters {
         if self.no_private {
             export.catalog.conversations.clear();
         }
-        let kept = export.catalog.rooms.keys().copied().collect();
-        export.messages.set_filter(self.clone(), kept);
+        let kept: std::collections::BTreeSet<u64> = export.catalog.rooms.keys().copied().collect();
+        let filters = self.clone();
+        let rejects = Box::new(move |m: &Message| filters.rejects(m, &|id| kept.contains(&id)));
+        export.messages.set_filter(MessageFilter { rejects, no_files: self.no_files });
         Ok(())
     }
 

@@ -58,7 +58,7 @@ impl fmt::Display for Timestamp {
 
 /// A file that is present in the export, named by its normalised path inside it.
 ///
-/// Writers get the bytes through [`crate::files::FileStore`]; the path is also a
+/// Writers get the bytes through [`crate::storage::files::FileStore`]; the path is also a
 /// stable, deterministic key for naming the copy in the output.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct FileRef {
@@ -404,7 +404,7 @@ pub struct Message {
     pub metadata: Option<serde_json::Value>,
     /// Archive entry the message came from, for reports. Empty for messages read
     /// from history files: the spool knows their file from their position
-    /// ([`crate::spool::SortedSpool::source_of`]) and does not store it per message.
+    /// ([`crate::storage::spool::SortedSpool::source_of`]) and does not store it per message.
     pub source: String,
 }
 

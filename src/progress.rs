@@ -20,7 +20,7 @@ pub enum Mode {
 impl Mode {
     /// The mode for this run: `--quiet` wins, then whether stderr is a terminal.
     pub fn detect(quiet: bool) -> Mode {
-        match (quiet, crate::cli::stderr_is_terminal()) {
+        match (quiet, stderr_is_terminal()) {
             (true, _) => Mode::Quiet,
             (false, true) => Mode::Bar,
             (false, false) => Mode::Lines,
@@ -86,4 +86,9 @@ impl Progress {
     pub fn handle(&self) -> ProgressBar {
         self.bar.clone()
     }
+}
+
+/// True when progress output may be drawn (stderr is a terminal).
+pub fn stderr_is_terminal() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr())
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use hcconv::archive::OpenOptions;
-use hcconv::files::FileStore;
+use hcconv::storage::files::FileStore;
 use hcconv::filter::{parse_date, Filters};
 use hcconv::hipchat::{read_slices, Export, ReadOptions};
 use hcconv::model::{Conversation, Message};

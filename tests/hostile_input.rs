@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use hcconv::archive::crypto::{self, Kdf};
 use hcconv::archive::OpenOptions;
-use hcconv::files::FileStore;
+use hcconv::storage::files::FileStore;
 use hcconv::hipchat::{read_export, ReadOptions};
 use hcconv::inspect::Inventory;
 use hcconv::report::{Entity, Report, SkipReason};

@@ -10,7 +10,7 @@
 use std::io::{self, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use crate::chunks::{read_full, ChunkCursor};
+use crate::storage::chunks::{read_full, ChunkCursor};
 
 /// Bytes per chunk handed between the threads. 256 KiB ran as fast as 1 MiB on the
 /// 500k bench export (the history thread, not this one, sets the pace) with 5 MiB

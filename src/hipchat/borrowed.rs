@@ -52,7 +52,7 @@ fn has_surrogate_escape(json: &[u8]) -> bool {
 
 /// Reads the history element at the front of `element.json`.
 ///
-/// The wrapper rule is the one [`super::fields::unwrap`] applies to a `Value`: an
+/// The wrapper rule is the one `fields::unwrap` applies to a `Value`: an
 /// object with exactly one key whose value is an object is a wrapper.
 pub fn read<'a>(element: &RawElement<'a>) -> Read<'a> {
     let (outer, used) = match element.parse_prefix::<Outer<'a>>() {
@@ -199,7 +199,7 @@ impl<'de> Visitor<'de> for FieldsVisitor {
 }
 
 /// The `id` and `name` of a sender or receiver object, read in one pass over its
-/// text, each converted as [`super::fields`] converts it (an id from a number or
+/// text, each converted as `fields.rs` converts it (an id from a number or
 /// a string of digits; a name from a string or a number). Reading the object as a
 /// list of members first, then each member again, was a tenth of the history
 /// threads' time (perf, 500k). `None` (the caller then reads the object the
@@ -215,7 +215,7 @@ pub fn party(json: &str) -> Option<Party> {
     let name = match members.name {
         Scalar::Absent | Scalar::Null => String::new(),
         Scalar::U64(n) => n.to_string(),
-        Scalar::Str(s) => super::fields::without_nul(s.into_owned()),
+        Scalar::Str(s) => super::json::without_nul(s.into_owned()),
     };
     Some(Party { id, name })
 }

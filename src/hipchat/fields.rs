@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+pub use super::json::without_nul;
 use super::time::{parse_timestamp, timestamp_from_json};
 use crate::model::Timestamp;
 
@@ -17,16 +18,6 @@ pub fn text(obj: &Map<String, Value>, key: &str) -> String {
     obj.get(key).map(text_of).unwrap_or_default()
 }
 
-/// `s` without NUL characters. No target can store them (PostgreSQL text columns
-/// reject U+0000, so one aborts a Zulip import), so the reader drops them from every
-/// text it takes from the export; only a JSON `\u0000` escape can carry one.
-pub fn without_nul(s: String) -> String {
-    if s.contains('\0') {
-        s.replace('\0', "")
-    } else {
-        s
-    }
-}
 
 /// [`without_nul`] for every string inside `v`.
 fn strip_nul_in(v: &mut Value) {

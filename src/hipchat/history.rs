@@ -30,7 +30,7 @@
 //!   ([`HistoryReader::drain`]).
 //!
 //! [`Message::seq`]: crate::model::Message::seq
-//! [`spool::position`]: crate::spool::position
+//! [`spool::position`]: crate::storage::spool::position
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{self, Read};
@@ -39,11 +39,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
-use crate::chunks::{read_full, ChunkCursor};
+use crate::storage::chunks::{read_full, ChunkCursor};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Conversation, Message, MessageKind, RoomId, Timestamp, UserId};
 use crate::report::{Entity, Event, Report, SkipReason};
-use crate::spool::{position, HistoryFile, SpoolWriter};
+use crate::storage::spool::{position, HistoryFile, SpoolWriter};
 
 use super::json;
 use super::messages::{self, Origin, Parsed};

@@ -21,6 +21,18 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 
+/// `s` without NUL characters. No target can store them (PostgreSQL text columns
+/// reject U+0000, so one aborts a Zulip import), so the reader drops them from every
+/// text it takes from the export; only a JSON `\u0000` escape can carry one.
+pub fn without_nul(s: String) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "")
+    } else {
+        s
+    }
+}
+
+
 /// The largest single JSON value (one message, one user…) accepted: far beyond any
 /// real chat message, small enough that a hostile export with one endless string
 /// cannot exhaust memory.

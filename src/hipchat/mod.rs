@@ -30,16 +30,16 @@ use serde::Serialize;
 
 use crate::archive::{self, EntryEvent, InputKind, OpenOptions};
 use crate::error::Result;
-use crate::files::FileStore;
+use crate::storage::files::FileStore;
 use crate::model::{Catalog, Emoticon, Room, RoomId, Timestamp, User, UserId};
 use crate::report::{Entity, Report, SkipReason};
-use crate::spool::{HistoryFile, SpoolWriter};
+use crate::storage::spool::{HistoryFile, SpoolWriter};
 
 use history::{History, HistoryReader};
 use messages::Origin;
 use records::AvatarSource;
 
-pub use stream::MessageStream;
+pub use stream::{MessageFilter, MessageStream};
 
 /// How to read an export.
 pub struct ReadOptions<'a> {
@@ -124,7 +124,7 @@ pub fn read_slices(inputs: &[PathBuf], opts: ReadOptions, report: &mut Report) -
     let mut histories = Vec::new();
     for i in 0..workers {
         let dir = opts.spool_dir.join(format!("history-{i}"));
-        crate::output::create_dirs_below(&opts.spool_dir, &dir).map_err(|e| crate::error::Error::output(&dir, e))?;
+        crate::storage::output::create_dirs_below(&opts.spool_dir, &dir).map_err(|e| crate::error::Error::output(&dir, e))?;
         histories.push(History::new(SpoolWriter::new(&dir, opts.spool_budget / workers), opts.skip_damaged));
     }
     let mut reader = Reader {

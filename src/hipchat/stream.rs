@@ -1,14 +1,12 @@
 //! The message stream: sorted spool → de-duplicated messages with resolved files.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::files::FileStore;
-use crate::filter::Filters;
+use crate::storage::files::FileStore;
 use crate::model::{Attachment, Conversation, FileRef, Message, Timestamp};
 use crate::report::{Entity, Report, SkipReason};
-use crate::spool::SortedSpool;
+use crate::storage::spool::SortedSpool;
 
 /// Yields every message once, in (conversation, time, export position) order.
 ///
@@ -39,9 +37,21 @@ pub struct MessageStream {
     replaced_by: Vec<Option<usize>>,
     files: Arc<FileStore>,
     dedupe: Dedupe,
-    filter: Option<(Filters, BTreeSet<u64>)>,
+    filter: Option<MessageFilter>,
     delivered: u64,
     on_progress: Option<Box<dyn Fn(u64)>>,
+}
+
+/// Why a message is left out (reported as filtered), or `None` to keep it.
+pub type Rejects = Box<dyn Fn(&Message) -> Option<&'static str>>;
+
+/// What the stream leaves out, decided outside the reader (the command line's
+/// `--since`, `--rooms`, `--no-private`, `--no-files`): the reader knows no flags.
+pub struct MessageFilter {
+    /// The messages to leave out.
+    pub rejects: Rejects,
+    /// Attachments are left out, each noted in its message as not migrated.
+    pub no_files: bool,
 }
 
 /// The most messages of one (conversation, time) group held at once.
@@ -69,9 +79,9 @@ impl MessageStream {
         self.on_progress = Some(f);
     }
 
-    /// Leaves out what `filters` reject; `rooms` are the room ids still selected.
-    pub fn set_filter(&mut self, filters: Filters, rooms: BTreeSet<u64>) {
-        self.filter = Some((filters, rooms));
+    /// Leaves out what `filter` rejects.
+    pub fn set_filter(&mut self, filter: MessageFilter) {
+        self.filter = Some(filter);
     }
 
     /// Messages waiting, duplicates included.
@@ -99,8 +109,8 @@ impl MessageStream {
                 report.skip(Entity::Message, format!("{} id {}", m.conversation, m.id), SkipReason::Duplicate, format!("second copy (in {})", self.spool.source_of(m)));
                 continue;
             }
-            if let Some((filters, rooms)) = &self.filter {
-                if let Some(why) = filters.rejects(m, &|id| rooms.contains(&id)) {
+            if let Some(filter) = &self.filter {
+                if let Some(why) = (filter.rejects)(m) {
                     if m.attachment.is_some() {
                         report.input(Entity::Attachment);
                         report.skip(Entity::Attachment, format!("{} message {}", m.conversation, m.id), SkipReason::Filtered, why);
@@ -109,7 +119,7 @@ impl MessageStream {
                     continue;
                 }
             }
-            let no_files = self.filter.as_ref().is_some_and(|(f, _)| f.no_files);
+            let no_files = self.filter.as_ref().is_some_and(|f| f.no_files);
             let m = &mut self.group[i];
             if let Some(a) = m.attachment.as_mut() {
                 report.input(Entity::Attachment);
@@ -138,7 +148,7 @@ impl MessageStream {
         self.at = 0;
         while self.len < MAX_GROUP {
             if self.len == self.group.len() {
-                self.group.push(crate::spool::blank_message());
+                self.group.push(crate::storage::spool::blank_message());
             }
             if !self.spool.next_into(&mut self.group[self.len])? {
                 break;
@@ -323,7 +333,7 @@ mod tests {
     use crate::model::{MessageKind, Sender};
 
     fn message(id: &str, micros: i64, text: &str) -> Message {
-        let mut m = crate::spool::blank_message();
+        let mut m = crate::storage::spool::blank_message();
         m.conversation = Conversation::Room(1);
         m.id = id.to_string();
         m.time = Timestamp(micros);

@@ -13,7 +13,7 @@ use std::io;
 use serde::de::DeserializeOwned;
 use serde::{Serialize, Serializer};
 
-use crate::files::{read_at, write_at};
+use crate::storage::positional::{read_at, write_at};
 
 /// How many entries a list keeps at most (memory and disk together); beyond that
 /// they are only counted, so a pathological export cannot grow the report without bound.

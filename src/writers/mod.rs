@@ -14,7 +14,7 @@ use clap::{Args, ValueEnum};
 
 use crate::error::Result;
 use crate::hipchat::Export;
-use crate::output::OutputShape;
+use crate::storage::output::OutputShape;
 use crate::report::Report;
 
 /// The systems hcconv writes for.

@@ -10,7 +10,7 @@ use std::io::Read;
 
 use crate::convert::names::{placeholder_email, truncate_chars, UniqueNames};
 use crate::convert::text::TextRewriter;
-use crate::files::FileStore;
+use crate::storage::files::FileStore;
 use crate::model::{Catalog, Emoticon, FileRef, Privacy, Room, RoomId, Sender, User, UserId};
 use crate::report::{Entity, Report, SkipReason};
 

@@ -331,7 +331,7 @@ fn service_user_line(plan: &UserPlan, display: &str, team: &str, deactivated_at:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::files::FileStore;
+    use crate::storage::files::FileStore;
 
     #[test]
     fn a_team_past_the_default_limits_is_warned_about() {

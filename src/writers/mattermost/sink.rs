@@ -15,12 +15,12 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::error::{Error, OutputContext, Result};
-use crate::files::FileStore;
+use crate::storage::files::FileStore;
 use crate::model::FileRef;
-use crate::files::placement_error;
-use crate::write_behind::{run_behind_batched, PendingFiles, WriteBehind};
-use crate::zip_stream::ZipStream;
-use crate::spool::{put_u64, ExternalSort, FieldReader};
+use crate::storage::files::placement_error;
+use crate::storage::write_behind::{run_behind_batched, PendingFiles, WriteBehind};
+use crate::storage::zip_stream::ZipStream;
+use crate::storage::spool::{put_u64, ExternalSort, FieldReader};
 
 /// The JSONL file name inside the output (the one mmetl uses too).
 pub const JSONL_NAME: &str = "import.jsonl";
@@ -162,7 +162,7 @@ impl Sink {
 
 /// The noted files in path order, each once.
 struct NotedFiles {
-    sorted: crate::spool::Sorted<String>,
+    sorted: crate::storage::spool::Sorted<String>,
     last: Option<String>,
 }
 

@@ -20,11 +20,12 @@ use sha2::{Digest, Sha256};
 
 use crate::convert::names::UniqueNames;
 use crate::error::{Error, ErrorKind, OutputContext, Result};
-use crate::files::{read_at, write_at, FileStore, SlotTable};
+use crate::storage::files::{FileStore, SlotTable};
+use crate::storage::positional::{read_at, write_at};
 use crate::model::{Emoticon, FileRef, User};
-use crate::output::create_dirs_below;
+use crate::storage::output::create_dirs_below;
 use crate::report::{Entity, Report};
-use crate::spool::{put_str, put_u64, ExternalSort, FieldReader, Sorted};
+use crate::storage::spool::{put_str, put_u64, ExternalSort, FieldReader, Sorted};
 
 use super::plan::{Plan, REALM_ID};
 use super::profile::FormatProfile;

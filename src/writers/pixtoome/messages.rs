@@ -22,7 +22,7 @@ use crate::error::{Error, OutputContext, Result};
 use crate::hipchat::Export;
 use crate::model::{Conversation, Message, MessageKind};
 use crate::report::{Entity, Report, SkipReason};
-use crate::write_behind::{run_behind, PendingFiles};
+use crate::storage::write_behind::{run_behind, PendingFiles};
 
 use super::files::Uploads;
 use super::html::{self, Shape};
@@ -199,7 +199,7 @@ impl MessageFiles {
         let rows = (std::mem::replace(&mut self.messages, messages), std::mem::replace(&mut self.user_messages, user_messages));
         let (dest, give_back) = (path.clone(), self.give_back.clone());
         let task = Box::new(move || {
-            let mut w = std::io::BufWriter::with_capacity(crate::write_behind::CHUNK, std::fs::File::create(&dest)?);
+            let mut w = std::io::BufWriter::with_capacity(crate::storage::write_behind::CHUNK, std::fs::File::create(&dest)?);
             write_message_file(&mut w, &rows.0, &rows.1)?;
             w.flush()?;
             let _ = give_back.send(rows);

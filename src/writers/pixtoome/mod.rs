@@ -102,7 +102,7 @@ pub fn write(export: &mut Export, out: &Path, opts: &WriterOptions, report: &mut
     let emoji = files::write_emoji(out, &files, &export.catalog.emoticons, &mut plan, profile, report)?;
     let mut uploads = Uploads::new(out, Arc::clone(&files), &export.scratch)?;
     let uploads_dir = out.join("uploads");
-    crate::output::create_dirs_below(out, &uploads_dir).map_err(|e| crate::error::Error::output(&uploads_dir, e))?;
+    crate::storage::output::create_dirs_below(out, &uploads_dir).map_err(|e| crate::error::Error::output(&uploads_dir, e))?;
     let message_realm = profile.has_key("zerver_message", "realm").then_some(plan::REALM_ID);
     let mut ctx = MessageContext { plan: &mut plan, uploads: &mut uploads, profile, opts: options, message_realm };
     messages::write_messages(export, out, &mut ctx, report)?;

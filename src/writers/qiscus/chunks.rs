@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, ErrorKind, OutputContext, Result};
-use crate::write_behind::{PendingFiles, WriteBehind};
+use crate::storage::write_behind::{PendingFiles, WriteBehind};
 
 const OPEN: &[u8] = b"[\n";
 const SEPARATOR: &[u8] = b",\n";

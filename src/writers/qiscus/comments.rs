@@ -19,7 +19,7 @@ use crate::report::{Entity, Report, SkipReason};
 use super::chunks::{ChunkedArrays, FileSummary};
 use super::identity::{display_name, Directory};
 use super::links::FileCopier;
-use super::rooms::room_unique_id;
+use super::identity::room_unique_id;
 use super::rows::{CommentRow, MillisFormatter};
 use super::{Settings, MAX_MESSAGE_BYTES, MAX_MESSAGE_CHARS};
 

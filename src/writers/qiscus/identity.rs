@@ -17,10 +17,20 @@ use sha2::Sha256;
 
 use crate::convert::names::{placeholder_email, slug};
 use crate::error::{Error, Result};
-use crate::model::{Catalog, Timestamp, User, UserId};
+use crate::model::{Catalog, Conversation, Timestamp, User, UserId};
 use crate::report::{Entity, Report};
 
 use super::rows::{rfc3339_seconds, UserRow};
+
+/// The `UniqueId` of the room a conversation becomes: stable and derived from Hipchat
+/// ids, with a distinct prefix per kind so no two can be equal.
+pub fn room_unique_id(conversation: Conversation) -> String {
+    match conversation {
+        Conversation::Room(id) => format!("hipchat-room-{id}"),
+        Conversation::Direct { low, high } if low == high => format!("hipchat-notes-{low}"),
+        Conversation::Direct { low, high } => format!("hipchat-dm-{low}-{high}"),
+    }
+}
 
 /// Fewer secret bytes than this are refused: the secret is all that keeps the
 /// derived passwords from being guessed.

@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Error, OutputContext, Result};
-use crate::files::{placement_error, FileStore};
+use crate::storage::files::{placement_error, FileStore};
 use crate::model::FileRef;
-use crate::write_behind::{run_behind_batched, PendingFiles};
+use crate::storage::write_behind::{run_behind_batched, PendingFiles};
 
 /// The folder inside OUT that holds the copies.
 pub const FILES_DIR: &str = "files";

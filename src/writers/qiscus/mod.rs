@@ -31,7 +31,7 @@ use identity::{Directory, Secret};
 use links::{BaseUrl, FileCopier};
 
 pub use comments::split_for_qiscus;
-pub use rooms::room_unique_id;
+pub use identity::room_unique_id;
 
 /// The API's limit per import file ("Limit 4 MB each import"). Read as 4,000,000
 /// bytes, the smaller of the decimal and binary readings, so either is respected.

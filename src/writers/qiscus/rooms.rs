@@ -18,19 +18,11 @@ use crate::report::{Entity, Report, SkipReason};
 
 use super::chunks::{ChunkedArrays, FileSummary};
 use super::comments::{ConversationSummary, Summaries};
+use super::identity::room_unique_id;
 use super::identity::Directory;
 use super::rows::{rfc3339_seconds, RoomRow};
 use super::Settings;
 
-/// The `UniqueId` of the room a conversation becomes: stable and derived from Hipchat
-/// ids, with a distinct prefix per kind so no two can be equal.
-pub fn room_unique_id(conversation: Conversation) -> String {
-    match conversation {
-        Conversation::Room(id) => format!("hipchat-room-{id}"),
-        Conversation::Direct { low, high } if low == high => format!("hipchat-notes-{low}"),
-        Conversation::Direct { low, high } => format!("hipchat-dm-{low}-{high}"),
-    }
-}
 
 /// What Qiscus has no field for, kept as the `Options` JSON text.
 #[derive(Serialize, Default)]

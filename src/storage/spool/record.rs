@@ -435,7 +435,7 @@ pub(super) mod tests {
     }
 
     /// Any message: every kind, every `Option` both ways, any Unicode, any time.
-    pub(in crate::spool) fn message() -> impl Strategy<Value = Message> {
+    pub(in crate::storage::spool) fn message() -> impl Strategy<Value = Message> {
         let conversation = prop_oneof![any::<u64>().prop_map(Conversation::Room), (any::<u64>(), any::<u64>()).prop_map(|(a, b)| Conversation::direct(a, b))];
         let deletion = (any::<Option<u64>>(), any::<Option<i64>>()).prop_map(|(user_id, date)| Deletion { user_id, date: date.map(Timestamp) });
         (

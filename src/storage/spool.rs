@@ -8,7 +8,7 @@
 //!
 //! The sort itself, [`ExternalSort`], is generic over its key ([`RunKey`]) and takes
 //! the record body as bytes, because more than the messages need it: the export's
-//! file index ([`crate::files`]), the files a Mattermost import must copy and the
+//! file index ([`crate::storage::files`]), the files a Mattermost import must copy and the
 //! Pixtoome upload links are all collected in one order and needed in another, and
 //! each would otherwise be a map that grows with the export.
 //!
@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorKind, OutputContext, Result};
 use crate::model::{Conversation, Message};
-use crate::write_behind::{PendingFiles, WriteBehind};
+use crate::storage::write_behind::{PendingFiles, WriteBehind};
 
 pub(crate) use record::{blank as blank_message, put_str, put_u64, Reader as FieldReader};
 
@@ -309,7 +309,7 @@ impl RunWriter {
     }
 
     /// Queues the last bytes without waiting for them (see [`PendingFiles`]).
-    fn close(self) -> Result<crate::write_behind::Closing> {
+    fn close(self) -> Result<crate::storage::write_behind::Closing> {
         self.w.close().output_ctx(&self.path)
     }
 }

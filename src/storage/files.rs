@@ -17,10 +17,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorKind, OutputContext, Result};
 use crate::model::FileRef;
-use crate::output::create_dirs_below;
-use crate::write_behind::{PendingFiles, WriteBehind};
+use crate::storage::output::create_dirs_below;
+use crate::storage::write_behind::{PendingFiles, WriteBehind};
 
-pub(crate) use index::{read_at, write_at};
 use index::{Pending, Table};
 pub use slots::SlotTable;
 
@@ -137,7 +136,7 @@ impl FileStore {
             return Err(Error::new(ErrorKind::Other, format!("{path}: a file was added after the file index was sealed")));
         };
         pending.push((path.to_string(), *added), |out| {
-            crate::spool::put_u64(out, size);
+            crate::storage::spool::put_u64(out, size);
             Ok(())
         })?;
         *added += 1;

@@ -73,7 +73,7 @@ fn serve(jobs: Receiver<Job>) {
 fn write_now(file: &File, mut data: Vec<u8>, at: u64, status: &Status) {
     let mut error = status.error.lock().unwrap_or_else(|p| p.into_inner());
     if error.is_none()
-        && let Err(e) = crate::files::write_at(file, &data, at)
+        && let Err(e) = crate::storage::positional::write_at(file, &data, at)
     {
         *error = Some(e);
     }

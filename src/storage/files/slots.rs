@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use super::index::{read_at, write_at};
+use crate::storage::positional::{read_at, write_at};
 use crate::error::{Error, OutputContext, Result};
 
 /// One `u64` per file slot, all 0 at first, in a scratch file.

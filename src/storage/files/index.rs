@@ -18,7 +18,8 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorKind, OutputContext, Result};
-use crate::spool::{put_str, put_u64, ExternalSort, FieldReader, Sorted};
+use crate::storage::spool::{put_str, put_u64, ExternalSort, FieldReader, Sorted};
+use crate::storage::positional::read_at;
 
 /// Bytes of records per block (a lookup reads one block).
 const BLOCK: u64 = 4096;
@@ -171,41 +172,3 @@ impl Table {
     }
 }
 
-/// Fills `buf` from `file` at `offset`, without moving a shared cursor (so lookups
-/// need only `&self`).
-pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
-    }
-    #[cfg(windows)]
-    {
-        let mut done = 0;
-        while done < buf.len() {
-            match std::os::windows::fs::FileExt::seek_read(file, &mut buf[done..], offset + done as u64)? {
-                0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-                n => done += n,
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Writes `buf` to `file` at `offset` (the counterpart of [`read_at`]).
-pub(crate) fn write_at(file: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
-    }
-    #[cfg(windows)]
-    {
-        let mut done = 0;
-        while done < buf.len() {
-            match std::os::windows::fs::FileExt::seek_write(file, &buf[done..], offset + done as u64)? {
-                0 => return Err(std::io::ErrorKind::WriteZero.into()),
-                n => done += n,
-            }
-        }
-        Ok(())
-    }
-}

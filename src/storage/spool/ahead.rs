@@ -129,7 +129,7 @@ fn serve<K: RunKey>(mut sorted: Sorted<K>, batches: std::sync::mpsc::SyncSender<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spool::ExternalSort;
+    use crate::storage::spool::ExternalSort;
 
     /// Every record comes back once, in key order, across many batches and run files.
     #[test]

@@ -18,7 +18,7 @@ use std::path::Path;
 use flate2::write::DeflateEncoder;
 use flate2::{Compression, CrcReader};
 
-use crate::files::write_at;
+use crate::storage::positional::write_at;
 
 const LOCAL_HEADER: u32 = 0x0403_4b50;
 const CENTRAL_HEADER: u32 = 0x0201_4b50;
