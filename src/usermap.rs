@@ -8,6 +8,7 @@
 
 use std::path::Path;
 
+use crate::convert::email::{is_valid_email, EmailRule};
 use crate::error::{Error, Result};
 use crate::model::Catalog;
 use crate::report::{Entity, Report};
@@ -42,7 +43,7 @@ pub fn read_map(path: &Path) -> Result<Vec<MapRow>> {
             continue;
         }
         let email = field(2);
-        if let Some(e) = email.as_deref().filter(|e| !is_address(e)) {
+        if let Some(e) = email.as_deref().filter(|e| !is_valid_email(e, EmailRule::Typed)) {
             return Err(Error::usage(format!("--user-map {} row {}: {e:?} is not an e-mail address", path.display(), i + 1)));
         }
         rows.push(MapRow { key, username: field(1), email });
@@ -50,13 +51,6 @@ pub fn read_map(path: &Path) -> Result<Vec<MapRow>> {
     Ok(rows)
 }
 
-/// One `@` between a non-empty local part and a dotted domain, no spaces, quotes or
-/// angle brackets: what every target's validator asks at the least. The operator
-/// typed it, so a typo stops the run instead of becoming a made-up address.
-fn is_address(e: &str) -> bool {
-    let Some((local, domain)) = e.split_once('@') else { return false };
-    !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !domain.contains('@') && !e.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '<' | '>' | ',' | ';'))
-}
 
 /// Applies `rows` to the catalog's users, recording each change as a rename. A
 /// target without usernames (`usernames_used` false: Pixtoome, Qiscus) ignores the

@@ -4,6 +4,7 @@
 //! timestamps and rows written as JSON by hand. Kept here so the three writers behave the same where they can.
 
 pub mod clock;
+pub mod email;
 pub mod json;
 pub mod names;
 pub mod text;

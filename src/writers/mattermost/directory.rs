@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Read;
 
+use crate::convert::email::{is_valid_email, EmailRule};
 use crate::convert::names::{placeholder_email, truncate_chars, UniqueNames};
 use crate::convert::text::TextRewriter;
 use crate::storage::files::FileStore;
@@ -215,7 +216,7 @@ fn claim_username(user: &User, usernames: &mut UniqueNames, report: &mut Report)
 fn claim_email(user: &User, emails: &mut HashSet<String>, report: &mut Report) -> String {
     let id = user.id.to_string();
     let given = user.email.as_deref().map(|e| e.trim().to_lowercase()).unwrap_or_default();
-    if given.is_empty() || !is_plausible_email(&given) {
+    if given.is_empty() || !is_valid_email(&given, EmailRule::Mattermost) {
         let made_up = unique_made_up_email(&format!("hipchat-user-{}", user.id), emails);
         let why = if given.is_empty() { "no e-mail address in the export: placeholder address" } else { "e-mail address not valid for Mattermost: placeholder address" };
         if !user.is_placeholder {
@@ -228,7 +229,7 @@ fn claim_email(user: &User, emails: &mut HashSet<String>, report: &mut Report) -
     }
     let (local, domain) = given.split_once('@').unwrap_or((&given, PLACEHOLDER_EMAIL_DOMAIN));
     let tagged = format!("{local}+hipchat-{}@{domain}", user.id);
-    let unique = if is_plausible_email(&tagged) && emails.insert(tagged.clone()) { tagged } else { unique_made_up_email(&format!("hipchat-user-{}", user.id), emails) };
+    let unique = if is_valid_email(&tagged, EmailRule::Mattermost) && emails.insert(tagged.clone()) { tagged } else { unique_made_up_email(&format!("hipchat-user-{}", user.id), emails) };
     report.rename(Entity::User, &id, &given, &unique, "e-mail address shared with another user (Mattermost needs unique addresses)");
     unique
 }

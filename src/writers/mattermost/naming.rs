@@ -18,8 +18,6 @@ pub const PURPOSE_MAX_RUNES: usize = 250;
 pub const PERSON_NAME_MAX_RUNES: usize = 64;
 /// Longest position, in runes.
 pub const POSITION_MAX_RUNES: usize = 128;
-/// Longest e-mail address, in bytes.
-pub const EMAIL_MAX_BYTES: usize = 128;
 /// Longest emoji name, in bytes.
 pub const EMOJI_NAME_MAX_BYTES: usize = 64;
 /// Largest emoji image the server reads (`MaxEmojiFileSize`, 512 KiB).
@@ -127,24 +125,6 @@ pub fn channel_slug(s: &str) -> String {
     truncate_bytes(&full, NAME_MAX_BYTES).trim_end_matches('-').to_string()
 }
 
-/// True when `email` is a bare address Go's `mail.ParseAddress` accepts and the
-/// validator's length limit allows: one `@`, non-empty local part and a dotted
-/// domain, no spaces, quotes, angle brackets or control characters.
-pub fn is_plausible_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else { return false };
-    let bad = |c: char| c.is_whitespace() || c.is_control() || matches!(c, '"' | '<' | '>' | '(' | ')' | ',' | ';' | ':' | '\\' | '[' | ']' | '@');
-    let dot_ok = |s: &str| !s.starts_with('.') && !s.ends_with('.') && !s.contains("..");
-    !email.is_empty()
-        && email.len() <= EMAIL_MAX_BYTES
-        && email.is_ascii()
-        && !local.is_empty()
-        && domain.contains('.')
-        && !local.chars().any(bad)
-        && !domain.chars().any(bad)
-        && dot_ok(local)
-        && dot_ok(domain)
-}
-
 /// Splits a display name into first and last name at the first space, each cut
 /// to the server's 64 runes.
 pub fn split_person_name(name: &str) -> (String, String) {
@@ -207,15 +187,6 @@ mod tests {
         assert_eq!(emoji_base("smile", 1), "hc-smile");
         assert!(is_valid_emoji_name("hc-smile"));
         assert!(!is_valid_emoji_name("smile"));
-    }
-
-    #[test]
-    fn emails() {
-        assert!(is_plausible_email("user@example.com"));
-        assert!(is_plausible_email("bob+hipchat-6@example.com"));
-        for bad in ["", "no-at", "a@b", "a b@c.d", "@c.d", "a@@c.d", "Ann <a@b.c>", "a..b@c.d"] {
-            assert!(!is_plausible_email(bad), "{bad}");
-        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
 
+use crate::convert::email::{is_valid_email, EmailRule};
 use crate::error::Result;
 use crate::hipchat::Export;
 use crate::report::Report;
@@ -82,7 +83,7 @@ pub struct PixtoomeOptions {
 /// Checks the Pixtoome flags before the (long) read of the export.
 pub fn validate(opts: &WriterOptions) -> Result<()> {
     if let Some(domain) = &opts.pixtoome.email_domain {
-        if !plan::is_valid_email(&format!("x@{domain}")) {
+        if !is_valid_email(&format!("x@{domain}"), EmailRule::Zulip) {
             return Err(crate::error::Error::usage(format!("--pixtoome-email-domain {domain:?} is not a valid e-mail domain")));
         }
     }

@@ -15,6 +15,7 @@ use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+use crate::convert::email::{is_valid_email, EmailRule};
 use crate::convert::names::{placeholder_email, slug};
 use crate::error::{Error, Result};
 use crate::model::{Catalog, Conversation, Timestamp, User, UserId};
@@ -133,7 +134,7 @@ impl Directory {
         let mut dir = Directory { users: BTreeMap::new(), integrations: BTreeMap::new(), importer: None, taken: BTreeSet::new(), domain: domain.to_string() };
         let mut need_placeholder = Vec::new();
         for user in catalog.users.values() {
-            let own = user.email.as_deref().map(|e| e.trim().to_lowercase()).filter(|e| is_usable_email(e));
+            let own = user.email.as_deref().map(|e| e.trim().to_lowercase()).filter(|e| is_valid_email(e, EmailRule::Qiscus));
             match own {
                 Some(email) if dir.taken.insert(email.clone()) => {
                     dir.users.insert(user.id, identity_of(user, email));
@@ -243,15 +244,6 @@ pub fn display_name(user: &User) -> String {
     [user.name.trim(), user.mention_name.trim()].into_iter().find(|s| !s.is_empty()).map(str::to_string).unwrap_or_else(|| format!("Hipchat user {}", user.id))
 }
 
-/// One `@` with something on both sides, no spaces or control characters, at most
-/// 254 bytes (the SMTP path limit): enough to be an address and a unique key.
-pub fn is_usable_email(email: &str) -> bool {
-    let Some((local, domain)) = email.rsplit_once('@') else {
-        return false;
-    };
-    !local.is_empty() && !domain.is_empty() && !domain.contains('@') && email.len() <= 254 && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,14 +262,6 @@ mod tests {
         assert_eq!(format!("{s:?}"), "Secret(<hidden>)");
     }
 
-    #[test]
-    fn email_usability() {
-        assert!(is_usable_email("user@example.com"));
-        assert!(!is_usable_email("nobody"));
-        assert!(!is_usable_email("a b@example.com"));
-        assert!(!is_usable_email("@example.com"));
-        assert!(!is_usable_email("a@"));
-    }
 
     #[test]
     fn claims_get_suffixes() {

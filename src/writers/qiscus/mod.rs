@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use crate::convert::email::{is_valid_email, EmailRule};
 use crate::error::{Error, Result};
 use crate::hipchat::Export;
 use crate::model::{Catalog, Timestamp};
@@ -96,7 +97,7 @@ impl Settings {
         })?;
         let secret = Secret::from_file(secret_path)?;
         let domain = q.qiscus_email_domain.trim().trim_start_matches('@').to_lowercase();
-        if domain.is_empty() || !identity::is_usable_email(&format!("x@{domain}")) {
+        if domain.is_empty() || !is_valid_email(&format!("x@{domain}"), EmailRule::Qiscus) {
             return Err(Error::usage(format!("--qiscus-email-domain {:?} is not a usable e-mail domain", q.qiscus_email_domain)));
         }
         if q.qiscus_max_file_bytes == 0 {
