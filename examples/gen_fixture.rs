@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use hcconv::archive::crypto::Kdf;
-use hcconv::testkit::{self, Container, ScaleSpec};
+use hcconv::testkit::{self, Container, ScaleShape, ScaleSpec};
 
 #[derive(Parser)]
 struct Cli {
@@ -48,11 +48,21 @@ enum What {
         attachment_bytes: usize,
         #[arg(long, default_value_t = 10)]
         private_percent: u64,
+        /// `default`, or `text-heavy` (longer texts, small files, many members per
+        /// room, private messages in both histories, metadata last).
+        #[arg(long, value_enum, default_value = "default")]
+        shape: Shape,
         #[arg(long, value_enum, default_value = "md5")]
         container: Packaging,
         #[arg(long, default_value = testkit::FIXTURE_PASSWORD)]
         password: String,
     },
+}
+
+#[derive(ValueEnum, Clone, Copy)]
+enum Shape {
+    Default,
+    TextHeavy,
 }
 
 #[derive(ValueEnum, Clone, Copy)]
@@ -85,8 +95,12 @@ fn main() -> std::io::Result<()> {
                 std::fs::write(path, serde_json::to_string_pretty(&m)? + "\n")?;
             }
         }
-        What::Scale { output, messages, rooms, users, attachment_every, attachment_bytes, private_percent, container, password } => {
-            let spec = ScaleSpec { messages, rooms, users, attachment_every, attachment_bytes, private_percent };
+        What::Scale { output, messages, rooms, users, attachment_every, attachment_bytes, private_percent, shape, container, password } => {
+            let shape = match shape {
+                Shape::Default => ScaleShape::Default,
+                Shape::TextHeavy => ScaleShape::TextHeavy,
+            };
+            let spec = ScaleSpec { messages, rooms, users, attachment_every, attachment_bytes, private_percent, shape };
             testkit::write_scaled_export(spec, container.container(), &password, BufWriter::new(File::create(&output)?))?;
         }
     }

@@ -7,9 +7,15 @@
 # 100 with a 20 kB attachment, 10 % private), then alternates baseline and hcconv runs
 # (REPEAT times, default 5) for each target, all writing to /dev/shm, and prints the
 # best and the spread of wall time, the ratio to the baseline's best, messages per
-# second and peak RSS (from /usr/bin/time -v). Environment: REPEAT, TARGETS, WORK, and
-# ROOMS (default: one room per 1000 messages, at least 10; set a fixed number, e.g.
-# ROOMS=500, to compare sizes with the same per-room state).
+# second, output bytes per second and peak RSS (from /usr/bin/time -v). Environment:
+# REPEAT, TARGETS, WORK, SHAPE and ROOMS. SHAPE=default (the above) or text-heavy
+# (texts of 60-500 characters, 800 users, rooms of 200 members who all post, a
+# 10 B-3 kB file on 1 message in 25, 13 % private messages stored in both
+# participants' histories, users.json and rooms.json last: the shape independent
+# exports were found to have). ROOMS: default one room per 1000 messages (1500 for
+# text-heavy), at least 10; set a fixed number, e.g. ROOMS=500, to compare sizes with
+# the same per-room state. For Pixtoome, whose output is several times the
+# baseline's bytes, the bytes/s column is the one to compare.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("${@:-50000}")
@@ -19,6 +25,7 @@ repeat=${REPEAT:-5}
 # messages × subscribers usermessage rows; see docs/pixtoome.md).
 targets=(${TARGETS:-mattermost pixtoome pixtoome:idle qiscus})
 work=${WORK:-/dev/shm/hcconv-bench}
+shape=${SHAPE:-default}
 command -v openssl >/dev/null || { echo "openssl is needed for the baseline" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "/usr/bin/time is needed (apt-get install time)" >&2; exit 1; }
 
@@ -58,22 +65,30 @@ stats() { # best min, max of a list of numbers
   printf '%s\n' "$@" | sort -g | awk 'NR==1{min=$1} {max=$1} END{printf "%.3f %.3f\n", min, max}'
 }
 
-printf '%-10s %-13s %9s %9s %7s %12s %9s\n' messages side best_s worst_s ratio msgs_per_s rss_MiB
+printf '%-10s %-13s %9s %9s %7s %12s %11s %9s\n' messages side best_s worst_s ratio msgs_per_s MB_per_s rss_MiB
 for n in "${sizes[@]}"; do
-  rooms=${ROOMS:-$(( n / 1000 > 10 ? n / 1000 : 10 ))}
-  export_file="$work/export-$n-r$rooms.tar.gz.aes"
+  per_room=$([ "$shape" = text-heavy ] && echo 1500 || echo 1000)
+  rooms=${ROOMS:-$(( n / per_room > 10 ? n / per_room : 10 ))}
+  export_file="$work/export-$shape-$n-r$rooms.tar.gz.aes"
   if [ ! -f "$export_file" ]; then
-    "$gen" scale --messages "$n" --rooms "$rooms" --users 500 --password "bench password" -o "$export_file"
+    case "$shape" in
+      text-heavy) "$gen" scale --shape text-heavy --messages "$n" --rooms "$rooms" --users 800 --attachment-every 25 --private-percent 13 --password "bench password" -o "$export_file" ;;
+      default) "$gen" scale --messages "$n" --rooms "$rooms" --users 500 --password "bench password" -o "$export_file" ;;
+      *) echo "SHAPE is default or text-heavy" >&2; exit 2 ;;
+    esac
   fi
+  declare -A bytes=()
   declare -A walls=() rsss=()
   for ((i = 0; i < repeat; i++)); do
     rm -rf "$work/base" && mkdir -p "$work/base"
     read -r w r < <(measure bash -c "openssl enc -d -aes-256-cbc -md md5 -pass file:'$pw' -in '$export_file' | tar xz -C '$work/base'")
+    bytes[baseline]=$(du -sb "$work/base" | cut -f1)
     rm -rf "$work/base"
     walls[baseline]+="$w "; rsss[baseline]=$r
     for t in "${targets[@]}"; do
       rm -rf "$work/out-$t"
       read -r w r < <(measure "$bin" "$export_file" -o "$work/out-$t" --password-file "$pw" --quiet $(target_flags "$t"))
+      bytes[$t]=$(du -sb "$work/out-$t" | cut -f1)
       # Outputs live in memory (/dev/shm): keep none beside the next run (Pixtoome
       # writes 8.6 GB at 5M), so every run starts with the same free memory.
       rm -rf "$work/out-$t"
@@ -81,10 +96,11 @@ for n in "${sizes[@]}"; do
     done
   done
   read -r base_best base_worst < <(stats ${walls[baseline]})
-  printf '%-10s %-13s %9s %9s %7s %12s %9s\n' "$n" baseline "$base_best" "$base_worst" 1.00 "$(awk -v n="$n" -v t="$base_best" 'BEGIN{printf "%d", n/t}')" "$(( rsss[baseline] / 1024 ))"
+  mbps() { awk -v b="$1" -v t="$2" 'BEGIN{printf "%.0f", b/t/1e6}'; }
+  printf '%-10s %-13s %9s %9s %7s %12s %11s %9s\n' "$n" baseline "$base_best" "$base_worst" 1.00 "$(awk -v n="$n" -v t="$base_best" 'BEGIN{printf "%d", n/t}')" "$(mbps "${bytes[baseline]}" "$base_best")" "$(( rsss[baseline] / 1024 ))"
   for t in "${targets[@]}"; do
     read -r best worst < <(stats ${walls[$t]})
-    printf '%-10s %-13s %9s %9s %7s %12s %9s\n' "$n" "$t" "$best" "$worst" "$(awk -v a="$best" -v b="$base_best" 'BEGIN{printf "%.2f", a/b}')" "$(awk -v n="$n" -v t="$best" 'BEGIN{printf "%d", n/t}')" "$(( rsss[$t] / 1024 ))"
+    printf '%-10s %-13s %9s %9s %7s %12s %11s %9s\n' "$n" "$t" "$best" "$worst" "$(awk -v a="$best" -v b="$base_best" 'BEGIN{printf "%.2f", a/b}')" "$(awk -v n="$n" -v t="$best" 'BEGIN{printf "%d", n/t}')" "$(mbps "${bytes[$t]}" "$best")" "$(( rsss[$t] / 1024 ))"
   done
   rm -rf "$work/base" "$work"/out-*
 done

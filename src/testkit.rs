@@ -388,6 +388,24 @@ pub struct ScaleSpec {
     pub attachment_bytes: usize,
     /// Share of private messages, in percent of `messages`.
     pub private_percent: u64,
+    /// How the export is shaped.
+    pub shape: ScaleShape,
+}
+
+/// The shape of a generated export: what the benchmark measures on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ScaleShape {
+    /// Short texts, about 20 posters per room, `attachment_every` files of
+    /// `attachment_bytes`, private messages in the sender's history only,
+    /// users.json and rooms.json first.
+    #[default]
+    Default,
+    /// As independent exports were found to be: texts of 60-500 characters (one
+    /// message in 20 000 of 24 000), rooms whose members are a quarter of the users
+    /// (at least 20) all posting, small files (10 B-3 kB) on `attachment_every`
+    /// messages, each private message in both participants' histories, and
+    /// users.json and rooms.json as the last entries of the tar.
+    TextHeavy,
 }
 
 /// Writes a large synthetic export, one history at a time (memory stays at one
@@ -404,6 +422,9 @@ pub fn write_scaled_export(spec: ScaleSpec, container: Container, password: &str
 }
 
 fn scaled_tar<W: Write>(spec: ScaleSpec, out: W) -> io::Result<W> {
+    if spec.shape == ScaleShape::TextHeavy {
+        return text_heavy_tar(spec, out);
+    }
     let mut tar = tar::Builder::new(out);
     let add = |tar: &mut tar::Builder<W>, path: &str, bytes: &[u8]| -> io::Result<()> {
         let mut header = tar::Header::new_gnu();
@@ -475,5 +496,112 @@ fn scaled_tar<W: Write>(spec: ScaleSpec, out: W) -> io::Result<W> {
         buf.push(b']');
         add(&mut tar, &format!("users/{u}/history.json"), &buf)?;
     }
+    tar.into_inner()
+}
+
+/// Words for generated texts.
+const WORDS: [&str; 16] = ["deploy", "review", "the", "build", "is", "green", "again", "after", "lunch", "please", "check", "ticket", "and", "merge", "it", "today"];
+
+/// A text of about `len` characters, made of words picked by `seed`.
+fn text_of(len: usize, seed: u64) -> String {
+    let mut out = String::with_capacity(len + 8);
+    let mut k = seed;
+    while out.len() < len {
+        k = k.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        out.push_str(WORDS[(k >> 60) as usize]);
+        out.push(' ');
+    }
+    out.truncate(len);
+    out
+}
+
+/// [`ScaleShape::TextHeavy`]: histories first, metadata last; each private message
+/// lands in both participants' files, built one file at a time (user `u` receives
+/// message `i` of user `u - step(i)`, so no file needs another in memory).
+fn text_heavy_tar<W: Write>(spec: ScaleSpec, out: W) -> io::Result<W> {
+    let mut tar = tar::Builder::new(out);
+    let add = |tar: &mut tar::Builder<W>, path: &str, bytes: &[u8]| -> io::Result<()> {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(1_522_683_094);
+        tar.append_data(&mut header, path, bytes)
+    };
+    let users = spec.users.max(2);
+    let members = (users / 4).max(20).min(users);
+    let private = spec.messages * spec.private_percent / 100;
+    let room_msgs = spec.messages - private;
+    let base = 1_420_070_400_i64;
+    let stamp = |seq: u64| {
+        let dt = chrono::DateTime::from_timestamp(base + (seq as i64) * 3, 0).unwrap_or_default();
+        format!("{} {:06}", dt.format("%Y-%m-%dT%H:%M:%SZ"), (seq * 7919) % 1_000_000)
+    };
+    let text_len = |seq: u64| if seq % 20_000 == 19_999 { 24_000 } else { 60 + ((seq * 2_654_435_761) % 441) as usize };
+    let first_member = |r: u64| 1 + (r * 37) % users;
+    let mut seq = 0u64;
+    for r in 1..=spec.rooms {
+        let n = room_msgs / spec.rooms + u64::from(r <= room_msgs % spec.rooms);
+        let mut buf = Vec::with_capacity((n as usize) * 420);
+        buf.push(b'[');
+        for i in 0..n {
+            seq += 1;
+            let from = 1 + (first_member(r) - 1 + (seq * 40_503) % members) % users;
+            let mut msg = json!({"id": format!("{r:08x}-{i:012x}"), "type": "muc_message", "sender": {"id": from, "mention_name": format!("user{from}"), "name": format!("User {from}"), "version": "00000000"},
+                "message": text_of(text_len(seq), seq), "timestamp": stamp(seq), "mentions": []});
+            if spec.attachment_every > 0 && seq % spec.attachment_every == 0 {
+                let size = 10 + ((seq * 97) % 2_991) as usize;
+                let p = format!("f{seq:010}/note{seq}.txt");
+                msg["attachment"] = json!({"name": p, "path": p, "size": size, "url": "", "created": "2015-01-01T00:00:00Z", "senderid": from, "thumbnail": ""});
+                let bytes: Vec<u8> = (0..size).map(|k| b'a' + ((k as u64 + seq) % 26) as u8).collect();
+                add(&mut tar, &format!("rooms/{r}/files/{p}"), &bytes)?;
+            }
+            if i > 0 {
+                buf.push(b',');
+            }
+            serde_json::to_writer(&mut buf, &json!({"UserMessage": msg}))?;
+        }
+        buf.push(b']');
+        add(&mut tar, &format!("rooms/{r}/history.json"), &buf)?;
+    }
+    // Private messages: user u sends `per_user`, message i to u + step(i).
+    let per_user = private / users;
+    let step = |i: u64| 1 + (i % 29) * 7 % (users - 1);
+    let private_msg = |from: u64, i: u64| {
+        let to = 1 + (from - 1 + step(i)) % users;
+        let seq = 1_000_000_000 + from * 1_000_000 + i;
+        json!({"PrivateUserMessage": {"id": format!("p{from:06}-{i:010}"), "attachment": null, "attachment_path": null, "mentions": [],
+            "message": text_of(text_len(seq), seq), "receiver": {"id": to, "mention_name": format!("user{to}"), "name": format!("User {to}")},
+            "sender": {"id": from, "mention_name": format!("user{from}"), "name": format!("User {from}")}, "timestamp": stamp(seq % 50_000_000), "type": "private"}})
+    };
+    for u in 1..=users {
+        if per_user == 0 {
+            break;
+        }
+        let mut buf = vec![b'['];
+        for i in 0..per_user {
+            let received_from = 1 + (u - 1 + users - step(i)) % users;
+            for (k, msg) in [private_msg(u, i), private_msg(received_from, i)].iter().enumerate() {
+                if i > 0 || k > 0 {
+                    buf.push(b',');
+                }
+                serde_json::to_writer(&mut buf, msg)?;
+            }
+        }
+        buf.push(b']');
+        add(&mut tar, &format!("users/{u}/history.json"), &buf)?;
+    }
+    let user_rows: Vec<Value> = (1..=users)
+        .map(|i| json!({"User": {"id": i, "name": format!("User {i}"), "mention_name": format!("user{i}"), "email": format!("user{i}@example.com"),
+            "title": "", "avatar": null, "created": "2015-01-01T00:00:00+00:00", "is_deleted": false, "timezone": "UTC", "account_type": "user", "roles": ["user"], "rooms": []}}))
+        .collect();
+    let room_rows: Vec<Value> = (1..=spec.rooms)
+        .map(|r| {
+            let members: Vec<u64> = (0..members).map(|k| 1 + (first_member(r) - 1 + k) % users).collect();
+            json!({"Room": {"id": r, "created": "2015-01-01T00:00:00+00:00", "guest_access_url": null, "is_archived": false, "members": members,
+                "canonical_name": format!("room{r}"), "name": format!("Room {r}"), "owner": first_member(r), "participants": [], "privacy": "public", "room_admins": [first_member(r)], "topic": "", "is_deleted": false}})
+        })
+        .collect();
+    add(&mut tar, "users.json", &serde_json::to_vec(&user_rows)?)?;
+    add(&mut tar, "rooms.json", &serde_json::to_vec(&room_rows)?)?;
     tar.into_inner()
 }

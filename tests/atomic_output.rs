@@ -165,7 +165,7 @@ fn an_unwritable_report_fails_before_the_output_exists() {
 fn ctrl_c_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     let export = dir.path().join("big.tar.gz");
-    let spec = ScaleSpec { messages: 60_000, rooms: 20, users: 100, attachment_every: 50, attachment_bytes: 2000, private_percent: 10 };
+    let spec = ScaleSpec { messages: 60_000, rooms: 20, users: 100, attachment_every: 50, attachment_bytes: 2000, private_percent: 10, shape: Default::default() };
     write_scaled_export(spec, Container::TarGz, "", std::fs::File::create(&export).unwrap()).unwrap();
     let mut finished = 0;
     for target in ["mattermost", "pixtoome", "qiscus"] {

@@ -220,3 +220,25 @@ proptest! {
         prop_assert_eq!(inv, base);
     }
 }
+
+/// The benchmark's text-heavy shape is what it says: each private message in both
+/// participants' histories (read once), rooms of many posting members, users.json
+/// and rooms.json last in the tar.
+#[test]
+fn text_heavy_bench_shape() {
+    use hcconv::testkit::{write_scaled_export, ScaleShape, ScaleSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("th.tar");
+    let spec = ScaleSpec { messages: 3000, rooms: 6, users: 120, attachment_every: 25, attachment_bytes: 0, private_percent: 20, shape: ScaleShape::TextHeavy };
+    write_scaled_export(spec, Container::Tar, "", std::fs::File::create(&path).unwrap()).unwrap();
+    let mut names: Vec<String> = tar::Archive::new(std::fs::File::open(&path).unwrap()).entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();
+    assert_eq!(names.split_off(names.len() - 2), vec!["users.json", "rooms.json"]);
+    let out = assert_cmd::Command::cargo_bin("hcconv").unwrap().args(["inspect", "--json"]).arg(&path).assert().success().get_output().stdout.clone();
+    let inv: Value = serde_json::from_slice(&out).unwrap();
+    let m = &inv["messages"];
+    assert_eq!((m["unique"].as_u64(), m["private"].as_u64(), m["duplicates"].as_u64()), (Some(3000), Some(600), Some(600)), "{m}");
+    assert_eq!((inv["users"]["total"].as_u64(), inv["users"]["unknown_senders"].as_u64()), (Some(120), Some(0)));
+    assert!(m["unknown_fields"].as_object().is_none_or(|o| o.is_empty()), "{m}");
+    // 2 400 room messages from members of 30 users per room, a file on 1 in 25.
+    assert_eq!((inv["files"]["attachments_referenced"].as_u64(), inv["files"]["attachments_missing"].as_u64()), (Some(96), Some(0)));
+}

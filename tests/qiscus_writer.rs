@@ -401,7 +401,7 @@ fn rollover_on_a_larger_synthetic_export_for_every_kind() {
     use hcconv::testkit::{write_scaled_export, Container, ScaleSpec};
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("scaled.tar");
-    let spec = ScaleSpec { messages: 600, rooms: 12, users: 30, attachment_every: 50, attachment_bytes: 64, private_percent: 20 };
+    let spec = ScaleSpec { messages: 600, rooms: 12, users: 30, attachment_every: 50, attachment_bytes: 64, private_percent: 20, shape: Default::default() };
     write_scaled_export(spec, Container::Tar, "", fs::File::create(&input).unwrap()).unwrap();
     let s_ = secret(dir.path(), "0123456789abcdef0123456789abcdef");
     let run = convert(dir.path(), "scaled", input.to_str().unwrap(), &s_, &["--files-base-url", BASE, "--qiscus-max-file-bytes", "3000"]);
