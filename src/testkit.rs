@@ -426,18 +426,8 @@ fn scaled_tar<W: Write>(spec: ScaleSpec, out: W) -> io::Result<W> {
         return text_heavy_tar(spec, out);
     }
     let mut tar = tar::Builder::new(out);
-    let add = |tar: &mut tar::Builder<W>, path: &str, bytes: &[u8]| -> io::Result<()> {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(0o644);
-        header.set_mtime(1_522_683_094);
-        tar.append_data(&mut header, path, bytes)
-    };
-    let users: Vec<Value> = (1..=spec.users)
-        .map(|i| json!({"User": {"id": i, "name": format!("User {i}"), "mention_name": format!("user{i}"), "email": format!("user{i}@example.com"),
-            "title": "", "avatar": null, "created": "2015-01-01T00:00:00+00:00", "is_deleted": false, "timezone": "UTC", "account_type": "user", "roles": ["user"], "rooms": []}}))
-        .collect();
-    add(&mut tar, "users.json", &serde_json::to_vec(&users)?)?;
+    let add = add_entry::<W>;
+    add(&mut tar, "users.json", &serde_json::to_vec(&scale_users(spec.users))?)?;
     let rooms: Vec<Value> = (1..=spec.rooms)
         .map(|i| json!({"Room": {"id": i, "created": "2015-01-01T00:00:00+00:00", "guest_access_url": null, "is_archived": false, "members": [],
             "canonical_name": format!("room{i}"), "name": format!("Room {i}"), "owner": 1, "participants": [], "privacy": "public", "room_admins": [1], "topic": "", "is_deleted": false}}))
@@ -463,15 +453,10 @@ fn scaled_tar<W: Write>(spec: ScaleSpec, out: W) -> io::Result<W> {
             let mut msg = json!({"id": format!("{r:08x}-{i:012x}"), "type": "muc_message", "sender": {"id": from, "mention_name": "", "name": format!("User {from}"), "version": ""},
                 "message": format!("message {seq} in room {r}: the quick brown fox jumps over the lazy dog"), "timestamp": stamp(seq)});
             if spec.attachment_every > 0 && seq % spec.attachment_every == 0 {
-                let p = format!("f{seq:010}/file{seq}.bin");
-                msg["attachment"] = json!({"name": p, "path": p, "size": spec.attachment_bytes, "url": "", "created": "2015-01-01T00:00:00Z", "senderid": from, "thumbnail": ""});
                 let bytes: Vec<u8> = (0..spec.attachment_bytes).map(|k| ((k as u64 * 31 + seq) % 251) as u8).collect();
-                add(&mut tar, &format!("rooms/{r}/files/{p}"), &bytes)?;
+                attach(&mut tar, &mut msg, r, &format!("f{seq:010}/file{seq}.bin"), from, &bytes)?;
             }
-            if i > 0 {
-                buf.push(b',');
-            }
-            serde_json::to_writer(&mut buf, &json!({"UserMessage": msg}))?;
+            push_element(&mut buf, i == 0, &json!({"UserMessage": msg}))?;
         }
         buf.push(b']');
         add(&mut tar, &format!("rooms/{r}/history.json"), &buf)?;
@@ -499,6 +484,38 @@ fn scaled_tar<W: Write>(spec: ScaleSpec, out: W) -> io::Result<W> {
     tar.into_inner()
 }
 
+/// Appends one tar entry with fixed metadata (so two runs give the same bytes).
+fn add_entry<W: Write>(tar: &mut tar::Builder<W>, path: &str, bytes: &[u8]) -> io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(bytes.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(1_522_683_094);
+    tar.append_data(&mut header, path, bytes)
+}
+
+/// users.json's rows for users 1..=n.
+fn scale_users(n: u64) -> Vec<Value> {
+    (1..=n)
+        .map(|i| json!({"User": {"id": i, "name": format!("User {i}"), "mention_name": format!("user{i}"), "email": format!("user{i}@example.com"),
+            "title": "", "avatar": null, "created": "2015-01-01T00:00:00+00:00", "is_deleted": false, "timezone": "UTC", "account_type": "user", "roles": ["user"], "rooms": []}}))
+        .collect()
+}
+
+/// Gives room `r`'s message `msg` an attachment at `path` holding `bytes`, and adds
+/// the file to the tar.
+fn attach<W: Write>(tar: &mut tar::Builder<W>, msg: &mut Value, r: u64, path: &str, from: u64, bytes: &[u8]) -> io::Result<()> {
+    msg["attachment"] = json!({"name": path, "path": path, "size": bytes.len(), "url": "", "created": "2015-01-01T00:00:00Z", "senderid": from, "thumbnail": ""});
+    add_entry(tar, &format!("rooms/{r}/files/{path}"), bytes)
+}
+
+/// Appends `value` to a JSON array being written into `buf` (`[` already there).
+fn push_element(buf: &mut Vec<u8>, first: bool, value: &Value) -> io::Result<()> {
+    if !first {
+        buf.push(b',');
+    }
+    serde_json::to_writer(buf, value).map_err(io::Error::from)
+}
+
 /// Words for generated texts.
 const WORDS: [&str; 16] = ["deploy", "review", "the", "build", "is", "green", "again", "after", "lunch", "please", "check", "ticket", "and", "merge", "it", "today"];
 
@@ -520,13 +537,7 @@ fn text_of(len: usize, seed: u64) -> String {
 /// message `i` of user `u - step(i)`, so no file needs another in memory).
 fn text_heavy_tar<W: Write>(spec: ScaleSpec, out: W) -> io::Result<W> {
     let mut tar = tar::Builder::new(out);
-    let add = |tar: &mut tar::Builder<W>, path: &str, bytes: &[u8]| -> io::Result<()> {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(0o644);
-        header.set_mtime(1_522_683_094);
-        tar.append_data(&mut header, path, bytes)
-    };
+    let add = add_entry::<W>;
     let users = spec.users.max(2);
     let members = (users / 4).max(20).min(users);
     let private = spec.messages * spec.private_percent / 100;
@@ -550,15 +561,10 @@ fn text_heavy_tar<W: Write>(spec: ScaleSpec, out: W) -> io::Result<W> {
                 "message": text_of(text_len(seq), seq), "timestamp": stamp(seq), "mentions": []});
             if spec.attachment_every > 0 && seq % spec.attachment_every == 0 {
                 let size = 10 + ((seq * 97) % 2_991) as usize;
-                let p = format!("f{seq:010}/note{seq}.txt");
-                msg["attachment"] = json!({"name": p, "path": p, "size": size, "url": "", "created": "2015-01-01T00:00:00Z", "senderid": from, "thumbnail": ""});
                 let bytes: Vec<u8> = (0..size).map(|k| b'a' + ((k as u64 + seq) % 26) as u8).collect();
-                add(&mut tar, &format!("rooms/{r}/files/{p}"), &bytes)?;
+                attach(&mut tar, &mut msg, r, &format!("f{seq:010}/note{seq}.txt"), from, &bytes)?;
             }
-            if i > 0 {
-                buf.push(b',');
-            }
-            serde_json::to_writer(&mut buf, &json!({"UserMessage": msg}))?;
+            push_element(&mut buf, i == 0, &json!({"UserMessage": msg}))?;
         }
         buf.push(b']');
         add(&mut tar, &format!("rooms/{r}/history.json"), &buf)?;
@@ -590,10 +596,6 @@ fn text_heavy_tar<W: Write>(spec: ScaleSpec, out: W) -> io::Result<W> {
         buf.push(b']');
         add(&mut tar, &format!("users/{u}/history.json"), &buf)?;
     }
-    let user_rows: Vec<Value> = (1..=users)
-        .map(|i| json!({"User": {"id": i, "name": format!("User {i}"), "mention_name": format!("user{i}"), "email": format!("user{i}@example.com"),
-            "title": "", "avatar": null, "created": "2015-01-01T00:00:00+00:00", "is_deleted": false, "timezone": "UTC", "account_type": "user", "roles": ["user"], "rooms": []}}))
-        .collect();
     let room_rows: Vec<Value> = (1..=spec.rooms)
         .map(|r| {
             let members: Vec<u64> = (0..members).map(|k| 1 + (first_member(r) - 1 + k) % users).collect();
@@ -601,7 +603,7 @@ fn text_heavy_tar<W: Write>(spec: ScaleSpec, out: W) -> io::Result<W> {
                 "canonical_name": format!("room{r}"), "name": format!("Room {r}"), "owner": first_member(r), "participants": [], "privacy": "public", "room_admins": [first_member(r)], "topic": "", "is_deleted": false}})
         })
         .collect();
-    add(&mut tar, "users.json", &serde_json::to_vec(&user_rows)?)?;
+    add(&mut tar, "users.json", &serde_json::to_vec(&scale_users(users))?)?;
     add(&mut tar, "rooms.json", &serde_json::to_vec(&room_rows)?)?;
     tar.into_inner()
 }
