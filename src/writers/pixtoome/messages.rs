@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -110,7 +111,7 @@ fn append_message_row(rows: &mut Vec<u8>, row: &MessageRow) -> std::io::Result<(
 /// had time to spare while this (the write-behind thread) was the one that bounded
 /// a Pixtoome run. The usermessage rows (about 20 per message, the bulk of the
 /// output) are written by hand too ([`crate::convert::json`]).
-fn write_message_file(w: &mut impl std::io::Write, messages: &[u8], user_messages: &[UserMessageRow]) -> std::io::Result<()> {
+fn write_message_file(w: &mut impl std::io::Write, messages: &[u8], user_messages: &(impl UserMessageRows + ?Sized)) -> std::io::Result<()> {
     w.write_all(b"{\"zerver_message\":[")?;
     w.write_all(messages)?;
     w.write_all(b"],\"zerver_usermessage\":[")?;
@@ -118,23 +119,209 @@ fn write_message_file(w: &mut impl std::io::Write, messages: &[u8], user_message
     // differing only for mentioned users): that end is made once per run of rows.
     let mut tail = Vec::with_capacity(48);
     let mut tail_of = None;
-    for (i, row) in user_messages.iter().enumerate() {
+    let mut first = true;
+    user_messages.try_for_each_row(|row| {
         if tail_of != Some((row.message, row.flags_mask)) {
-            tail.clear();
-            integer_field(&mut tail, b",\"message\":", row.message)?;
-            integer_field(&mut tail, b",\"flags_mask\":", row.flags_mask)?;
-            tail.push(b'}');
+            row_tail(&mut tail, row.message, row.flags_mask);
             tail_of = Some((row.message, row.flags_mask));
         }
-        integer_field(w, if i == 0 { b"{\"id\":" } else { b",{\"id\":" }, row.id)?;
+        integer_field(w, if first { b"{\"id\":" } else { b",{\"id\":" }, row.id)?;
+        first = false;
         integer_field(w, b",\"user_profile\":", row.user_profile)?;
-        w.write_all(&tail)?;
-    }
+        w.write_all(&tail)
+    })?;
     w.write_all(b"]}\n")
 }
 
+/// `,"message":M,"flags_mask":F}` into `tail`.
+#[cold]
+fn row_tail(tail: &mut Vec<u8>, message: u64, flags: u32) {
+    tail.clear();
+    // Writes to a Vec do not fail.
+    let _ = integer_field(tail, b",\"message\":", message);
+    let _ = integer_field(tail, b",\"flags_mask\":", flags);
+    tail.push(b'}');
+}
+
+/// Usermessage rows, visited in file order.
+trait UserMessageRows {
+    fn try_for_each_row<F: FnMut(UserMessageRow) -> std::io::Result<()>>(&self, f: F) -> std::io::Result<()>;
+}
+
+#[cfg(test)]
+impl UserMessageRows for [UserMessageRow] {
+    fn try_for_each_row<F: FnMut(UserMessageRow) -> std::io::Result<()>>(&self, f: F) -> std::io::Result<()> {
+        self.iter().copied().try_for_each(f)
+    }
+}
+
 /// One file's rows: the message rows as JSON, the usermessage rows.
-type Rows = (Vec<u8>, Vec<UserMessageRow>);
+type Rows = (Vec<u8>, UserMessages);
+
+/// One file's usermessage rows, kept per message rather than per row: a stream
+/// message's rows are its stream's readers (one shared list for a run of the
+/// stream's messages) plus the few users it adds, so a file holds about 40 bytes
+/// a message whatever the room size. As rows (32 bytes each, one per subscriber)
+/// a file of a 300-member room's messages held 10 MiB, and with the files queued
+/// for the write-behind thread and the buffers that came back from it (kept at
+/// their largest) a run took 90 MiB and more (the issue: 185 MiB), where the other
+/// targets take 22. The write-behind thread makes the rows as it writes them.
+#[derive(Default)]
+struct UserMessages {
+    /// Id of the file's first row; the rows are numbered in order.
+    first_id: u64,
+    /// The reader lists of the file's stream messages.
+    sets: Vec<Arc<Vec<u64>>>,
+    /// Each message's added readers, then the users it mentions ([`MessageReaders`]).
+    users: Vec<u64>,
+    messages: Vec<MessageReaders>,
+}
+
+/// Who gets one message's rows, and with which flags.
+#[derive(Clone, Copy, Debug)]
+struct MessageReaders {
+    message: u64,
+    /// Index in [`UserMessages::sets`], [`NO_SET`] for none.
+    set: u32,
+    /// `users[start..start + extra]`: readers not in the set, ascending; the
+    /// `mentioned` users after them, ascending.
+    start: u32,
+    extra: u32,
+    mentioned: u32,
+    /// Flags of every row, and the bit a mentioned user's row adds.
+    flags: u32,
+    mention_flag: u32,
+}
+
+const NO_SET: u32 = u32::MAX;
+
+impl UserMessages {
+    fn clear(&mut self, first_id: u64) {
+        self.first_id = first_id;
+        self.sets.clear();
+        self.users.clear();
+        self.messages.clear();
+    }
+
+    /// Adds one message's rows as `readers` describes them.
+    fn push(&mut self, message: u64, readers: &Readers) {
+        let set = match &readers.set {
+            Some(set) => {
+                if !self.sets.last().is_some_and(|last| Arc::ptr_eq(last, set)) {
+                    self.sets.push(Arc::clone(set));
+                }
+                (self.sets.len() - 1) as u32
+            }
+            None => NO_SET,
+        };
+        let start = self.users.len() as u32;
+        self.users.extend_from_slice(&readers.extra);
+        self.users.extend_from_slice(&readers.mentioned);
+        self.messages.push(MessageReaders { message, set, start, extra: readers.extra.len() as u32, mentioned: readers.mentioned.len() as u32, flags: readers.flags, mention_flag: readers.mention_flag });
+    }
+}
+
+/// The rows, in the order and with the ids they were counted in.
+impl UserMessageRows for UserMessages {
+    fn try_for_each_row<F: FnMut(UserMessageRow) -> std::io::Result<()>>(&self, mut f: F) -> std::io::Result<()> {
+        let mut id = self.first_id;
+        for m in &self.messages {
+            let set: &[u64] = if m.set == NO_SET { &[] } else { &self.sets[m.set as usize] };
+            let start = m.start as usize;
+            let extra = &self.users[start..start + m.extra as usize];
+            let mentioned = &self.users[start + m.extra as usize..start + (m.extra + m.mentioned) as usize];
+            if extra.is_empty() && mentioned.is_empty() {
+                // Most messages: the stream's readers, all flagged alike.
+                for &user_profile in set {
+                    f(UserMessageRow { id, user_profile, message: m.message, flags_mask: m.flags })?;
+                    id += 1;
+                }
+                continue;
+            }
+            for user_profile in (Union { a: set, b: extra }) {
+                let flags_mask = if mentioned.binary_search(&user_profile).is_ok() { m.flags | m.mention_flag } else { m.flags };
+                f(UserMessageRow { id, user_profile, message: m.message, flags_mask })?;
+                id += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The ascending union of two ascending lists.
+struct Union<'a> {
+    a: &'a [u64],
+    b: &'a [u64],
+}
+
+impl Iterator for Union<'_> {
+    type Item = u64;
+
+    #[inline]
+    fn next(&mut self) -> Option<u64> {
+        let next = match (self.a.first(), self.b.first()) {
+            (Some(&x), Some(&y)) => x.min(y),
+            (Some(&x), None) => x,
+            (None, Some(&y)) => y,
+            (None, None) => return None,
+        };
+        if self.a.first() == Some(&next) {
+            self.a = &self.a[1..];
+        }
+        if self.b.first() == Some(&next) {
+            self.b = &self.b[1..];
+        }
+        Some(next)
+    }
+}
+
+/// One message's readers: the rows [`readers_with_flags`] would give, as a
+/// shared list and the few users added to it.
+#[derive(Default)]
+struct Readers {
+    /// A stream's readers (none for a private message).
+    set: Option<Arc<Vec<u64>>>,
+    /// Readers not in `set`, ascending.
+    extra: Vec<u64>,
+    /// Mentioned users, ascending.
+    mentioned: Vec<u64>,
+    flags: u32,
+    mention_flag: u32,
+}
+
+impl Readers {
+    /// Rows per message part.
+    fn count(&self) -> u64 {
+        (self.set.as_ref().map_or(0, |s| s.len()) + self.extra.len()) as u64
+    }
+}
+
+/// Sets `readers` to the rows of a message: one per reader, plus the sender and
+/// (in a stream) the mentioned users, in ascending user order, with the flags
+/// [`readers_with_flags`] gives them (a test compares).
+fn readers_of(readers: &mut Readers, dest: &Destination, sender: u64, mentioned: &BTreeSet<u64>, wildcard: bool, profile: &FormatProfile) {
+    let flags = profile.flags;
+    readers.extra.clear();
+    readers.mentioned.clear();
+    readers.mentioned.extend(mentioned.iter().copied());
+    readers.mention_flag = flags.mentioned;
+    readers.flags = flags.read;
+    if dest.is_private {
+        readers.flags |= flags.is_private;
+        // One or two people: kept with the message.
+        readers.set = None;
+        readers.extra.extend(dest.readers.iter().copied());
+        readers.extra.push(sender);
+    } else {
+        if wildcard {
+            readers.flags |= flags.wildcard_mentioned;
+        }
+        readers.extra.extend(std::iter::once(sender).chain(mentioned.iter().copied()).filter(|u| dest.readers.binary_search(u).is_err()));
+        readers.set = Some(Arc::clone(&dest.readers));
+    }
+    readers.extra.sort_unstable();
+    readers.extra.dedup();
+}
 
 /// Buffers one file's worth of rows and writes numbered files without gaps.
 ///
@@ -150,7 +337,7 @@ struct MessageFiles {
     /// The file's message rows so far, as JSON ([`append_message_row`]).
     messages: Vec<u8>,
     message_count: usize,
-    user_messages: Vec<UserMessageRow>,
+    user_messages: UserMessages,
     next_message: u64,
     next_user_message: u64,
     /// Files handed to the write-behind thread, checked as it finishes them.
@@ -163,7 +350,7 @@ struct MessageFiles {
 impl MessageFiles {
     fn new(out: &Path) -> Self {
         let (give_back, returned) = channel();
-        MessageFiles { out: out.to_path_buf(), number: 0, messages: Vec::new(), message_count: 0, user_messages: Vec::new(), next_message: 1, next_user_message: 1, written: PendingFiles::default(), returned, give_back }
+        MessageFiles { out: out.to_path_buf(), number: 0, messages: Vec::new(), message_count: 0, user_messages: UserMessages { first_id: 1, ..UserMessages::default() }, next_message: 1, next_user_message: 1, written: PendingFiles::default(), returned, give_back }
     }
 
     /// Takes `n` consecutive message ids; returns the first.
@@ -173,11 +360,9 @@ impl MessageFiles {
         first
     }
 
-    fn push(&mut self, row: MessageRow, readers: &[(u64, u32)]) -> Result<()> {
-        for (user, flags) in readers {
-            self.user_messages.push(UserMessageRow { id: self.next_user_message, user_profile: *user, message: row.id, flags_mask: *flags });
-            self.next_user_message += 1;
-        }
+    fn push(&mut self, row: MessageRow, readers: &Readers) -> Result<()> {
+        self.user_messages.push(row.id, readers);
+        self.next_user_message += readers.count();
         append_message_row(&mut self.messages, &row).map_err(|e| Error::new(crate::error::ErrorKind::Other, format!("cannot write message row {}: {e}", row.id)))?;
         self.message_count += 1;
         if self.message_count >= MESSAGES_PER_FILE {
@@ -195,7 +380,7 @@ impl MessageFiles {
         let path = self.out.join(format!("messages-{:06}.json", self.number));
         let (mut messages, mut user_messages) = self.returned.try_recv().unwrap_or_default();
         messages.clear();
-        user_messages.clear();
+        user_messages.clear(self.next_user_message);
         let rows = (std::mem::replace(&mut self.messages, messages), std::mem::replace(&mut self.user_messages, user_messages));
         let (dest, give_back) = (path.clone(), self.give_back.clone());
         let task = Box::new(move || {
@@ -240,7 +425,7 @@ pub fn write_messages(export: &mut Export, out: &Path, ctx: &mut MessageContext,
     let mut files = MessageFiles::new(out);
     let mut totals = MessageTotals::default();
     let mut dest = Destination::default();
-    let mut rows = Vec::new();
+    let mut rows = Readers::default();
     while let Some(m) = export.messages.next(report)? {
         if let Some(reason) = skip_reason(m, ctx.plan) {
             skip_message(m, reason, report);
@@ -293,15 +478,16 @@ struct Destination {
     is_private: bool,
     public_stream: bool,
     /// Users with a row regardless of mentions: stream subscribers under the
-    /// policy, or the two people of a private message; ascending.
-    readers: Vec<u64>,
+    /// policy, or the two people of a private message; ascending. Shared with the
+    /// message files that hold a stream's messages ([`UserMessages`]).
+    readers: Arc<Vec<u64>>,
     /// The room whose readers `readers` holds, if a stream's.
     stream_of: Option<u64>,
 }
 
 /// Converts one message into one or more rows; returns how many. `dest` and
 /// `rows` are buffers kept from one message to the next.
-fn convert_message(m: &Message, ctx: &mut MessageContext, dest: &mut Destination, rows: &mut Vec<(u64, u32)>, files: &mut MessageFiles, report: &mut Report) -> Result<u64> {
+fn convert_message(m: &Message, ctx: &mut MessageContext, dest: &mut Destination, rows: &mut Readers, files: &mut MessageFiles, report: &mut Report) -> Result<u64> {
     let sender = sender_index(m, ctx, report);
     // Borrowed, not cloned (a clone per message was three strings copied).
     let sender_user = ctx.plan.user(sender);
@@ -335,7 +521,7 @@ fn convert_message(m: &Message, ctx: &mut MessageContext, dest: &mut Destination
         ctx.uploads.attach(link, first_id + last as u64, dest.public_stream)?;
         report.written(Entity::Attachment);
     }
-    readers_with_flags(rows, dest, sender_user.id, &mentioned, wildcard, ctx.profile);
+    readers_of(rows, dest, sender_user.id, &mentioned, wildcard, ctx.profile);
     // A split message's parts are read as plain text each (a cut can fall inside
     // a code block or quote).
     let shape = shape.filter(|_| ctx.profile.writes_html).map(|s| if last > 0 { Shape::Plain } else { s });
@@ -393,10 +579,11 @@ fn route(dest: &mut Destination, m: &Message, sender: &ZUser, ctx: &MessageConte
             };
             if dest.stream_of != Some(room) {
                 let policy = ctx.opts.usermessages;
-                dest.readers.clear();
-                dest.readers.extend(stream.subscribers.iter().copied().filter(|id| ctx.plan.user_by_id(*id).is_some_and(|u| u.gets_stream_rows(policy))));
-                dest.readers.sort_unstable();
-                dest.readers.dedup();
+                // A new list: the old one may be in files still being written.
+                let mut readers: Vec<u64> = stream.subscribers.iter().copied().filter(|id| ctx.plan.user_by_id(*id).is_some_and(|u| u.gets_stream_rows(policy))).collect();
+                readers.sort_unstable();
+                readers.dedup();
+                dest.readers = Arc::new(readers);
                 (dest.recipient, dest.is_private, dest.public_stream, dest.stream_of) = (stream.recipient, false, !stream.invite_only, Some(room));
             }
             dest.topic = match ctx.opts.topic {
@@ -411,17 +598,23 @@ fn route(dest: &mut Destination, m: &Message, sender: &ZUser, ctx: &MessageConte
                 _ => if m.sender.id == Some(low) { high } else { low },
             };
             (dest.topic, dest.is_private, dest.public_stream, dest.stream_of) = (Cow::Borrowed(""), true, false, None);
-            dest.readers.clear();
+            // Private readers stay with each message ([`readers_of`]), so this
+            // list is ours unless a stream's is still in files being written.
+            match Arc::get_mut(&mut dest.readers) {
+                Some(readers) => readers.clear(),
+                None => dest.readers = Arc::default(),
+            }
+            let readers = Arc::make_mut(&mut dest.readers);
             match ctx.plan.by_hipchat.get(&receiver_hipchat).map(|i| ctx.plan.user(*i)) {
                 Some(receiver) => {
                     dest.recipient = receiver.recipient;
-                    dest.readers.extend([sender.id.min(receiver.id), sender.id.max(receiver.id)]);
-                    dest.readers.dedup();
+                    readers.extend([sender.id.min(receiver.id), sender.id.max(receiver.id)]);
+                    readers.dedup();
                 }
                 None => {
                     report.warn(format!("{} id {}: receiver {receiver_hipchat} is unknown; written to the sender's own conversation", m.conversation, m.id));
                     dest.recipient = sender.recipient;
-                    dest.readers.push(sender.id);
+                    readers.push(sender.id);
                 }
             }
             true
@@ -497,7 +690,9 @@ fn fill_empty(mut text: String, m: &Message) -> String {
 }
 
 /// One row per reader, plus the sender and mentioned users, with flag bits, in
-/// ascending user order, into `rows`.
+/// ascending user order, into `rows`: what [`readers_of`] describes (the rows
+/// as they were made before, kept as the tests' reference).
+#[cfg(test)]
 fn readers_with_flags(rows: &mut Vec<(u64, u32)>, dest: &Destination, sender: u64, mentioned: &BTreeSet<u64>, wildcard: bool, profile: &FormatProfile) {
     let flags = profile.flags;
     rows.clear();
@@ -565,7 +760,7 @@ mod tests {
             let mut json = Vec::new();
             rows.iter().for_each(|r| append_message_row(&mut json, r).unwrap());
             let mut ours = Vec::new();
-            write_message_file(&mut ours, &json, &users).unwrap();
+            write_message_file(&mut ours, &json, users.as_slice()).unwrap();
             let mut expected = serde_json::to_vec(&MessageFile { zerver_message: &rows, zerver_usermessage: &users }).unwrap();
             expected.push(b'\n');
             assert_eq!(String::from_utf8(ours).unwrap(), String::from_utf8(expected).unwrap());
@@ -575,10 +770,10 @@ mod tests {
     #[test]
     fn flags_for_mentions_wildcards_and_private_messages() {
         let mut rows = vec![(77, 77)];
-        let stream = Destination { recipient: 9, topic: "t".into(), is_private: false, public_stream: true, readers: vec![2, 3, 5], stream_of: Some(1) };
+        let stream = Destination { recipient: 9, topic: "t".into(), is_private: false, public_stream: true, readers: Arc::new(vec![2, 3, 5]), stream_of: Some(1) };
         readers_with_flags(&mut rows, &stream, 4, &[6, 3].into(), true, &ZULIP_3_4);
         assert_eq!(rows, vec![(2, 1 | 16), (3, 1 | 8 | 16), (4, 1 | 16), (5, 1 | 16), (6, 1 | 8 | 16)]);
-        let pm = Destination { recipient: 9, topic: "".into(), is_private: true, public_stream: false, readers: vec![1, 2], stream_of: None };
+        let pm = Destination { recipient: 9, topic: "".into(), is_private: true, public_stream: false, readers: Arc::new(vec![1, 2]), stream_of: None };
         readers_with_flags(&mut rows, &pm, 1, &[2, 7].into(), false, &ZULIP_3_4);
         assert_eq!(rows, vec![(1, 1 | 2048), (2, 1 | 8 | 2048)], "a mention adds no row to a private message");
         // The sender among the readers and nobody mentioned: the readers as they are.
@@ -587,5 +782,42 @@ mod tests {
         // A sender who is no reader joins in order.
         readers_with_flags(&mut rows, &stream, 4, &BTreeSet::new(), false, &ZULIP_3_4);
         assert_eq!(rows, vec![(2, 1), (3, 1), (4, 1), (5, 1)]);
+    }
+
+    /// The rows a file makes from [`readers_of`] are those [`readers_with_flags`]
+    /// gives, numbered on from the file's first id, with stream and private
+    /// messages, mentions, wildcards and senders outside the stream mixed.
+    #[test]
+    fn compact_rows_are_the_rows_of_readers_with_flags() {
+        let lists = [vec![], vec![4], vec![2, 3, 5], (1..300).map(|i| i * 3).collect::<Vec<u64>>()];
+        let mut file = UserMessages::default();
+        file.clear(7);
+        let (mut expected, mut want, mut readers) = (Vec::new(), Vec::new(), Readers::default());
+        let mut message = 100u64;
+        for list in &lists {
+            for is_private in [false, true] {
+                let people = if is_private { list.iter().copied().take(2).collect() } else { list.clone() };
+                let dest = Destination { recipient: 1, topic: "".into(), is_private, public_stream: true, readers: Arc::new(people), stream_of: None };
+                for sender in [1u64, 3, 4, 9, 600] {
+                    for (mentioned, wildcard) in [(BTreeSet::new(), false), (BTreeSet::from([3, 9]), true), (BTreeSet::from([1, 2, 5, 601]), false), (BTreeSet::from([sender]), true)] {
+                        readers_with_flags(&mut want, &dest, sender, &mentioned, wildcard, &ZULIP_3_4);
+                        readers_of(&mut readers, &dest, sender, &mentioned, wildcard, &ZULIP_3_4);
+                        assert_eq!(readers.count(), want.len() as u64);
+                        message += 1;
+                        file.push(message, &readers);
+                        expected.extend(want.iter().map(|(u, f)| (message, *u, *f)));
+                    }
+                }
+            }
+        }
+        assert_eq!(file.sets.len(), lists.len(), "one reader list per run of a stream's messages");
+        let mut got = Vec::new();
+        file.try_for_each_row(|row| {
+            got.push((row.id, row.message, row.user_profile, row.flags_mask));
+            Ok(())
+        })
+        .unwrap();
+        let expected: Vec<_> = expected.into_iter().zip(7..).map(|((message, user, flags), id)| (id, message, user, flags)).collect();
+        assert_eq!(got, expected);
     }
 }
