@@ -8,7 +8,8 @@
 //! importer only rewrites the `data-user-id` of its `user-mention` spans to the new
 //! ids. So the writer gives every message its HTML, in the exact form 3.4's
 //! Markdown gives each construct hcconv writes (checked in the real importer; the
-//! tests pin each form).
+//! tests pin each form); only a notification's Markdown, converted from its HTML
+//! card and free-form, is left to the importer.
 //!
 //! Hipchat text is plain text, so the HTML shows it as Hipchat did: escaped, with
 //! paragraphs and line breaks, links made of bare `http(s)://` URLs, and only the
