@@ -290,18 +290,13 @@ impl Serialize for CheckedRow {
     }
 }
 
-/// `row`, built as 3.4 has it, as the profile's release has it, checked.
+/// `row`, built as 3.4 has it, as the profile's release has it; fails when it does
+/// not fit the profile (a writer bug, caught before import).
 pub fn fitted(profile: &FormatProfile, table: &str, row: Value) -> Result<Value> {
-    let Value::Object(map) = row else { return Err(Error::new(crate::error::ErrorKind::Other, format!("{table} row is not an object"))) };
-    let row = Value::Object(profile.fit(table, map));
-    check(profile, table, &row)?;
-    Ok(row)
-}
-
-/// Fails when a row does not fit the profile (a writer bug, caught before import).
-pub fn check(profile: &FormatProfile, table: &str, row: &Value) -> Result<()> {
-    let map = row.as_object().ok_or_else(|| Error::new(crate::error::ErrorKind::Other, format!("{table} row is not an object")))?;
-    profile.check_row(table, map).map_err(|e| Error::new(crate::error::ErrorKind::Other, e))
+    let Value::Object(map) = row else { return Err(Error::new(ErrorKind::Other, format!("{table} row is not an object"))) };
+    let map = profile.fit(table, map);
+    profile.check_row(table, &map).map_err(|e| Error::new(ErrorKind::Other, e))?;
+    Ok(Value::Object(map))
 }
 
 /// Writes every avatar as `<realm>/<user>.original` with `importer_should_thumbnail`

@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::Result;
 
-use super::files::{check, fitted, write_json, RowStream};
+use super::files::{fitted, write_json, RowStream};
 use super::messages::SENDING_CLIENT;
 use super::plan::{Origin, Plan, ZUser, REALM_ID};
 use super::profile::FormatProfile;
@@ -24,8 +24,7 @@ use super::UserMessagePolicy;
 /// Writes `realm.json` with `emoji` as the realm emoji rows.
 pub fn write_realm(out: &Path, plan: &Plan, emoji: Vec<Value>, profile: &FormatProfile) -> Result<()> {
     let mut tables: BTreeMap<String, Table> = profile.all_realm_tables().map(|t| (t.to_string(), Table::Ready(json!([])))).collect();
-    let realm = profile.realm_row(REALM_ID, "Organization imported from Hipchat!", plan.epoch);
-    check(profile, "zerver_realm", &Value::Object(realm.clone()))?;
+    let realm = fitted(profile, "zerver_realm", Value::Object(profile.realm_row(REALM_ID, "Organization imported from Hipchat!", plan.epoch)))?;
     tables.insert("zerver_realm".into(), Table::Ready(json!([realm])));
     if profile.authentication_table {
         let methods = profile.authentication_flags.iter().enumerate().map(|(i, name)| json!({"id": i + 1, "realm": REALM_ID, "name": name}));
