@@ -14,7 +14,7 @@ use crate::archive::OpenOptions;
 use crate::error::{Error, ErrorKind, OutputContext, Result};
 use crate::storage::files::FileStore;
 use crate::hipchat::{self, Export, ReadOptions};
-use crate::storage::output::{create_dirs_below, OutputShape, Staging};
+use crate::storage::output::{create_dirs_below, OutputShape, ScratchRemoval, Staging};
 use crate::password::PasswordSource;
 use crate::progress::{Mode, Progress};
 use crate::report::Report;
@@ -357,7 +357,8 @@ fn run_convert(args: &ConvertArgs, matches: &ArgMatches) -> Result<()> {
     if let Some(path) = &args.report {
         write_report_file(path, &report, &out, result.as_ref().err())?;
     }
-    result?;
+    // Waits for the scratch folder's removal when it goes out of scope.
+    let _scratch_removal = result?;
     if !args.log.quiet {
         eprint!("{}", report.summary());
         eprintln!("hcconv: wrote {}", out.display());
@@ -365,9 +366,10 @@ fn run_convert(args: &ConvertArgs, matches: &ArgMatches) -> Result<()> {
     Ok(())
 }
 
-fn convert(args: &ConvertArgs, target: Target, out: &Path, user_map: &[crate::usermap::MapRow], report: &mut Report) -> Result<()> {
+/// Converts into `out`; returns the scratch folder's removal, still under way.
+fn convert(args: &ConvertArgs, target: Target, out: &Path, user_map: &[crate::usermap::MapRow], report: &mut Report) -> Result<ScratchRemoval> {
     let shape = writers::output_shape(target, &args.writer);
-    let staging = stage_output(out, shape, args.force)?;
+    let mut staging = stage_output(out, shape, args.force)?;
     let files_dir = staging.work_dir().join("files");
     let spool_dir = staging.work_dir().join("spool");
     create_dirs_below(staging.work_dir(), &files_dir).output_ctx(&files_dir)?;
@@ -391,7 +393,9 @@ fn convert(args: &ConvertArgs, target: Target, out: &Path, user_map: &[crate::us
     if !unbalanced.is_empty() {
         return Err(Error::new(ErrorKind::Other, format!("internal accounting error, output not written: counts in != written + skipped for {unbalanced:?}")));
     }
-    commit_output(staging)
+    let scratch_removal = staging.remove_scratch_in_background();
+    commit_output(staging)?;
+    Ok(scratch_removal)
 }
 
 fn default_output(export: &Path, target: Target, opts: &WriterOptions) -> PathBuf {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{fixture_password, hcconv, quirks, repo, write_container};
-use hcconv::testkit::{write_scaled_export, Container, ScaleSpec};
+use hcconv::testkit::{write_scaled_export, Container, ScaleShape, ScaleSpec};
 
 /// Every name in `dir` (one level).
 fn names(dir: &Path) -> Vec<String> {
@@ -180,5 +180,33 @@ fn ctrl_c_leaves_nothing_behind() {
     if finished > 0 {
         // A fast machine can finish a run before the signal arrives: nothing to test there.
         eprintln!("note: {finished} of 12 conversions finished before Ctrl-C could be sent");
+    }
+}
+
+/// A finished run leaves OUT and nothing else beside it: the scratch folder (staged
+/// attachments, and spool runs, several at this size) is removed on a thread of its
+/// own while the report is written, and the process waits for it before it exits.
+#[test]
+fn a_finished_run_leaves_only_its_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("big.tar.gz");
+    // Text-heavy: 24 MB of messages, more than the history threads' spool budgets.
+    let spec = ScaleSpec { messages: 60_000, rooms: 20, users: 100, attachment_every: 25, attachment_bytes: 0, private_percent: 10, shape: ScaleShape::TextHeavy };
+    write_scaled_export(spec, Container::TarGz, "", std::fs::File::create(&export).unwrap()).unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "a test secret of thirty-two bytes").unwrap();
+    for target in ["mattermost", "pixtoome", "qiscus"] {
+        let out_dir = dir.path().join(target);
+        std::fs::create_dir(&out_dir).unwrap();
+        let mut cmd = hcconv();
+        cmd.arg(&export).args(["--to", target, "-q", "-o"]).arg(out_dir.join("out")).arg("--report").arg(out_dir.join("report.json"));
+        if target == "qiscus" {
+            cmd.arg("--secret-file").arg(&secret);
+        }
+        cmd.assert().success();
+        assert_eq!(names(&out_dir), vec!["out", "report.json"], "{target}: only OUT and the report");
+        let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
+        let attachments = &report["counts"]["attachment"];
+        assert!(attachments["input"].as_u64() > Some(2000) && attachments["written"] == attachments["input"], "{target}: {}", report["counts"]);
     }
 }

@@ -178,7 +178,14 @@ impl History {
     }
 
     fn add_message(&mut self, m: Message) -> Result<()> {
-        *self.raw_kinds.entry(m.kind.name().to_string()).or_default() += 1;
+        // Looked up before inserting: a new String per message was an allocation
+        // and a free for each of millions of messages, for a handful of kinds.
+        match self.raw_kinds.get_mut(m.kind.name()) {
+            Some(n) => *n += 1,
+            None => {
+                self.raw_kinds.insert(m.kind.name().to_string(), 1);
+            }
+        }
         self.first_message = Some(self.first_message.map_or(m.time, |t| t.min(m.time)));
         self.last_message = Some(self.last_message.map_or(m.time, |t| t.max(m.time)));
         let order = (m.time.micros(), m.seq);

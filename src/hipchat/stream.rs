@@ -1,4 +1,10 @@
 //! The message stream: sorted spool → de-duplicated messages with resolved files.
+//!
+//! The work runs on a thread of its own, a batch of messages ahead of the writer
+//! ([`ahead`]); what it finds for the report travels with the messages as
+//! [`Event`]s, applied in order on the writer's thread.
+
+mod ahead;
 
 use std::sync::Arc;
 
@@ -25,6 +31,18 @@ use crate::storage::spool::SortedSpool;
 /// that, a group is handed out in parts and only identical copies are recognised
 /// across them).
 pub struct MessageStream {
+    /// Before the first message: the stream, still open to a filter and a
+    /// progress callback.
+    ready: Option<Box<Unique>>,
+    /// From the first message on: the stream, on its thread.
+    running: Option<ahead::StreamAhead>,
+    /// Messages waiting, duplicates included.
+    raw_len: u64,
+}
+
+/// The stream's own work: sorted spool records in, unique messages out (as indices
+/// into `group`, the memory they were decoded into) and report events beside them.
+struct Unique {
     spool: SortedSpool,
     /// The current group in its first `len` entries, decoded into reused messages;
     /// with `carried`, entry `len` is the first of the next group.
@@ -39,11 +57,33 @@ pub struct MessageStream {
     dedupe: Dedupe,
     filter: Option<MessageFilter>,
     delivered: u64,
-    on_progress: Option<Box<dyn Fn(u64)>>,
+    on_progress: Option<Box<dyn Fn(u64) + Send>>,
+}
+
+/// What the stream has to say to the report, carried from its thread to the
+/// writer's, which owns the report.
+enum Event {
+    /// [`Report::input`].
+    Input(Entity),
+    /// [`Report::skip`].
+    Skip { entity: Entity, id: String, reason: SkipReason, detail: String },
+}
+
+impl Event {
+    fn skip(entity: Entity, id: String, reason: SkipReason, detail: impl Into<String>) -> Self {
+        Event::Skip { entity, id, reason, detail: detail.into() }
+    }
+
+    fn apply(self, report: &mut Report) {
+        match self {
+            Event::Input(entity) => report.input(entity),
+            Event::Skip { entity, id, reason, detail } => report.skip(entity, id, reason, detail),
+        }
+    }
 }
 
 /// Why a message is left out (reported as filtered), or `None` to keep it.
-pub type Rejects = Box<dyn Fn(&Message) -> Option<&'static str>>;
+pub type Rejects = Box<dyn Fn(&Message) -> Option<&'static str> + Send>;
 
 /// What the stream leaves out, decided outside the reader (the command line's
 /// `--since`, `--rooms`, `--no-private`, `--no-files`): the reader knows no flags.
@@ -59,7 +99,46 @@ pub const MAX_GROUP: usize = 1024;
 
 impl MessageStream {
     pub(super) fn new(spool: SortedSpool, files: Arc<FileStore>) -> Self {
-        MessageStream {
+        let raw_len = spool.len();
+        MessageStream { ready: Some(Box::new(Unique::new(spool, files))), running: None, raw_len }
+    }
+
+    /// The stream before its first message. Filters and progress are set up before
+    /// the writer starts; setting them later is a bug.
+    fn ready(&mut self) -> &mut Unique {
+        self.ready.as_deref_mut().expect("the message stream is set up before its first message")
+    }
+
+    /// Calls `f` with the number of spool records consumed, every 1024 records
+    /// (on the stream's thread).
+    pub fn set_progress(&mut self, f: Box<dyn Fn(u64) + Send>) {
+        self.ready().on_progress = Some(f);
+    }
+
+    /// Leaves out what `filter` rejects.
+    pub fn set_filter(&mut self, filter: MessageFilter) {
+        self.ready().filter = Some(filter);
+    }
+
+    /// Messages waiting, duplicates included.
+    pub fn raw_len(&self) -> u64 {
+        self.raw_len
+    }
+
+    /// The next unique message, its attachment looked up in the export's files.
+    /// Duplicates and missing files are recorded in `report`. The message is lent:
+    /// later calls hand out other messages in the same memory.
+    pub fn next(&mut self, report: &mut Report) -> Result<Option<&Message>> {
+        if let Some(unique) = self.ready.take() {
+            self.running = Some(ahead::StreamAhead::start(unique)?);
+        }
+        self.running.as_mut().expect("started just above").next(report)
+    }
+}
+
+impl Unique {
+    fn new(spool: SortedSpool, files: Arc<FileStore>) -> Self {
+        Unique {
             spool,
             group: Vec::new(),
             len: 0,
@@ -74,25 +153,10 @@ impl MessageStream {
         }
     }
 
-    /// Calls `f` with the number of spool records consumed, every 1024 records.
-    pub fn set_progress(&mut self, f: Box<dyn Fn(u64)>) {
-        self.on_progress = Some(f);
-    }
-
-    /// Leaves out what `filter` rejects.
-    pub fn set_filter(&mut self, filter: MessageFilter) {
-        self.filter = Some(filter);
-    }
-
-    /// Messages waiting, duplicates included.
-    pub fn raw_len(&self) -> u64 {
-        self.spool.len()
-    }
-
-    /// The next unique message, its attachment looked up in the export's files.
-    /// Duplicates and missing files are recorded in `report`. The message is lent:
-    /// later calls decode other messages into the same memory.
-    pub fn next(&mut self, report: &mut Report) -> Result<Option<&Message>> {
+    /// The next unique message, as its place in `group`, its attachment looked up
+    /// in the export's files; what the report must hear of is pushed on `events`.
+    /// The slot is the caller's until the next call (it may swap the message out).
+    fn next(&mut self, events: &mut Vec<Event>) -> Result<Option<usize>> {
         loop {
             if self.at == self.len && !self.fill_group()? {
                 return Ok(None);
@@ -102,38 +166,38 @@ impl MessageStream {
             let m = &self.group[i];
             if let Some(later) = self.replaced_by[i] {
                 let detail = format!("replaced by its later copy in {}, which differs (deleted or edited there)", self.spool.source_of(&self.group[later]));
-                report.skip(Entity::Message, format!("{} id {}", m.conversation, m.id), SkipReason::Duplicate, detail);
+                events.push(Event::skip(Entity::Message, format!("{} id {}", m.conversation, m.id), SkipReason::Duplicate, detail));
                 continue;
             }
             if self.dedupe.is_duplicate(m) {
-                report.skip(Entity::Message, format!("{} id {}", m.conversation, m.id), SkipReason::Duplicate, format!("second copy (in {})", self.spool.source_of(m)));
+                events.push(Event::skip(Entity::Message, format!("{} id {}", m.conversation, m.id), SkipReason::Duplicate, format!("second copy (in {})", self.spool.source_of(m))));
                 continue;
             }
             if let Some(filter) = &self.filter {
                 if let Some(why) = (filter.rejects)(m) {
                     if m.attachment.is_some() {
-                        report.input(Entity::Attachment);
-                        report.skip(Entity::Attachment, format!("{} message {}", m.conversation, m.id), SkipReason::Filtered, why);
+                        events.push(Event::Input(Entity::Attachment));
+                        events.push(Event::skip(Entity::Attachment, format!("{} message {}", m.conversation, m.id), SkipReason::Filtered, why));
                     }
-                    report.skip(Entity::Message, format!("{} id {}", m.conversation, m.id), SkipReason::Filtered, why);
+                    events.push(Event::skip(Entity::Message, format!("{} id {}", m.conversation, m.id), SkipReason::Filtered, why));
                     continue;
                 }
             }
             let no_files = self.filter.as_ref().is_some_and(|f| f.no_files);
             let m = &mut self.group[i];
             if let Some(a) = m.attachment.as_mut() {
-                report.input(Entity::Attachment);
+                events.push(Event::Input(Entity::Attachment));
                 if no_files {
                     (a.file, a.thumbnail, a.left_out) = (None, None, true);
-                    report.skip(Entity::Attachment, format!("{} message {}", m.conversation, m.id), SkipReason::Filtered, "--no-files");
-                    return Ok(Some(&self.group[i]));
+                    events.push(Event::skip(Entity::Attachment, format!("{} message {}", m.conversation, m.id), SkipReason::Filtered, "--no-files"));
+                    return Ok(Some(i));
                 }
                 resolve_attachment(&self.files, m.conversation, m.sender.id, a)?;
                 if a.file.is_none() {
-                    report.skip(Entity::Attachment, format!("{} message {}", m.conversation, m.id), SkipReason::MissingFile, format!("{} is not in the export", a.declared_path));
+                    events.push(Event::skip(Entity::Attachment, format!("{} message {}", m.conversation, m.id), SkipReason::MissingFile, format!("{} is not in the export", a.declared_path)));
                 }
             }
-            return Ok(Some(&self.group[i]));
+            return Ok(Some(i));
         }
     }
 
@@ -345,6 +409,102 @@ mod tests {
     fn attached(mut m: Message, path: &str) -> Message {
         m.attachment = Some(Attachment { name: "f".into(), declared_path: path.into(), declared_size: None, declared_thumbnail: None, file: None, thumbnail: None, left_out: false });
         m
+    }
+
+    /// Messages of every kind of outcome, pushed into a spool of small runs: copies
+    /// (in one group and in a later slice that differs), filtered ones, present and
+    /// missing attachments, and 40 kB texts that cut batches short.
+    fn spool_of_every_outcome(dir: &std::path::Path) -> SortedSpool {
+        let mut w = crate::storage::spool::SpoolWriter::new(dir, 64 * 1024);
+        let mut seq = 0;
+        for i in 0..3000u64 {
+            let time = (i / 3) as i64;
+            let mut m = message(&format!("m{}", i % 700), time, &format!("text {}", i % 5));
+            m.conversation = Conversation::Room(1 + i % 4);
+            if i % 97 == 0 {
+                m.text = "x".repeat(40_000);
+            }
+            if i % 11 == 0 {
+                m = attached(m, if i % 2 == 0 { "k/present.png" } else { "k/missing.png" });
+            }
+            for _ in 0..(1 + u64::from(i % 13 == 0)) {
+                seq += 1;
+                m.seq = seq;
+                w.push(&m).unwrap();
+            }
+            if i % 17 == 0 {
+                seq += 1;
+                m.seq = seq;
+                m.deleted = Some(crate::model::Deletion { user_id: Some(7), date: None });
+                w.push(&m).unwrap();
+            }
+        }
+        w.finish().unwrap()
+    }
+
+    fn store() -> Arc<FileStore> {
+        let mut s = FileStore::measured();
+        s.add("rooms/2/files/k/present.png", &mut std::io::empty(), 5).unwrap();
+        s.add("rooms/4/files/k/present.png", &mut std::io::empty(), 5).unwrap();
+        s.seal().unwrap();
+        Arc::new(s)
+    }
+
+    fn filter() -> MessageFilter {
+        MessageFilter { rejects: Box::new(|m: &Message| (m.time.0 % 50 == 7).then_some("test filter")), no_files: false }
+    }
+
+    /// What a message handed out is, for comparing two streams.
+    fn summary(m: &Message) -> String {
+        format!("{} {} {} {} {:?} {}", m.conversation, m.id, m.time.0, m.text.len(), m.attachment.as_ref().map(|a| a.file.is_some()), m.deleted.is_some())
+    }
+
+    /// What a writer adds to the report between messages: the stream's skips must
+    /// land among these just where inline work puts them.
+    fn writer_skip(report: &mut Report, m: &Message) {
+        if m.text == "text 3" {
+            report.skip(Entity::Room, summary(m), SkipReason::Invalid, "a writer's skip");
+        }
+    }
+
+    /// The stream on its own thread hands out the same messages, and leaves the same
+    /// report (every skip, in the same order among a writer's), as the same work
+    /// done inline.
+    #[test]
+    fn the_stream_on_its_thread_gives_what_inline_work_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let (inline_dir, threaded_dir) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir_all(&inline_dir).unwrap();
+        std::fs::create_dir_all(&threaded_dir).unwrap();
+
+        let mut unique = Unique::new(spool_of_every_outcome(&inline_dir), store());
+        unique.filter = Some(filter());
+        let (mut inline_report, mut inline) = (Report::new(), Vec::new());
+        let mut events = Vec::new();
+        while let Some(i) = unique.next(&mut events).unwrap() {
+            events.drain(..).for_each(|e| e.apply(&mut inline_report));
+            inline.push(summary(&unique.group[i]));
+            writer_skip(&mut inline_report, &unique.group[i]);
+        }
+        events.drain(..).for_each(|e| e.apply(&mut inline_report));
+
+        let mut stream = MessageStream::new(spool_of_every_outcome(&threaded_dir), store());
+        stream.set_filter(filter());
+        let (mut report, mut threaded) = (Report::new(), Vec::new());
+        while let Some(m) = stream.next(&mut report).unwrap() {
+            threaded.push(summary(m));
+            writer_skip(&mut report, m);
+        }
+        assert!(stream.next(&mut report).unwrap().is_none(), "the end stays the end");
+
+        assert!(inline.len() > 1000 && inline.iter().any(|s| s.contains("40000")), "{}", inline.len());
+        assert_eq!(threaded, inline);
+        let skips = |r: &Report| r.skipped.iter().map(|s| s.unwrap()).map(|s| format!("{:?} {} {:?} {}", s.entity, s.id, s.reason, s.detail)).collect::<Vec<_>>();
+        let reasons: std::collections::BTreeSet<_> = report.skipped.iter().map(|s| s.unwrap().reason).collect();
+        assert_eq!(reasons, [SkipReason::Duplicate, SkipReason::Filtered, SkipReason::Invalid, SkipReason::MissingFile].into_iter().collect());
+        assert_eq!(skips(&report), skips(&inline_report));
+        assert_eq!(report.counts_of(Entity::Attachment), inline_report.counts_of(Entity::Attachment));
+        assert_eq!(report.counts_of(Entity::Message), inline_report.counts_of(Entity::Message));
     }
 
     /// Copies are the same id and content at the same time and place; anything

@@ -307,6 +307,29 @@ impl Placement {
         if self.link && fs::hard_link(&self.src, &self.dest).is_ok() {
             return Ok(());
         }
+        self.copy()
+    }
+
+    /// Makes the copy unless the destination already holds it (writers place an
+    /// export file at one path however often it is used); true when it made it.
+    /// The link's own "already exists" says so: a lookup before each placement
+    /// was one more system call per attachment.
+    pub fn apply_once(&self) -> io::Result<bool> {
+        if let Some(parent) = self.dest.parent() {
+            create_dirs_below(&self.root, parent)?;
+        }
+        let outcome = match self.link {
+            true => fs::hard_link(&self.src, &self.dest).or_else(|_| self.copy()),
+            false => self.copy(),
+        };
+        match outcome {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn copy(&self) -> io::Result<()> {
         let mut input = File::open(&self.src).map_err(|e| io::Error::new(e.kind(), SourceUnreadable { path: self.src.clone(), error: e }))?;
         let mut out = fs::OpenOptions::new().write(true).create_new(true).open(&self.dest)?;
         io::copy(&mut input, &mut out)?;

@@ -1,13 +1,14 @@
 //! Storage: how the pipeline keeps memory flat whatever the export's size. Sorted
 //! runs on disk ([`spool`]), the export's files and their index ([`files`]),
 //! writes handed to a helper thread ([`write_behind`]), streams passed between
-//! threads in chunks ([`chunks`]), the zip writer ([`zip_stream`]), atomic output
+//! threads in chunks ([`chunks`]) or in pooled batches ([`handoff`]), the zip writer ([`zip_stream`]), atomic output
 //! folders ([`output`]), and positional file access under them all
 //! ([`positional`]). Dependencies point one way: `positional` ← `write_behind` ←
 //! `spool` ← `files`; none of it knows the reader or the writers.
 
 pub mod chunks;
 pub mod files;
+pub mod handoff;
 pub mod output;
 pub mod positional;
 pub mod spool;

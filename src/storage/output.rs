@@ -26,8 +26,23 @@ pub struct Staging {
     temp_dir: PathBuf,
     /// Hidden folder beside OUT for scratch data (spool, staged files).
     work_dir: PathBuf,
+    /// The scratch folder's removal was handed to [`ScratchRemoval`].
+    scratch_released: bool,
     force: bool,
     done: bool,
+}
+
+/// The scratch folder being removed on a thread of its own; dropping this waits
+/// until it is gone, so no run ends with the folder still there.
+#[must_use = "dropping it waits for the removal"]
+pub struct ScratchRemoval(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for ScratchRemoval {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            let _ = handle.join();
+        }
+    }
 }
 
 impl Staging {
@@ -56,7 +71,7 @@ impl Staging {
         };
         let temp_dir = make("partial")?;
         let work_dir = make("work")?;
-        Ok(Staging { final_path: final_path.to_path_buf(), shape, temp_dir, work_dir, force, done: false })
+        Ok(Staging { final_path: final_path.to_path_buf(), shape, temp_dir, work_dir, scratch_released: false, force, done: false })
     }
 
     /// Where the writer puts its output: a folder, or for [`OutputShape::File`] the
@@ -78,9 +93,35 @@ impl Staging {
         &self.final_path
     }
 
+    /// Starts removing the scratch folder, once the writer is done with it, on a
+    /// thread of its own: unlinking tens of thousands of staged files took a
+    /// twentieth of a Mattermost run, and moving the output into place and writing
+    /// the report need not wait for it.
+    pub fn remove_scratch_in_background(&mut self) -> ScratchRemoval {
+        self.scratch_released = true;
+        let dir = self.work_dir.clone();
+        let remove = move || {
+            let _ = fs::remove_dir_all(&dir);
+        };
+        match std::thread::Builder::new().name("hcconv-cleanup".into()).spawn(remove.clone()) {
+            Ok(handle) => ScratchRemoval(Some(handle)),
+            Err(_) => {
+                remove();
+                ScratchRemoval(None)
+            }
+        }
+    }
+
+    /// Removes the scratch folder unless [`Staging::remove_scratch_in_background`] does.
+    fn remove_scratch(&self) {
+        if !self.scratch_released {
+            let _ = fs::remove_dir_all(&self.work_dir);
+        }
+    }
+
     /// Moves the finished output into place.
     pub fn commit(mut self) -> Result<PathBuf> {
-        let _ = fs::remove_dir_all(&self.work_dir);
+        self.remove_scratch();
         if self.force && fs::symlink_metadata(&self.final_path).is_ok() {
             let meta = fs::symlink_metadata(&self.final_path).output_ctx(&self.final_path)?;
             if meta.is_dir() {
@@ -103,7 +144,7 @@ impl Staging {
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.work_dir);
+        self.remove_scratch();
         if !self.done {
             let _ = fs::remove_dir_all(&self.temp_dir);
         }

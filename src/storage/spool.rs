@@ -226,6 +226,13 @@ impl<K: RunKey> ExternalSort<K> {
         self.wait_written()?;
         self.reduce_runs()?;
         let merge = Merge::open(&self.runs)?;
+        // Nothing opens the runs again: their names go now, and each run's memory or
+        // disk space is given back as soon as the merge has read it to the end (on
+        // the thread that merges), not all at once when the scratch folder is
+        // removed at the end of the run.
+        for path in &self.runs {
+            let _ = fs::remove_file(path);
+        }
         Ok(Sorted { source: Source::Merge(merge), count: self.count })
     }
 
@@ -349,7 +356,8 @@ impl RunReader {
 /// A k-way merge of open runs. The heap holds the key of each run's current record
 /// and the run's position; ties go to the earlier run.
 struct Merge<K> {
-    readers: Vec<RunReader>,
+    /// The runs; one read to the end is closed (`None`).
+    readers: Vec<Option<RunReader>>,
     heap: BinaryHeap<Reverse<(K, usize)>>,
     /// The run whose record was handed out last: it moves on at the next call, so
     /// the record's body can be lent out of the run's buffer meanwhile.
@@ -362,23 +370,28 @@ impl<K: RunKey> Merge<K> {
         let mut heap = BinaryHeap::with_capacity(paths.len());
         for (i, path) in paths.iter().enumerate() {
             let mut r = RunReader::open(path)?;
-            if let Some(key) = r.next_record()? {
-                heap.push(Reverse((key, i)));
+            match r.next_record()? {
+                Some(key) => {
+                    heap.push(Reverse((key, i)));
+                    readers.push(Some(r));
+                }
+                None => readers.push(None),
             }
-            readers.push(r);
         }
         Ok(Merge { readers, heap, lent: None })
     }
 
     fn next(&mut self) -> Result<Option<(K, &[u8])>> {
         if let Some(i) = self.lent.take() {
-            if let Some(key) = self.readers[i].next_record()? {
-                self.heap.push(Reverse((key, i)));
+            let run = &mut self.readers[i];
+            match run.as_mut().expect("a lent run is open").next_record()? {
+                Some(key) => self.heap.push(Reverse((key, i))),
+                None => *run = None,
             }
         }
         let Some(Reverse((key, i))) = self.heap.pop() else { return Ok(None) };
         self.lent = Some(i);
-        Ok(Some((key, &self.readers[i].body)))
+        Ok(Some((key, &self.readers[i].as_ref().expect("a run in the heap is open").body)))
     }
 }
 
@@ -786,7 +799,7 @@ mod tests {
             let expected = fill(&mut w, &items);
             let sorted = w.sort.finish().unwrap();
             prop_assert!(sorted.open_runs() <= fan_in, "{} runs open at a fan-in of {fan_in}", sorted.open_runs());
-            prop_assert_eq!(run_files(dir.path()), sorted.open_runs(), "merged runs are deleted");
+            prop_assert_eq!(run_files(dir.path()), 0, "merged runs are deleted, and the final merge's runs lose their names once open");
             let s = SortedSpool::new(sorted).unwrap();
             prop_assert_eq!(s.len(), expected.len() as u64);
             prop_assert_eq!(drain(s), expected);

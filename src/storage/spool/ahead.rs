@@ -8,11 +8,9 @@
 //! a decoded message allocated on one thread and freed on the other makes glibc
 //! fetch fresh pages again and again (see `hipchat/history.rs`).
 
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
-use std::thread::JoinHandle;
-
 use super::{RunKey, Sorted};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
+use crate::storage::handoff::{Handoff, Producer};
 
 /// Bytes of bodies gathered before a batch is handed over.
 const BATCH_BYTES: usize = 256 * 1024;
@@ -28,45 +26,28 @@ struct Batch {
 
 /// The bodies of a [`Sorted`], in key order, merged on a helper thread.
 pub struct MergeAhead {
-    batches: Option<Receiver<Result<Batch>>>,
-    spares: Sender<Batch>,
+    handoff: Handoff<Batch>,
     current: Batch,
     /// The next record of `current` to hand out.
     next: usize,
-    helper: Option<JoinHandle<()>>,
 }
 
 impl MergeAhead {
     /// Starts merging `sorted` on a helper thread.
     pub fn start<K: RunKey + Send + 'static>(sorted: Sorted<K>) -> Result<Self> {
-        let (batch_tx, batches) = sync_channel(QUEUE);
-        let (spares, spare_rx) = channel();
-        let helper = std::thread::Builder::new()
-            .name("hcconv-merge".into())
-            .spawn(move || serve(sorted, batch_tx, spare_rx))
-            .map_err(|e| Error::new(ErrorKind::Other, format!("cannot start the merge thread: {e}")))?;
-        Ok(MergeAhead { batches: Some(batches), spares, current: Batch::default(), next: 0, helper: Some(helper) })
+        let handoff = Handoff::start("hcconv-merge", QUEUE, move |producer| serve(sorted, producer))?;
+        Ok(MergeAhead { handoff, current: Batch::default(), next: 0 })
     }
 
     /// The next record's body, or `None` after the last. A merge error comes after
     /// the records before it, as it would inline.
     pub fn next_body(&mut self) -> Result<Option<&[u8]>> {
         while self.next == self.current.ends.len() {
-            let Some(batches) = &self.batches else { return Ok(None) };
-            match batches.recv() {
-                Ok(Ok(batch)) => {
-                    let used = std::mem::replace(&mut self.current, batch);
-                    self.next = 0;
-                    let _ = self.spares.send(used);
-                }
-                Ok(Err(e)) => {
-                    self.batches = None;
-                    return Err(e);
-                }
-                Err(_) => {
-                    self.batches = None;
-                    return Ok(None);
-                }
+            let used = std::mem::take(&mut self.current);
+            self.next = 0;
+            match self.handoff.next(used)? {
+                Some(batch) => self.current = batch,
+                None => return Ok(None),
             }
         }
         let start = if self.next == 0 { 0 } else { self.current.ends[self.next - 1] };
@@ -76,20 +57,10 @@ impl MergeAhead {
     }
 }
 
-impl Drop for MergeAhead {
-    /// Hangs up (the helper stops at its next handover) and waits for it.
-    fn drop(&mut self) {
-        self.batches = None;
-        if let Some(helper) = self.helper.take() {
-            let _ = helper.join();
-        }
-    }
-}
-
 /// The helper: fills batches until the merge ends, fails, or the reader hangs up.
-fn serve<K: RunKey>(mut sorted: Sorted<K>, batches: std::sync::mpsc::SyncSender<Result<Batch>>, spares: Receiver<Batch>) {
+fn serve<K: RunKey>(mut sorted: Sorted<K>, producer: Producer<Batch>) {
     loop {
-        let mut batch = spares.try_recv().unwrap_or_default();
+        let mut batch = producer.spare();
         batch.bytes.clear();
         batch.ends.clear();
         let mut outcome = Ok(true);
@@ -112,12 +83,12 @@ fn serve<K: RunKey>(mut sorted: Sorted<K>, batches: std::sync::mpsc::SyncSender<
         let more = match outcome {
             Ok(more) => more,
             Err(e) => {
-                let _ = batches.send(Ok(batch));
-                let _ = batches.send(Err(e));
+                producer.send(Ok(batch));
+                producer.send(Err(e));
                 return;
             }
         };
-        if (!batch.ends.is_empty() || !more) && batches.send(Ok(batch)).is_err() {
+        if (!batch.ends.is_empty() || !more) && !producer.send(Ok(batch)) {
             return;
         }
         if !more {
@@ -167,12 +138,16 @@ mod tests {
             })
             .unwrap();
         }
-        let sorted = sort.finish().unwrap();
+        // Every run on disk, then the last one cut, before `finish` opens them (and
+        // removes their names).
+        sort.write_run().unwrap();
+        sort.wait_written().unwrap();
         let mut runs: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
         runs.sort();
         let last = runs.last().unwrap();
         let len = std::fs::metadata(last).unwrap().len();
         std::fs::OpenOptions::new().write(true).open(last).unwrap().set_len(len - 10).unwrap();
+        let sorted = sort.finish().unwrap();
         let mut ahead = MergeAhead::start(sorted).unwrap();
         let mut read = 0;
         let err = loop {

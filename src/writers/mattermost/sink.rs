@@ -119,7 +119,7 @@ impl Sink {
                 let dest = placement.dest.clone();
                 // Queued in order on one thread, so a path noted again finds the
                 // copy the first note made (the same export file: paths are unique).
-                let task = Box::new(move || if fs::symlink_metadata(&placement.dest).is_ok() { Ok(()) } else { placement.apply() });
+                let task = Box::new(move || placement.apply_once().map(|_| ()));
                 let closing = run_behind_batched(task).output_ctx(&dest)?;
                 self.placed.push(dest, closing).map_err(|(dest, e)| placement_error(&dest, e))?;
             }

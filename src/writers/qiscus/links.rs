@@ -105,11 +105,9 @@ impl FileCopier {
         let dest = placement.dest.clone();
         let copied = Arc::clone(&self.copied);
         let task = Box::new(move || {
-            if std::fs::symlink_metadata(&placement.dest).is_ok() {
-                return Ok(());
+            if placement.apply_once()? {
+                copied.fetch_add(1, Ordering::Relaxed);
             }
-            placement.apply()?;
-            copied.fetch_add(1, Ordering::Relaxed);
             Ok(())
         });
         let closing = run_behind_batched(task).output_ctx(&dest)?;
