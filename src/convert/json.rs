@@ -17,6 +17,41 @@ pub fn field<T: Serialize + ?Sized>(w: &mut impl Write, key: &[u8], value: &T) -
     serde_json::to_writer(w, value).map_err(io::Error::from)
 }
 
+/// [`field`] for a string: the bytes serde_json writes, with its escaping done
+/// only for strings that need it. Most texts hold no quote, backslash or control
+/// character, and for them serde_json still looks up every byte in its escape
+/// table and writes the string in pieces (perf: 7 % of the Mattermost and Qiscus
+/// writers' threads); here they are found eight bytes at a time and written whole.
+pub fn str_field(w: &mut impl Write, key: &[u8], value: &str) -> io::Result<()> {
+    if needs_escape(value.as_bytes()) {
+        return field(w, key, value);
+    }
+    w.write_all(key)?;
+    w.write_all(b"\"")?;
+    w.write_all(value.as_bytes())?;
+    w.write_all(b"\"")
+}
+
+/// Whether serde_json escapes any byte of `bytes`: a control character (below
+/// 0x20), `"` or `\`. Hand-rolled with word-at-a-time bit tests (the classic
+/// "has a zero byte" / "has a byte below n" tricks, exact for the question "is
+/// there any") because the crates that scan for sets of bytes look for at most
+/// three values, and here 34 count.
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
+    let has_below_space = |x: u64| x.wrapping_sub(ONES * 0x20) & !x & HIGHS != 0;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in chunks.by_ref() {
+        let x = u64::from_ne_bytes(chunk.try_into().expect("eight bytes"));
+        if has_below_space(x) || has_zero(x ^ (ONES * u64::from(b'"'))) || has_zero(x ^ (ONES * u64::from(b'\\'))) {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
 /// [`field`] for an integer, written with itoa (what serde_json uses too).
 pub fn integer_field(w: &mut impl Write, key: &[u8], value: impl itoa::Integer) -> io::Result<()> {
     w.write_all(key)?;
@@ -32,6 +67,41 @@ pub fn bool_field(w: &mut impl Write, key: &[u8], value: bool) -> io::Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Strings come out as serde_json writes them, whatever bytes they hold and
+    /// wherever in a word the one to escape falls.
+    #[test]
+    fn str_fields_are_serde_bytes() {
+        let mut texts: Vec<String> = vec![String::new(), "plain text of some length, no escapes".into(), "é😀 ünïcödé \u{7f}".into()];
+        for special in ['"', '\\', '\n', '\u{0}', '\u{1f}', '\t'] {
+            for at in 0..20 {
+                let mut t: String = "abcdefghijklmnopqrst".chars().take(at).collect();
+                t.push(special);
+                t.push_str("tail é");
+                texts.push(t);
+            }
+        }
+        for t in &texts {
+            let (mut ours, mut serde) = (Vec::new(), Vec::new());
+            str_field(&mut ours, b",\"k\":", t).unwrap();
+            field(&mut serde, b",\"k\":", t.as_str()).unwrap();
+            assert_eq!(ours, serde, "{t:?}");
+            assert_eq!(needs_escape(t.as_bytes()), t.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\'), "{t:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_string_is_written_as_serde_writes_it(t in ".*", bytes in proptest::collection::vec(0u8..0x80, 0..40)) {
+            let ascii = String::from_utf8(bytes).unwrap();
+            for t in [t, ascii] {
+                let (mut ours, mut serde) = (Vec::new(), Vec::new());
+                str_field(&mut ours, b"", &t).unwrap();
+                field(&mut serde, b"", t.as_str()).unwrap();
+                proptest::prop_assert_eq!(ours, serde);
+            }
+        }
+    }
 
     #[test]
     fn fields_are_serde_bytes() {

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::convert::json::{field, integer_field};
+use crate::convert::json::{field, integer_field, str_field};
 
 /// `{"type":"version","version":1,"info":{…}}`, the mandatory first line.
 #[derive(Serialize)]
@@ -186,13 +186,13 @@ pub struct DirectPostLine<'a> {
 impl PostLine<'_> {
     /// Writes the line's value (the object under `"post"`).
     pub fn write_json(&self, w: &mut impl Write) -> io::Result<()> {
-        field(w, b"{\"team\":", self.team)?;
-        field(w, b",\"channel\":", self.channel)?;
-        field(w, b",\"user\":", self.user)?;
+        str_field(w, b"{\"team\":", self.team)?;
+        str_field(w, b",\"channel\":", self.channel)?;
+        str_field(w, b",\"user\":", self.user)?;
         if let Some(kind) = self.kind {
-            field(w, b",\"type\":", kind)?;
+            str_field(w, b",\"type\":", kind)?;
         }
-        field(w, b",\"message\":", self.message)?;
+        str_field(w, b",\"message\":", self.message)?;
         if let Some(props) = &self.props {
             field(w, b",\"props\":", props)?;
         }
@@ -204,8 +204,8 @@ impl DirectPostLine<'_> {
     /// Writes the line's value (the object under `"direct_post"`).
     pub fn write_json(&self, w: &mut impl Write) -> io::Result<()> {
         field(w, b"{\"channel_members\":", self.channel_members)?;
-        field(w, b",\"user\":", self.user)?;
-        field(w, b",\"message\":", self.message)?;
+        str_field(w, b",\"user\":", self.user)?;
+        str_field(w, b",\"message\":", self.message)?;
         write_tail(w, self.create_at, &self.attachments)
     }
 }

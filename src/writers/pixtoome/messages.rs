@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::convert::json::{bool_field, field, integer_field};
+use crate::convert::json::{bool_field, field, integer_field, str_field};
 use crate::convert::text::{event_text, is_code, notification_text, slash_command, slash_command_owned, split_chars_owned, Style};
 use crate::error::{Error, OutputContext, Result};
 use crate::hipchat::Export;
@@ -87,8 +87,8 @@ fn append_message_row(rows: &mut Vec<u8>, row: &MessageRow) -> std::io::Result<(
     integer_field(rows, if rows.is_empty() { b"{\"id\":" } else { b",{\"id\":" }, row.id)?;
     integer_field(rows, b",\"sender\":", row.sender)?;
     integer_field(rows, b",\"recipient\":", row.recipient)?;
-    field(rows, b",\"subject\":", &row.subject)?;
-    field(rows, b",\"content\":", &row.content)?;
+    str_field(rows, b",\"subject\":", &row.subject)?;
+    str_field(rows, b",\"content\":", &row.content)?;
     field(rows, b",\"rendered_content\":", &row.rendered_content)?;
     field(rows, b",\"rendered_content_version\":", &row.rendered_content_version)?;
     field(rows, b",\"date_sent\":", &row.date_sent)?;

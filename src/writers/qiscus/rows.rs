@@ -7,7 +7,7 @@
 use chrono::{DateTime, SecondsFormat};
 use serde::Serialize;
 
-use crate::convert::json::{bool_field, field};
+use crate::convert::json::{bool_field, field, str_field};
 
 use crate::model::Timestamp;
 
@@ -100,15 +100,15 @@ impl CommentRow<'_> {
     /// Appends the row's JSON to `out`: the bytes serde gives for it (tested),
     /// written by hand ([`crate::convert::json`]).
     pub fn write_json(&self, out: &mut Vec<u8>) -> std::io::Result<()> {
-        field(out, b"{\"Message\":", self.message)?;
+        str_field(out, b"{\"Message\":", self.message)?;
         bool_field(out, b",\"DisableLinkPreview\":", self.disable_link_preview)?;
-        field(out, b",\"Type\":", self.kind)?;
-        field(out, b",\"UniqueId\":", self.unique_id)?;
-        field(out, b",\"CreatorEmail\":", self.creator_email)?;
-        field(out, b",\"RoomUniqueId\":", self.room_unique_id)?;
-        field(out, b",\"CreatedAt\":", self.created_at)?;
+        str_field(out, b",\"Type\":", self.kind)?;
+        str_field(out, b",\"UniqueId\":", self.unique_id)?;
+        str_field(out, b",\"CreatorEmail\":", self.creator_email)?;
+        str_field(out, b",\"RoomUniqueId\":", self.room_unique_id)?;
+        str_field(out, b",\"CreatedAt\":", self.created_at)?;
         field(out, b",\"Payload\":", &self.payload)?;
-        field(out, b",\"ParentCommentUniqueId\":", self.parent_comment_unique_id)?;
+        str_field(out, b",\"ParentCommentUniqueId\":", self.parent_comment_unique_id)?;
         out.push(b'}');
         Ok(())
     }
