@@ -9,10 +9,10 @@
 # best and the spread of wall time, the ratio to the baseline's best, messages per
 # second, output bytes per second and peak RSS (from /usr/bin/time -v). Environment:
 # REPEAT, TARGETS, WORK, SHAPE and ROOMS. SHAPE=default (the above) or text-heavy
-# (texts of 60-500 characters, 800 users, rooms of 200 members who all post, a
-# 10 B-3 kB file on 1 message in 25, 13 % private messages stored in both
-# participants' histories, users.json and rooms.json last: the shape independent
-# exports were found to have). ROOMS: default one room per 1000 messages (1500 for
+# (texts of 40-400 characters, UUID ids, newest-first histories, 800 users, rooms
+# of 200 members who all post, a 10 B-3 kB file on 1 message in 25, 13 % private
+# messages stored in both participants' histories, users.json and rooms.json last:
+# the shape independent exports were found to have). ROOMS: default one room per 1000 messages (1500 for
 # text-heavy), at least 10; set a fixed number, e.g. ROOMS=500, to compare sizes with
 # the same per-room state. For Pixtoome, whose output is several times the
 # baseline's bytes, the bytes/s column is the one to compare.

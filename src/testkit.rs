@@ -400,11 +400,12 @@ pub enum ScaleShape {
     /// users.json and rooms.json first.
     #[default]
     Default,
-    /// As independent exports were found to be: texts of 60-500 characters (one
-    /// message in 20 000 of 24 000), rooms whose members are a quarter of the users
-    /// (at least 20) all posting, small files (10 B-3 kB) on `attachment_every`
-    /// messages, each private message in both participants' histories, and
-    /// users.json and rooms.json as the last entries of the tar.
+    /// As independent exports were found to be: texts of 40-400 characters (one
+    /// message in 20 000 of 24 000; about 450 bytes of JSON per message), UUID
+    /// message ids, history files newest first, rooms whose members are a quarter
+    /// of the users (at least 20) all posting, small files (10 B-3 kB) on
+    /// `attachment_every` messages, each private message in both participants'
+    /// histories, and users.json and rooms.json as the last entries of the tar.
     TextHeavy,
 }
 
@@ -532,6 +533,23 @@ fn text_of(len: usize, seed: u64) -> String {
     out
 }
 
+/// A message id shaped like Hipchat's (a UUID), made from `seq`.
+fn uuid_of(seq: u64) -> String {
+    let h = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    format!("{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}", h >> 32, (h >> 16) & 0xffff, h & 0xfff, (seq >> 48) & 0xfff, seq & 0xffff_ffff_ffff)
+}
+
+/// A history file's bytes with its elements newest first, as real history files
+/// look (HIPCHAT.md): the elements were made oldest first.
+fn newest_first(elements: Vec<Value>) -> io::Result<Vec<u8>> {
+    let mut buf = vec![b'['];
+    for (i, element) in elements.iter().rev().enumerate() {
+        push_element(&mut buf, i == 0, element)?;
+    }
+    buf.push(b']');
+    Ok(buf)
+}
+
 /// [`ScaleShape::TextHeavy`]: histories first, metadata last; each private message
 /// lands in both participants' files, built one file at a time (user `u` receives
 /// message `i` of user `u - step(i)`, so no file needs another in memory).
@@ -547,27 +565,25 @@ fn text_heavy_tar<W: Write>(spec: ScaleSpec, out: W) -> io::Result<W> {
         let dt = chrono::DateTime::from_timestamp(base + (seq as i64) * 3, 0).unwrap_or_default();
         format!("{} {:06}", dt.format("%Y-%m-%dT%H:%M:%SZ"), (seq * 7919) % 1_000_000)
     };
-    let text_len = |seq: u64| if seq % 20_000 == 19_999 { 24_000 } else { 60 + ((seq * 2_654_435_761) % 441) as usize };
+    let text_len = |seq: u64| if seq % 20_000 == 19_999 { 24_000 } else { 40 + ((seq * 2_654_435_761) % 361) as usize };
     let first_member = |r: u64| 1 + (r * 37) % users;
     let mut seq = 0u64;
     for r in 1..=spec.rooms {
         let n = room_msgs / spec.rooms + u64::from(r <= room_msgs % spec.rooms);
-        let mut buf = Vec::with_capacity((n as usize) * 420);
-        buf.push(b'[');
-        for i in 0..n {
+        let mut elements = Vec::with_capacity(n as usize);
+        for _ in 0..n {
             seq += 1;
             let from = 1 + (first_member(r) - 1 + (seq * 40_503) % members) % users;
-            let mut msg = json!({"id": format!("{r:08x}-{i:012x}"), "type": "muc_message", "sender": {"id": from, "mention_name": format!("user{from}"), "name": format!("User {from}"), "version": "00000000"},
+            let mut msg = json!({"id": uuid_of(seq), "type": "muc_message", "sender": {"id": from, "mention_name": format!("user{from}"), "name": format!("User {from}"), "version": "00000000"},
                 "message": text_of(text_len(seq), seq), "timestamp": stamp(seq), "mentions": []});
             if spec.attachment_every > 0 && seq % spec.attachment_every == 0 {
                 let size = 10 + ((seq * 97) % 2_991) as usize;
                 let bytes: Vec<u8> = (0..size).map(|k| b'a' + ((k as u64 + seq) % 26) as u8).collect();
                 attach(&mut tar, &mut msg, r, &format!("f{seq:010}/note{seq}.txt"), from, &bytes)?;
             }
-            push_element(&mut buf, i == 0, &json!({"UserMessage": msg}))?;
+            elements.push(json!({"UserMessage": msg}));
         }
-        buf.push(b']');
-        add(&mut tar, &format!("rooms/{r}/history.json"), &buf)?;
+        add(&mut tar, &format!("rooms/{r}/history.json"), &newest_first(elements)?)?;
     }
     // Private messages: user u sends `per_user`, message i to u + step(i).
     let per_user = private / users;
@@ -575,7 +591,7 @@ fn text_heavy_tar<W: Write>(spec: ScaleSpec, out: W) -> io::Result<W> {
     let private_msg = |from: u64, i: u64| {
         let to = 1 + (from - 1 + step(i)) % users;
         let seq = 1_000_000_000 + from * 1_000_000 + i;
-        json!({"PrivateUserMessage": {"id": format!("p{from:06}-{i:010}"), "attachment": null, "attachment_path": null, "mentions": [],
+        json!({"PrivateUserMessage": {"id": uuid_of(seq), "attachment": null, "attachment_path": null, "mentions": [],
             "message": text_of(text_len(seq), seq), "receiver": {"id": to, "mention_name": format!("user{to}"), "name": format!("User {to}")},
             "sender": {"id": from, "mention_name": format!("user{from}"), "name": format!("User {from}")}, "timestamp": stamp(seq % 50_000_000), "type": "private"}})
     };
@@ -583,18 +599,12 @@ fn text_heavy_tar<W: Write>(spec: ScaleSpec, out: W) -> io::Result<W> {
         if per_user == 0 {
             break;
         }
-        let mut buf = vec![b'['];
+        let mut elements = Vec::with_capacity(2 * per_user as usize);
         for i in 0..per_user {
             let received_from = 1 + (u - 1 + users - step(i)) % users;
-            for (k, msg) in [private_msg(u, i), private_msg(received_from, i)].iter().enumerate() {
-                if i > 0 || k > 0 {
-                    buf.push(b',');
-                }
-                serde_json::to_writer(&mut buf, msg)?;
-            }
+            elements.extend([private_msg(u, i), private_msg(received_from, i)]);
         }
-        buf.push(b']');
-        add(&mut tar, &format!("users/{u}/history.json"), &buf)?;
+        add(&mut tar, &format!("users/{u}/history.json"), &newest_first(elements)?)?;
     }
     let room_rows: Vec<Value> = (1..=spec.rooms)
         .map(|r| {
