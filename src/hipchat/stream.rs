@@ -507,6 +507,26 @@ mod tests {
         assert_eq!(report.counts_of(Entity::Message), inline_report.counts_of(Entity::Message));
     }
 
+    /// A stream thread that dies (here: its progress callback panics) is an error
+    /// for the writer, never an early, quiet end of the messages.
+    #[test]
+    fn a_stream_thread_that_dies_is_an_error_not_an_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stream = MessageStream::new(spool_of_every_outcome(dir.path()), store());
+        stream.set_progress(Box::new(|n| assert!(n < 2048, "a progress callback that fails")));
+        let mut report = Report::new();
+        let mut handed = 0;
+        let outcome = loop {
+            match stream.next(&mut report) {
+                Ok(Some(_)) => handed += 1,
+                other => break other.map(|m| m.is_some()),
+            }
+        };
+        let error = outcome.expect_err("the messages did not all come").to_string();
+        assert!(error.contains("stopped before the last message"), "{error}");
+        assert!(handed > 0 && handed < 2048, "{handed}");
+    }
+
     /// Copies are the same id and content at the same time and place; anything
     /// that differs keeps a message, and the seen buffers are reused across groups.
     #[test]
