@@ -161,8 +161,10 @@ impl Table {
             let mut r = FieldReader::new(&buf);
             let mut rank = block.rank;
             while !r.at_end() {
-                let (p, size) = (r.str()?, r.u64()?);
-                if !visit(rank, &p, size) {
+                // Borrowed from the block: a lookup reads up to a block's worth of
+                // paths (about 60) and allocated a String for each.
+                let (p, size) = (r.text()?, r.u64()?);
+                if !visit(rank, p, size) {
                     return Ok(());
                 }
                 rank += 1;

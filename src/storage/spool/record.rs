@@ -304,7 +304,8 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    fn text(&mut self) -> Result<&'a str> {
+    /// The next string, borrowed from the bytes being read.
+    pub(crate) fn text(&mut self) -> Result<&'a str> {
         let len = self.u64()?;
         let start = self.pos;
         let bytes = self.take(len)?;

@@ -57,8 +57,10 @@ impl<'a> PostWriter<'a> {
             self.clock.reset();
             self.topic.clear();
         }
-        let author = self.dir.author(&m.sender).to_string();
-        let rendered = self.render(m, &author);
+        // Borrowed from the directory, not from `self`, so no copy per post.
+        let dir = self.dir;
+        let author = dir.author(&m.sender);
+        let rendered = self.render(m, author);
         let attachments = self.attachments(m, sink, report)?;
         let Rendered { text, kind, props } = rendered;
         let parts = self.parts(m, text);
@@ -72,7 +74,7 @@ impl<'a> PostWriter<'a> {
         for part in &parts {
             let create_at = self.clock.next(base);
             let (kind, props, attachments) = first.take().unwrap_or((None, None, Vec::new()));
-            self.write_line(m.conversation, &author, part, kind, props, attachments, create_at, sink)?;
+            self.write_line(m.conversation, author, part, kind, props, attachments, create_at, sink)?;
         }
         report.written(Entity::Message);
         if parts.len() > 1 {
