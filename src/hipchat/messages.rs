@@ -131,8 +131,10 @@ pub fn parse_element(element: &RawElement<'_>, what: &str, source: &str, origin:
 }
 
 fn parse_fields(wrapper: Option<&str>, m: &dyn MessageObject, origin: Origin, seq: u64, source: &str, unknown_fields: &mut BTreeMap<String, u64>) -> Parsed {
-    let wrapper = wrapper.map(str::to_string).unwrap_or_else(|| infer_wrapper(m, origin));
-    let known = kind_fields(&wrapper);
+    // Borrowed: a String per message for a handful of kind names was an
+    // allocation and a free for each of millions of messages.
+    let wrapper = wrapper.unwrap_or_else(|| infer_wrapper(m, origin));
+    let known = kind_fields(wrapper);
     m.for_each_key(&mut |key| {
         if !COMMON.contains(&key) && !known.contains(&key) {
             *unknown_fields.entry(format!("{wrapper}.{key}")).or_default() += 1;
@@ -145,7 +147,7 @@ fn parse_fields(wrapper: Option<&str>, m: &dyn MessageObject, origin: Origin, se
         return Parsed::BadTimestamp { id: msg_id, raw };
     };
     let sender = sender_of(m.field("sender").or_else(|| m.field("from")));
-    let kind = parse_kind(&wrapper, m, origin);
+    let kind = parse_kind(wrapper, m, origin);
     let conversation = match (origin, &kind) {
         (Origin::Room(rid), _) => Conversation::Room(rid),
         (Origin::User(owner), MessageKind::Private { receiver }) => Conversation::direct(sender.id.unwrap_or(owner), *receiver),
@@ -176,7 +178,7 @@ fn parse_fields(wrapper: Option<&str>, m: &dyn MessageObject, origin: Origin, se
 }
 
 /// An unwrapped message: its kind from `type`.
-fn infer_wrapper(m: &dyn MessageObject, origin: Origin) -> String {
+fn infer_wrapper(m: &dyn MessageObject, origin: Origin) -> &'static str {
     match m.text("type").as_str() {
         "muc_topic" => "TopicRoomMessage",
         "muc_archive" => "ArchiveRoomMessage",
@@ -188,7 +190,6 @@ fn infer_wrapper(m: &dyn MessageObject, origin: Origin) -> String {
         _ if matches!(origin, Origin::User(_)) => "PrivateUserMessage",
         _ => "UserMessage",
     }
-    .to_string()
 }
 
 fn parse_kind(wrapper: &str, m: &dyn MessageObject, origin: Origin) -> MessageKind {
