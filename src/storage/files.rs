@@ -257,10 +257,11 @@ impl FileStore {
     /// or creates symlinks.
     pub fn place(&self, file: &FileRef, root: &Path, rel: &Path) -> Result<()> {
         let placement = self.placement(file, root, rel)?;
-        if fs::symlink_metadata(&placement.dest).is_ok() {
-            return Err(Error::output(&placement.dest, "already exists"));
+        match placement.apply_once() {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::output(&placement.dest, "already exists")),
+            Err(e) => Err(placement_error(&placement.dest, e)),
         }
-        placement.apply().map_err(|e| placement_error(&placement.dest, e))
     }
 
     /// What [`FileStore::place`] does, as a value that can run on another thread.
@@ -299,17 +300,6 @@ pub struct Placement {
 }
 
 impl Placement {
-    /// Makes the copy; the destination must not exist.
-    pub fn apply(&self) -> io::Result<()> {
-        if let Some(parent) = self.dest.parent() {
-            create_dirs_below(&self.root, parent)?;
-        }
-        if self.link && fs::hard_link(&self.src, &self.dest).is_ok() {
-            return Ok(());
-        }
-        self.copy()
-    }
-
     /// Makes the copy unless the destination already holds it (writers place an
     /// export file at one path however often it is used); true when it made it.
     /// The link's own "already exists" says so: a lookup before each placement
@@ -376,6 +366,37 @@ fn stage_error(entry: &str, dest: &Path, e: io::Error) -> Error {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A placement is made once: placing again is "already exists" for
+    /// [`FileStore::place`] and a quiet no for [`Placement::apply_once`], and a
+    /// symlink at the destination is never written through.
+    #[test]
+    fn a_file_is_placed_once_and_never_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let (stage, out, elsewhere) = (dir.path().join("stage"), dir.path().join("out"), dir.path().join("elsewhere"));
+        for d in [&stage, &out, &elsewhere] {
+            fs::create_dir(d).unwrap();
+        }
+        let mut store = FileStore::staged(&stage).with_scratch(dir.path());
+        store.add("rooms/1/files/k/a.txt", &mut &b"hello"[..], 5).unwrap();
+        store.seal().unwrap();
+        let file = store.get("rooms/1/files/k/a.txt").unwrap().unwrap();
+
+        store.place(&file, &out, Path::new("data/k/a.txt")).unwrap();
+        assert_eq!(fs::read(out.join("data/k/a.txt")).unwrap(), b"hello");
+        let again = store.place(&file, &out, Path::new("data/k/a.txt")).unwrap_err().to_string();
+        assert!(again.contains("already exists"), "{again}");
+        let placement = store.placement(&file, &out, Path::new("data/k/a.txt")).unwrap();
+        assert!(!placement.apply_once().unwrap(), "made before");
+        let fresh = store.placement(&file, &out, Path::new("data/k/b.txt")).unwrap();
+        assert!(fresh.apply_once().unwrap());
+        assert_eq!(fs::read(out.join("data/k/b.txt")).unwrap(), b"hello");
+
+        std::os::unix::fs::symlink(elsewhere.join("target.txt"), out.join("data/k/link.txt")).unwrap();
+        let through = store.place(&file, &out, Path::new("data/k/link.txt")).unwrap_err().to_string();
+        assert!(through.contains("already exists"), "{through}");
+        assert!(!elsewhere.join("target.txt").exists(), "nothing written through the link");
+    }
 
     /// A measuring store holding `files` (later entries win, as in an archive).
     fn store(files: &[(String, u64)], budget: usize) -> FileStore {
