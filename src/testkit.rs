@@ -401,7 +401,7 @@ pub enum ScaleShape {
     #[default]
     Default,
     /// As independent exports were found to be: texts of 40-400 characters (one
-    /// message in 20 000 of 24 000; about 450 bytes of JSON per message), UUID
+    /// message in 20 000 of 24 000; about 450-500 bytes of JSON per message), UUID
     /// message ids, history files newest first, rooms whose members are a quarter
     /// of the users (at least 20) all posting, small files (10 B-3 kB) on
     /// `attachment_every` messages, each private message in both participants'
