@@ -146,7 +146,7 @@ impl History {
             match parsed {
                 Parsed::Message(m) => {
                     newest = newest.max(Some(m.time));
-                    self.add_message(*m)?
+                    self.add_message(&m)?
                 }
                 Parsed::Malformed(why) => {
                     events(Event::Input(Entity::Message, std::mem::take(&mut inputs)))?;
@@ -177,7 +177,7 @@ impl History {
         }
     }
 
-    fn add_message(&mut self, m: Message) -> Result<()> {
+    fn add_message(&mut self, m: &Message) -> Result<()> {
         // Looked up before inserting: a new String per message was an allocation
         // and a free for each of millions of messages, for a handful of kinds.
         match self.raw_kinds.get_mut(m.kind.name()) {
@@ -219,7 +219,7 @@ impl History {
                 self.sender_names.entry(high).or_insert((m.seq, String::new()));
             }
         }
-        self.spool.push(&m)
+        self.spool.push(m)
     }
 
     /// Takes in what another history thread read. Every choice goes by position in

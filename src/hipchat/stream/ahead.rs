@@ -40,7 +40,9 @@ const KEPT_TEXT_CAPACITY: usize = 16 * 1024;
 /// whether the stream ends with this batch.
 #[derive(Default)]
 struct Batch {
-    messages: Vec<Message>,
+    /// Boxed like the stream's group, so handing a message over swaps pointers.
+    #[allow(clippy::vec_box)] // boxed on purpose: see above
+    messages: Vec<Box<Message>>,
     len: usize,
     events: Vec<(usize, Option<Event>)>,
     text_bytes: usize,
@@ -65,9 +67,9 @@ impl Batch {
 
     /// Moves `slot`'s message into the batch, leaving a used message in its place
     /// for the stream to decode into.
-    fn take(&mut self, slot: &mut Message) {
+    fn take(&mut self, slot: &mut Box<Message>) {
         if self.len == self.messages.len() {
-            self.messages.push(crate::storage::spool::blank_message());
+            self.messages.push(Box::new(crate::storage::spool::blank_message()));
         }
         std::mem::swap(&mut self.messages[self.len], slot);
         self.text_bytes += self.messages[self.len].text.len();
