@@ -166,6 +166,12 @@ impl Directory {
         candidate
     }
 
+    /// The e-mail of Hipchat user `id` when the directory has one already: for
+    /// callers that copy it into a buffer of their own instead of a new `String`.
+    pub fn known_user_email(&self, id: UserId) -> Option<&str> {
+        self.users.get(&id).map(|found| found.email.as_str())
+    }
+
     /// The e-mail of Hipchat user `id`; a placeholder user is made (and reported) if
     /// the catalog does not know the id, so no comment ever names a missing user.
     pub fn user_email(&mut self, id: UserId, name_hint: &str, report: &mut Report) -> String {
