@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+pub use super::borrowed::Escapes;
 pub use super::json::without_nul;
 use super::time::{parse_timestamp, timestamp_from_json};
 use crate::model::Timestamp;
@@ -122,8 +123,8 @@ pub fn embedded_json(v: Option<&Value>) -> Option<Value> {
 pub enum Field<'a> {
     /// A parsed value.
     Value(&'a Value),
-    /// JSON text, already checked to be valid.
-    Raw(&'a RawValue),
+    /// JSON text, already checked to be valid, and whether it may hold escapes.
+    Raw(&'a RawValue, Escapes),
 }
 
 impl<'a> Field<'a> {
@@ -131,7 +132,7 @@ impl<'a> Field<'a> {
     pub fn value(self) -> Cow<'a, Value> {
         match self {
             Field::Value(v) => Cow::Borrowed(v),
-            Field::Raw(r) => Cow::Owned(serde_json::from_str(r.get()).unwrap_or(Value::Null)),
+            Field::Raw(r, _) => Cow::Owned(serde_json::from_str(r.get()).unwrap_or(Value::Null)),
         }
     }
 
@@ -140,10 +141,10 @@ impl<'a> Field<'a> {
         match self {
             Field::Value(Value::String(s)) => Some(Cow::Borrowed(s)),
             Field::Value(_) => None,
-            Field::Raw(r) => {
+            Field::Raw(r, escapes) => {
                 let text = r.get();
                 let inner = text.strip_prefix('"')?.strip_suffix('"')?;
-                if inner.contains('\\') {
+                if escapes == Escapes::Possible && memchr::memchr(b'\\', inner.as_bytes()).is_some() {
                     serde_json::from_str::<String>(text).ok().map(Cow::Owned)
                 } else {
                     Some(Cow::Borrowed(inner))
@@ -155,6 +156,7 @@ impl<'a> Field<'a> {
     /// [`text_of`] of the field.
     pub fn text(self) -> String {
         match self.as_str() {
+            Some(s) if matches!(self, Field::Raw(_, Escapes::Absent)) => s.into_owned(),
             Some(s) => without_nul(s.into_owned()),
             None => text_of(&self.value()),
         }
@@ -181,8 +183,8 @@ impl<'a> Field<'a> {
     /// The members of an object field, read once so several can be taken without
     /// parsing it again. Raw objects are read borrowed, without a `Value`.
     pub fn members(self) -> Members<'a> {
-        if let Field::Raw(r) = self {
-            if let Some(fields) = super::borrowed::object(r.get()) {
+        if let Field::Raw(r, escapes) = self {
+            if let Some(fields) = super::borrowed::object(r.get(), escapes) {
                 return Members::Borrowed(fields);
             }
         }
@@ -193,7 +195,7 @@ impl<'a> Field<'a> {
     pub fn is_object(self) -> bool {
         match self {
             Field::Value(v) => v.is_object(),
-            Field::Raw(r) => r.get().starts_with('{'),
+            Field::Raw(r, _) => r.get().starts_with('{'),
         }
     }
 }
@@ -210,7 +212,7 @@ impl Members<'_> {
     /// The member `key`.
     pub fn get(&self, key: &str) -> Option<Field<'_>> {
         match self {
-            Members::Borrowed(fields) => fields.get(key).map(Field::Raw),
+            Members::Borrowed(fields) => fields.field(key),
             Members::Parsed(v) => v.get(key).map(Field::Value),
         }
     }

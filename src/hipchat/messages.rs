@@ -40,8 +40,11 @@ pub enum Parsed {
     },
 }
 
-/// Fields every message kind may have; anything else is counted as unknown.
-const COMMON: &[&str] = &["id", "type", "sender", "message", "timestamp", "deleted", "attachment", "attachment_path", "metadata", "mentions", "message_format", "date", "from"];
+/// Fields every message kind may have; anything else is counted as unknown. A
+/// `match`, not a list search: it runs for every key of every message.
+fn is_common(key: &str) -> bool {
+    matches!(key, "id" | "type" | "sender" | "message" | "timestamp" | "deleted" | "attachment" | "attachment_path" | "metadata" | "mentions" | "message_format" | "date" | "from")
+}
 
 fn kind_fields(wrapper: &str) -> &'static [&'static str] {
     match wrapper {
@@ -94,7 +97,7 @@ impl MessageObject for Members<'_> {
 
 impl MessageObject for BorrowedFields<'_> {
     fn field(&self, key: &str) -> Option<Field<'_>> {
-        self.get(key).map(Field::Raw)
+        BorrowedFields::field(self, key)
     }
     fn for_each_key(&self, f: &mut dyn FnMut(&str)) {
         self.keys().for_each(f);
@@ -136,7 +139,7 @@ fn parse_fields(wrapper: Option<&str>, m: &dyn MessageObject, origin: Origin, se
     let wrapper = wrapper.unwrap_or_else(|| infer_wrapper(m, origin));
     let known = kind_fields(wrapper);
     m.for_each_key(&mut |key| {
-        if !COMMON.contains(&key) && !known.contains(&key) {
+        if !is_common(key) && !known.contains(&key) {
             *unknown_fields.entry(format!("{wrapper}.{key}")).or_default() += 1;
         }
     });
@@ -264,7 +267,7 @@ fn sender_of(field: Option<Field<'_>>) -> Sender {
 /// that reader leaves to the general path.
 fn party(field: Field<'_>) -> Option<borrowed::Party> {
     match field {
-        Field::Raw(raw) => borrowed::party(raw.get()),
+        Field::Raw(raw, escapes) => borrowed::party(raw.get(), escapes),
         Field::Value(_) => None,
     }
 }
@@ -315,7 +318,8 @@ mod tests {
             Just(json!("2018-04-02T14:54:04Z 777248")),
             Just(json!("2018-04-02 15:31:34+00:00")),
             Just(json!("7")),
-            "[a-z \"\\\\/{}\u{e9}]{0,8}".prop_map(Value::from),
+            // NUL and newline come out as `\u0000` and `\n`: elements with and without escapes.
+            "[a-z \"\\\\/{}\u{e9}\u{0}\n]{0,8}".prop_map(Value::from),
         ];
         leaf.prop_recursive(3, 24, 4, |inner| {
             prop_oneof![
@@ -354,6 +358,22 @@ mod tests {
             prop_assert_eq!(fast, slow);
             prop_assert_eq!(fast_unknown, slow_unknown);
         }
+    }
+
+    /// An element without a backslash has its strings taken as they are, unscanned
+    /// for NULs: that holds because a raw NUL (or any control character) inside a
+    /// string is malformed JSON, never a message text.
+    #[test]
+    fn a_raw_nul_in_a_string_is_malformed_not_text() {
+        for text in ["{\"UserMessage\": {\"id\": \"a\", \"message\": \"x\u{0}y\", \"timestamp\": \"2018-04-02T14:54:04Z\"}}", "{\"id\": \"a\", \"message\": \"x\u{0}y\", \"timestamp\": \"2018-04-02T14:54:04Z\"}"] {
+            let element = RawElement { json: text.as_bytes(), key: None, line: 1, column: 1, complete: true };
+            let e = parse_element(&element, "rooms/1/history.json", "", Origin::Room(1), 1, &mut BTreeMap::new()).expect_err("a raw NUL is malformed JSON");
+            assert!(e.to_string().contains("control character"), "{e}");
+        }
+        let escaped = r#"{"UserMessage": {"id": "a", "message": "x\u0000y", "timestamp": "2018-04-02T14:54:04Z"}}"#;
+        let element = RawElement { json: escaped.as_bytes(), key: None, line: 1, column: 1, complete: true };
+        let Some((Parsed::Message(m), _)) = parse_element(&element, "t", "", Origin::Room(1), 1, &mut BTreeMap::new()).unwrap() else { panic!() };
+        assert_eq!(m.text, "xy");
     }
 
     fn parse(v: Value, origin: Origin) -> Message {
