@@ -393,7 +393,7 @@ fn convert(args: &ConvertArgs, target: Target, out: &Path, user_map: &[crate::us
     if !unbalanced.is_empty() {
         return Err(Error::new(ErrorKind::Other, format!("internal accounting error, output not written: counts in != written + skipped for {unbalanced:?}")));
     }
-    let scratch_removal = staging.remove_scratch_in_background();
+    let scratch_removal = staging.remove_scratch_in_background(&files_dir);
     commit_output(staging)?;
     Ok(scratch_removal)
 }

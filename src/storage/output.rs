@@ -34,14 +34,57 @@ pub struct Staging {
 
 /// The scratch folder being removed on a thread of its own; dropping this waits
 /// until it is gone, so no run ends with the folder still there.
+///
+/// The waiting thread does not just wait: the staged files (tens of thousands, in
+/// one folder) are unlinked by both threads, a batch of names at a time, and the
+/// last of the folder is removed once both are done. The run's last tenth of a
+/// second was the helper alone unlinking while the main thread idled (perf, 17 000
+/// attachments).
 #[must_use = "dropping it waits for the removal"]
-pub struct ScratchRemoval(Option<std::thread::JoinHandle<()>>);
+pub struct ScratchRemoval {
+    helper: Option<std::thread::JoinHandle<()>>,
+    work: std::sync::Arc<Unlinking>,
+}
+
+/// Names still to unlink in the staged-files folder, shared by the threads that
+/// remove it; `None` once it has been read to the end (or could not be read).
+struct Unlinking {
+    dir: PathBuf,
+    entries: std::sync::Mutex<Option<fs::ReadDir>>,
+}
+
+/// Names taken from the shared listing at once.
+const UNLINK_BATCH: usize = 64;
+
+impl Unlinking {
+    /// Unlinks files of the folder until its listing is exhausted. Errors are left
+    /// to the final `remove_dir_all`, which retries whatever is still there.
+    fn run(&self) {
+        let mut batch = Vec::with_capacity(UNLINK_BATCH);
+        loop {
+            {
+                let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+                let Some(listing) = entries.as_mut() else { return };
+                batch.extend(listing.by_ref().take(UNLINK_BATCH).filter_map(|e| e.ok()).map(|e| e.path()));
+                if batch.is_empty() {
+                    *entries = None;
+                    return;
+                }
+            }
+            for path in batch.drain(..) {
+                let _ = fs::remove_file(path);
+            }
+        }
+    }
+}
 
 impl Drop for ScratchRemoval {
     fn drop(&mut self) {
-        if let Some(handle) = self.0.take() {
+        self.work.run();
+        if let Some(handle) = self.helper.take() {
             let _ = handle.join();
         }
+        let _ = fs::remove_dir_all(&self.work.dir);
     }
 }
 
@@ -97,19 +140,13 @@ impl Staging {
     /// thread of its own: unlinking tens of thousands of staged files took a
     /// twentieth of a Mattermost run, and moving the output into place and writing
     /// the report need not wait for it.
-    pub fn remove_scratch_in_background(&mut self) -> ScratchRemoval {
+    /// `staged` is the folder of staged files inside it, the bulk of the removal.
+    pub fn remove_scratch_in_background(&mut self, staged: &Path) -> ScratchRemoval {
         self.scratch_released = true;
-        let dir = self.work_dir.clone();
-        let remove = move || {
-            let _ = fs::remove_dir_all(&dir);
-        };
-        match std::thread::Builder::new().name("hcconv-cleanup".into()).spawn(remove.clone()) {
-            Ok(handle) => ScratchRemoval(Some(handle)),
-            Err(_) => {
-                remove();
-                ScratchRemoval(None)
-            }
-        }
+        let work = std::sync::Arc::new(Unlinking { dir: self.work_dir.clone(), entries: std::sync::Mutex::new(fs::read_dir(staged).ok()) });
+        let shared = std::sync::Arc::clone(&work);
+        let helper = std::thread::Builder::new().name("hcconv-cleanup".into()).spawn(move || shared.run()).ok();
+        ScratchRemoval { helper, work }
     }
 
     /// Removes the scratch folder unless [`Staging::remove_scratch_in_background`] does.
