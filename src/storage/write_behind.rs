@@ -339,6 +339,18 @@ pub fn run_behind_batched(task: Task) -> io::Result<Closing> {
     Ok(Closing { status })
 }
 
+/// [`run_behind`] unless the helper's queue is full: then the task comes back, for
+/// the caller to run itself rather than wait. Only for a task that no job queued
+/// before it has to finish first, since it may run before them.
+pub fn try_run_behind(task: Task) -> io::Result<Result<Closing, Task>> {
+    let status = Arc::new(Status::default());
+    match try_submit(Job::Run { task, status: Arc::clone(&status) })? {
+        None => Ok(Ok(Closing { status })),
+        Some(Job::Run { task, .. }) => Ok(Err(task)),
+        Some(_) => unreachable!("try_submit gives back the job it was given"),
+    }
+}
+
 /// A closed file whose bytes may still be queued.
 pub struct Closing {
     status: Arc<Status>,
