@@ -162,6 +162,16 @@ impl<'a> Field<'a> {
         }
     }
 
+    /// [`Field::text`] appended to `out`, without a `String` of its own.
+    pub fn text_into(self, out: &mut String) {
+        match self.as_str() {
+            Some(s) if matches!(self, Field::Raw(_, Escapes::Absent)) => out.push_str(&s),
+            Some(s) if s.contains('\0') => out.push_str(&s.replace('\0', "")),
+            Some(s) => out.push_str(&s),
+            None => out.push_str(&text_of(&self.value())),
+        }
+    }
+
     /// [`flag_of`] of the field.
     pub fn flag(self) -> bool {
         flag_of(&self.value())

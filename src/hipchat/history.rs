@@ -134,17 +134,19 @@ impl History {
         let mut index = 0u64;
         let mut inputs = 0u64;
         let mut newest = None;
+        // One message read into again and again (see `messages::parse_element_into`).
+        let mut m = crate::storage::spool::blank_message();
         let outcome = json::for_each_prefix(reader, path, json::MAX_VALUE_BYTES, &mut |element| {
             let seq = position(file, index + 1).ok_or_else(|| Error::input(path, "more history files or elements than hcconv can number"))?;
             // No path per message (a sixth of a spool record, and an allocation):
             // the sorted spool knows each message's file from its position.
-            let Some((parsed, used)) = messages::parse_element(&element, path, "", origin, seq, &mut self.unknown_fields)? else {
+            let Some((parsed, used)) = messages::parse_element_into(&element, path, "", origin, seq, &mut self.unknown_fields, &mut m)? else {
                 return Ok(None);
             };
             index += 1;
             inputs += 1;
             match parsed {
-                Parsed::Message(m) => {
+                Parsed::Message(()) => {
                     newest = newest.max(Some(m.time));
                     self.add_message(&m)?
                 }

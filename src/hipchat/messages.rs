@@ -24,11 +24,12 @@ pub enum Origin {
     User(UserId),
 }
 
-/// The outcome of reading one history element.
+/// The outcome of reading one history element. `M` is the message itself, or
+/// `()` when it was read into the caller's [`Message`] ([`parse_element_into`]).
 #[derive(Debug, PartialEq)]
-pub enum Parsed {
+pub enum Parsed<M = Box<Message>> {
     /// A message.
-    Message(Box<Message>),
+    Message(M),
     /// Not a message object; the text says what it was.
     Malformed(String),
     /// A message whose time cannot be read (its id and the raw value).
@@ -65,6 +66,13 @@ trait MessageObject {
 
     fn text(&self, key: &str) -> String {
         self.field(key).map(Field::text).unwrap_or_default()
+    }
+    /// [`MessageObject::text`] into `out`, reusing its memory.
+    fn text_into(&self, key: &str, out: &mut String) {
+        out.clear();
+        if let Some(field) = self.field(key) {
+            field.text_into(out);
+        }
     }
     fn flag(&self, key: &str) -> bool {
         self.field(key).is_some_and(Field::flag)
@@ -107,10 +115,25 @@ impl MessageObject for BorrowedFields<'_> {
 /// Reads one history element. `unknown_fields` counts `Kind.field` names the format
 /// does not document, for the inspect report.
 pub fn parse_message(value: &Value, origin: Origin, seq: u64, source: &str, unknown_fields: &mut BTreeMap<String, u64>) -> Parsed {
+    let mut out = crate::storage::spool::blank_message();
+    boxed(parse_message_into(value, origin, seq, source, unknown_fields, &mut out), out)
+}
+
+/// [`parse_message`] into `out`.
+fn parse_message_into(value: &Value, origin: Origin, seq: u64, source: &str, unknown_fields: &mut BTreeMap<String, u64>, out: &mut Message) -> Parsed<()> {
     let Some((wrapper, m)) = unwrap(value) else {
         return Parsed::Malformed(format!("expected a message object, found {}", json_type(value)));
     };
-    parse_fields(wrapper, m, origin, seq, source, unknown_fields)
+    parse_fields(wrapper, m, origin, seq, source, unknown_fields, out)
+}
+
+/// The outcome of reading into `out`, with the message boxed.
+fn boxed(parsed: Parsed<()>, out: Message) -> Parsed {
+    match parsed {
+        Parsed::Message(()) => Parsed::Message(Box::new(out)),
+        Parsed::Malformed(why) => Parsed::Malformed(why),
+        Parsed::BadTimestamp { id, raw } => Parsed::BadTimestamp { id, raw },
+    }
 }
 
 /// Reads the history element at the front of `element.json` straight from its text
@@ -120,9 +143,20 @@ pub fn parse_message(value: &Value, origin: Origin, seq: u64, source: &str, unkn
 /// Malformed JSON is an error naming `what` with line and column. Messages get
 /// `source` as their [`Message::source`] (the history threads give `""`).
 pub fn parse_element(element: &RawElement<'_>, what: &str, source: &str, origin: Origin, seq: u64, unknown_fields: &mut BTreeMap<String, u64>) -> Result<Option<(Parsed, usize)>> {
+    let mut out = crate::storage::spool::blank_message();
+    let read = parse_element_into(element, what, source, origin, seq, unknown_fields, &mut out)?;
+    Ok(read.map(|(parsed, used)| (boxed(parsed, out), used)))
+}
+
+/// [`parse_element`] into `out`, whose strings keep their memory from message to
+/// message: the history threads read millions of messages, and a fresh box and
+/// strings for each were an allocation and a free apiece, plus a copy of the
+/// 480-byte message into its box.
+#[allow(clippy::too_many_arguments)]
+pub fn parse_element_into(element: &RawElement<'_>, what: &str, source: &str, origin: Origin, seq: u64, unknown_fields: &mut BTreeMap<String, u64>, out: &mut Message) -> Result<Option<(Parsed<()>, usize)>> {
     if element.key.is_none() {
         match borrowed::read(element) {
-            borrowed::Read::Message(wrapper, fields, used) => return Ok(Some((parse_fields(wrapper, &fields, origin, seq, source, unknown_fields), used))),
+            borrowed::Read::Message(wrapper, fields, used) => return Ok(Some((parse_fields(wrapper, &fields, origin, seq, source, unknown_fields, out), used))),
             borrowed::Read::Incomplete => return Ok(None),
             borrowed::Read::ValuePath => {}
         }
@@ -130,10 +164,10 @@ pub fn parse_element(element: &RawElement<'_>, what: &str, source: &str, origin:
     let Some((value, used)) = element.parse_prefix::<Value>().map_err(|e| element.error(what, &e))? else {
         return Ok(None);
     };
-    Ok(Some((parse_message(&element.wrap(value), origin, seq, source, unknown_fields), used)))
+    Ok(Some((parse_message_into(&element.wrap(value), origin, seq, source, unknown_fields, out), used)))
 }
 
-fn parse_fields(wrapper: Option<&str>, m: &dyn MessageObject, origin: Origin, seq: u64, source: &str, unknown_fields: &mut BTreeMap<String, u64>) -> Parsed {
+fn parse_fields(wrapper: Option<&str>, m: &dyn MessageObject, origin: Origin, seq: u64, source: &str, unknown_fields: &mut BTreeMap<String, u64>, out: &mut Message) -> Parsed<()> {
     // Borrowed: a String per message for a handful of kind names was an
     // allocation and a free for each of millions of messages.
     let wrapper = wrapper.unwrap_or_else(|| infer_wrapper(m, origin));
@@ -143,11 +177,11 @@ fn parse_fields(wrapper: Option<&str>, m: &dyn MessageObject, origin: Origin, se
             *unknown_fields.entry(format!("{wrapper}.{key}")).or_default() += 1;
         }
     });
-    let msg_id = m.text("id");
+    m.text_into("id", &mut out.id);
     let raw_time = m.field("timestamp").or_else(|| m.field("date"));
     let Some(time) = raw_time.and_then(Field::timestamp) else {
         let raw = raw_time.map_or_else(|| Value::Null.to_string(), |f| f.value().to_string());
-        return Parsed::BadTimestamp { id: msg_id, raw };
+        return Parsed::BadTimestamp { id: out.id.clone(), raw };
     };
     let sender = sender_of(m.field("sender").or_else(|| m.field("from")));
     let kind = parse_kind(wrapper, m, origin);
@@ -156,28 +190,26 @@ fn parse_fields(wrapper: Option<&str>, m: &dyn MessageObject, origin: Origin, se
         (Origin::User(owner), MessageKind::Private { receiver }) => Conversation::direct(sender.id.unwrap_or(owner), *receiver),
         (Origin::User(owner), _) => Conversation::direct(sender.id.unwrap_or(owner), owner),
     };
-    let mentions = match m.field("mentions").map(Field::value).as_deref() {
-        Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_object().and_then(|o| id(o, "id")).or_else(|| id_of(v))).collect(),
-        _ => Vec::new(),
-    };
+    out.mentions.clear();
+    if let Some(Value::Array(items)) = m.field("mentions").map(Field::value).as_deref() {
+        out.mentions.extend(items.iter().filter_map(|v| v.as_object().and_then(|o| id(o, "id")).or_else(|| id_of(v))));
+    }
     let deleted = m.field("deleted").filter(|d| d.is_object()).map(Field::members).map(|d| Deletion {
         user_id: d.get("user_id").and_then(Field::id),
         date: d.get("date").and_then(Field::timestamp),
     });
-    Parsed::Message(Box::new(Message {
-        conversation,
-        id: msg_id,
-        time,
-        seq,
-        sender,
-        text: m.text("message"),
-        kind,
-        attachment: parse_attachment(m),
-        mentions,
-        deleted,
-        metadata: m.field("metadata").map(Field::value).filter(|v| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty())).map(|v| v.into_owned()),
-        source: source.to_string(),
-    }))
+    out.conversation = conversation;
+    out.time = time;
+    out.seq = seq;
+    out.sender = sender;
+    m.text_into("message", &mut out.text);
+    out.kind = kind;
+    out.attachment = parse_attachment(m);
+    out.deleted = deleted;
+    out.metadata = m.field("metadata").map(Field::value).filter(|v| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty())).map(|v| v.into_owned());
+    out.source.clear();
+    out.source.push_str(source);
+    Parsed::Message(())
 }
 
 /// An unwrapped message: its kind from `type`.
