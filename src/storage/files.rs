@@ -113,13 +113,11 @@ pub struct FileStore {
     staging: PendingFiles<PathBuf>,
     /// Small staged files not yet handed over.
     small: SmallFiles,
-    /// Whether the staging folders ([`make_buckets`]) exist yet.
-    buckets_made: bool,
 }
 
 impl FileStore {
     fn with_backing(backing: Backing) -> Self {
-        FileStore { backing, index: Index::Filling(None, 0), made: BTreeMap::new(), scratch: None, temp: None, sort_budget: index::SORT_BUDGET, staging: PendingFiles::default(), small: SmallFiles::default(), buckets_made: false }
+        FileStore { backing, index: Index::Filling(None, 0), made: BTreeMap::new(), scratch: None, temp: None, sort_budget: index::SORT_BUDGET, staging: PendingFiles::default(), small: SmallFiles::default() }
     }
 
     /// A store that records sizes only.
@@ -170,10 +168,6 @@ impl FileStore {
     pub fn add(&mut self, path: &str, reader: &mut dyn Read, declared_size: u64) -> Result<()> {
         let size = match &self.backing {
             Backing::Staged(dir) => {
-                if !self.buckets_made {
-                    make_buckets(dir)?;
-                    self.buckets_made = true;
-                }
                 let dest = dir.join(staged_name(path));
                 if declared_size <= SMALL_FILE_MAX {
                     let mut bytes = Vec::with_capacity(declared_size as usize);
@@ -254,10 +248,6 @@ impl FileStore {
             Backing::Folder(_, None) | Backing::Measured => None,
         };
         if let Some(dir) = staged_in {
-            if !self.buckets_made {
-                make_buckets(dir)?;
-                self.buckets_made = true;
-            }
             let dest = dir.join(staged_name(path));
             fs::write(&dest, bytes).output_ctx(&dest)?;
         }
@@ -357,44 +347,20 @@ impl FileStore {
 }
 
 /// The name a staged copy of the export file at `path` gets: the SHA-256 of the path
-/// in hex, in one of [`BUCKETS`] folders named by its first digit. Mirroring the
-/// export's folders cost a `mkdir` per attachment while reading (exports give each
-/// file a folder of its own) and as many `rmdir`s when the run ends, about 5 % of a
-/// run; the hash is unique for every path an export can hold, and the same path (a
-/// later slice's copy, a file made from JSON) still lands on the same name, so the
-/// last copy wins as before.
-///
-/// Several folders rather than one, because the kernel creates and removes names
-/// in one folder one at a time: two threads staging small files, or removing them
-/// at the end, each waited for the other's turn at that folder's lock (perf: both
-/// busy, no sooner done).
+/// in hex, all in one folder. Mirroring the export's folders cost a `mkdir` per
+/// attachment while reading (exports give each file a folder of its own) and as many
+/// `rmdir`s when the run ends, about 5 % of a run; the hash is unique for every
+/// path an export can hold, and the same path (a later slice's copy, a file made
+/// from JSON) still lands on the same name, so the last copy wins as before.
 fn staged_name(path: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(path.as_bytes());
-    let mut name = String::with_capacity(66);
-    name.push(char::from_digit(u32::from(digest[0] >> 4), 16).expect("a nibble"));
-    name.push('/');
+    let mut name = String::with_capacity(64);
     for b in digest.iter() {
         name.push(char::from_digit(u32::from(b >> 4), 16).expect("a nibble"));
         name.push(char::from_digit(u32::from(b & 15), 16).expect("a nibble"));
     }
     name
-}
-
-/// Staging folders: one per first hex digit of [`staged_name`].
-const BUCKETS: u32 = 16;
-
-/// Makes the staging folders inside `dir` (once per store; existing ones are fine).
-fn make_buckets(dir: &Path) -> Result<()> {
-    for b in 0..BUCKETS {
-        let bucket = dir.join(char::from_digit(b, 16).expect("a digit").to_string());
-        match fs::create_dir(&bucket) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && bucket.is_dir() => {}
-            Err(e) => return Err(Error::output(&bucket, e)),
-        }
-    }
-    Ok(())
 }
 
 /// A copy of one export file to make in the output (see [`FileStore::place`]).
@@ -532,11 +498,8 @@ mod tests {
             assert_eq!(fs::read(out.join(&rel)).unwrap(), content(i, *n), "file {i}");
         }
 
-        let gone = dir.path().join("gone");
-        fs::create_dir(&gone).unwrap();
-        let mut broken = FileStore::staged(&gone).with_scratch(dir.path());
+        let mut broken = FileStore::staged(&dir.path().join("gone")).with_scratch(dir.path());
         broken.add("rooms/1/files/k/small.txt", &mut &b"tiny"[..], 4).unwrap();
-        fs::remove_dir_all(&gone).unwrap();
         let e = broken.seal().unwrap_err().to_string();
         assert!(e.contains("small.txt"), "{e}");
     }

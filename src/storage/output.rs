@@ -35,35 +35,44 @@ pub struct Staging {
 /// The scratch folder being removed on a thread of its own; dropping this waits
 /// until it is gone, so no run ends with the folder still there.
 ///
-/// The waiting thread does not just wait: the staging folders (tens of thousands
-/// of staged files, spread over several folders) are removed by both threads, a
-/// folder at a time, and the rest once both are done. The run's last tenth of a
+/// The waiting thread does not just wait: the staged files (tens of thousands, in
+/// one folder) are unlinked by both threads, a batch of names at a time, and the
+/// last of the folder is removed once both are done. The run's last tenth of a
 /// second was the helper alone unlinking while the main thread idled (perf, 17 000
-/// attachments); within one folder the kernel removes names one at a time, so the
-/// work is shared out by folder.
+/// attachments).
 #[must_use = "dropping it waits for the removal"]
 pub struct ScratchRemoval {
     helper: Option<std::thread::JoinHandle<()>>,
-    work: std::sync::Arc<Removal>,
+    work: std::sync::Arc<Unlinking>,
 }
 
-/// Folders still to remove, shared by the threads that remove the scratch folder.
-struct Removal {
+/// Names still to unlink in the staged-files folder, shared by the threads that
+/// remove it; `None` once it has been read to the end (or could not be read).
+struct Unlinking {
     dir: PathBuf,
-    folders: std::sync::Mutex<Vec<PathBuf>>,
+    entries: std::sync::Mutex<Option<fs::ReadDir>>,
 }
 
-impl Removal {
-    /// Removes folders until none is left. Errors are left to the final
-    /// `remove_dir_all`, which retries whatever is still there.
+/// Names taken from the shared listing at once.
+const UNLINK_BATCH: usize = 64;
+
+impl Unlinking {
+    /// Unlinks files of the folder until its listing is exhausted. Errors are left
+    /// to the final `remove_dir_all`, which retries whatever is still there.
     fn run(&self) {
+        let mut batch = Vec::with_capacity(UNLINK_BATCH);
         loop {
-            let next = self.folders.lock().unwrap_or_else(|p| p.into_inner()).pop();
-            match next {
-                Some(folder) => {
-                    let _ = fs::remove_dir_all(folder);
+            {
+                let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+                let Some(listing) = entries.as_mut() else { return };
+                batch.extend(listing.by_ref().take(UNLINK_BATCH).filter_map(|e| e.ok()).map(|e| e.path()));
+                if batch.is_empty() {
+                    *entries = None;
+                    return;
                 }
-                None => return,
+            }
+            for path in batch.drain(..) {
+                let _ = fs::remove_file(path);
             }
         }
     }
@@ -131,11 +140,10 @@ impl Staging {
     /// thread of its own: unlinking tens of thousands of staged files took a
     /// twentieth of a Mattermost run, and moving the output into place and writing
     /// the report need not wait for it.
-    /// `staged` is the folder of staging folders inside it, the bulk of the removal.
+    /// `staged` is the folder of staged files inside it, the bulk of the removal.
     pub fn remove_scratch_in_background(&mut self, staged: &Path) -> ScratchRemoval {
         self.scratch_released = true;
-        let folders = fs::read_dir(staged).map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default();
-        let work = std::sync::Arc::new(Removal { dir: self.work_dir.clone(), folders: std::sync::Mutex::new(folders) });
+        let work = std::sync::Arc::new(Unlinking { dir: self.work_dir.clone(), entries: std::sync::Mutex::new(fs::read_dir(staged).ok()) });
         let shared = std::sync::Arc::clone(&work);
         let helper = std::thread::Builder::new().name("hcconv-cleanup".into()).spawn(move || shared.run()).ok();
         ScratchRemoval { helper, work }
