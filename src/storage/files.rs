@@ -37,36 +37,59 @@ const SMALL_BATCH_BYTES: usize = 256 * 1024;
 /// hand-off to the write-behind helper per file cost more than its write. A batch
 /// goes to the helper as one job or, when the helper's queue is full, is written
 /// on the reading thread, so both cores create files.
+///
+/// Copies of one path (an avatar in two slices of an export) must land in the
+/// order they were read, the last one winning, however the writes are split
+/// between threads: a file whose staged name may still be written by an earlier
+/// job waits for it ([`FileStore::wait_for_earlier_copies`]). Names are compared
+/// by [`StagedKey`], which is cheap enough to check on every file.
 #[derive(Debug, Default)]
 struct SmallFiles {
     /// Staged path, bytes, and the archive path (for errors).
     files: Vec<(PathBuf, Vec<u8>, String)>,
+    keys: Vec<StagedKey>,
     bytes: usize,
 }
 
+/// The first 64 bits of a staged name's hash: equal for copies of one path, and
+/// (rarely) for two paths, which then only wait for each other needlessly.
+type StagedKey = u64;
+
+/// Staging work that may still be under way: its label for errors (a staged file,
+/// or the staging folder for a batch) and the keys of the names it writes.
+#[derive(Debug)]
+struct InFlight {
+    label: PathBuf,
+    keys: Vec<StagedKey>,
+}
+
 impl SmallFiles {
-    fn push(&mut self, dest: PathBuf, bytes: Vec<u8>, entry: &str) {
+    fn push(&mut self, dest: PathBuf, key: StagedKey, bytes: Vec<u8>, entry: &str) {
         self.bytes += bytes.len();
         self.files.push((dest, bytes, entry.to_string()));
+        self.keys.push(key);
     }
 
     fn is_full(&self) -> bool {
         self.files.len() >= SMALL_BATCH_FILES || self.bytes >= SMALL_BATCH_BYTES
     }
 
-    /// The batch as one task (its error names the archive entry), leaving this empty.
-    fn take_task(&mut self) -> Option<crate::storage::write_behind::Task> {
+    /// The batch as one task (its error names the archive entry) with the keys it
+    /// writes, leaving this empty.
+    fn take_task(&mut self) -> Option<(crate::storage::write_behind::Task, Vec<StagedKey>)> {
         if self.files.is_empty() {
             return None;
         }
         self.bytes = 0;
         let files = std::mem::take(&mut self.files);
-        Some(Box::new(move || {
+        let keys = std::mem::take(&mut self.keys);
+        let task: crate::storage::write_behind::Task = Box::new(move || {
             for (dest, bytes, entry) in files {
                 fs::write(&dest, bytes).map_err(|e| io::Error::new(e.kind(), format!("staging {entry} as {}: {e}", dest.display())))?;
             }
             Ok(())
-        }))
+        });
+        Some((task, keys))
     }
 }
 
@@ -110,7 +133,7 @@ pub struct FileStore {
     /// Memory for sorting the paths (tests make it tiny, to sort through run files).
     sort_budget: usize,
     /// Staged copies the write-behind thread may still be writing; `seal` waits.
-    staging: PendingFiles<PathBuf>,
+    staging: PendingFiles<InFlight>,
     /// Small staged files not yet handed over.
     small: SmallFiles,
 }
@@ -168,22 +191,26 @@ impl FileStore {
     pub fn add(&mut self, path: &str, reader: &mut dyn Read, declared_size: u64) -> Result<()> {
         let size = match &self.backing {
             Backing::Staged(dir) => {
-                let dest = dir.join(staged_name(path));
+                let dir = dir.clone();
+                let (name, key) = staged_name_and_key(path);
+                let dest = dir.join(name);
                 if declared_size <= SMALL_FILE_MAX {
                     let mut bytes = Vec::with_capacity(declared_size as usize);
                     reader.read_to_end(&mut bytes).map_err(|e| stage_error(path, &dest, e))?;
                     let size = bytes.len() as u64;
-                    self.small.push(dest, bytes, path);
+                    // An earlier copy in the batch itself is written before this one.
+                    self.wait_for_earlier_copies(&dir, &[key], false)?;
+                    self.small.push(dest, key, bytes, path);
                     if self.small.is_full() {
-                        let dir = dir.clone();
                         self.write_small_files(&dir)?;
                     }
                     size
                 } else {
+                    self.wait_for_earlier_copies(&dir, &[key], true)?;
                     let mut out = WriteBehind::new(File::create(&dest).output_ctx(&dest)?);
                     let size = io::copy(reader, &mut out).map_err(|e| stage_error(path, &dest, e))?;
                     let closing = out.close().output_ctx(&dest)?;
-                    self.staging.push(dest, closing).map_err(|(dest, e)| Error::output(&dest, e))?;
+                    self.staging.push(InFlight { label: dest, keys: vec![key] }, closing).map_err(in_flight_error)?;
                     size
                 }
             }
@@ -211,7 +238,7 @@ impl FileStore {
             let dir = dir.clone();
             self.write_small_files(&dir)?;
         }
-        self.staging.wait_all().map_err(|(dest, e)| Error::output(&dest, e))?;
+        self.staging.wait_all().map_err(in_flight_error)?;
         let table = match std::mem::replace(&mut self.index, Index::Filling(None, 0)) {
             Index::Sealed(table) => table,
             Index::Filling(None, _) => Table::empty(),
@@ -227,11 +254,31 @@ impl FileStore {
     /// Hands the batch of small files to the write-behind helper, or writes it
     /// here when the helper is busy. `dir` labels a failure the helper reports.
     fn write_small_files(&mut self, dir: &Path) -> Result<()> {
-        let Some(task) = self.small.take_task() else { return Ok(()) };
+        let Some((task, keys)) = self.small.take_task() else { return Ok(()) };
         match try_run_behind(task).output_ctx(dir)? {
-            Ok(closing) => self.staging.push(dir.to_path_buf(), closing).map_err(|(dir, e)| Error::output(&dir, e)),
-            Err(task) => task().output_ctx(dir),
+            Ok(closing) => self.staging.push(InFlight { label: dir.to_path_buf(), keys }, closing).map_err(in_flight_error),
+            Err(task) => {
+                // Written here, it may overtake queued jobs: not past an earlier copy.
+                self.wait_for_earlier_copies(dir, &keys, false)?;
+                task().output_ctx(dir)
+            }
         }
+    }
+
+    /// Waits until no earlier copy of any of `keys` can still be written: when one
+    /// is queued (or, with `batch_too`, waits in the unsent batch), everything
+    /// queued so far is sent and waited for. Copies of one path are rare, so this
+    /// almost never waits.
+    fn wait_for_earlier_copies(&mut self, dir: &Path, keys: &[StagedKey], batch_too: bool) -> Result<()> {
+        let in_batch = batch_too && self.small.keys.iter().any(|k| keys.contains(k));
+        if in_batch || self.staging.any_pending(|f| f.keys.iter().any(|k| keys.contains(k))).map_err(in_flight_error)? {
+            if let Some((task, batch_keys)) = self.small.take_task() {
+                let closing = crate::storage::write_behind::run_behind(task).output_ctx(dir)?;
+                self.staging.push(InFlight { label: dir.to_path_buf(), keys: batch_keys }, closing).map_err(in_flight_error)?;
+            }
+            self.staging.wait_all().map_err(in_flight_error)?;
+        }
+        Ok(())
     }
 
     fn table(&self) -> Result<&Table> {
@@ -248,7 +295,11 @@ impl FileStore {
             Backing::Folder(_, None) | Backing::Measured => None,
         };
         if let Some(dir) = staged_in {
-            let dest = dir.join(staged_name(path));
+            let dir = dir.clone();
+            let (name, key) = staged_name_and_key(path);
+            // It wins over an archive copy of the same path, so none may land after it.
+            self.wait_for_earlier_copies(&dir, &[key], true)?;
+            let dest = dir.join(name);
             fs::write(&dest, bytes).output_ctx(&dest)?;
         }
         let order = self.made.get(path).map_or(self.made.len() as u64, |(_, order)| *order);
@@ -353,6 +404,11 @@ impl FileStore {
 /// path an export can hold, and the same path (a later slice's copy, a file made
 /// from JSON) still lands on the same name, so the last copy wins as before.
 fn staged_name(path: &str) -> String {
+    staged_name_and_key(path).0
+}
+
+/// [`staged_name`] and its [`StagedKey`], from one hash.
+fn staged_name_and_key(path: &str) -> (String, StagedKey) {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(path.as_bytes());
     let mut name = String::with_capacity(64);
@@ -360,7 +416,13 @@ fn staged_name(path: &str) -> String {
         name.push(char::from_digit(u32::from(b >> 4), 16).expect("a nibble"));
         name.push(char::from_digit(u32::from(b & 15), 16).expect("a nibble"));
     }
-    name
+    let key = StagedKey::from_be_bytes(digest[..8].try_into().expect("eight bytes"));
+    (name, key)
+}
+
+/// A staging write that failed, named by its label.
+fn in_flight_error((staged, e): (InFlight, io::Error)) -> Error {
+    Error::output(&staged.label, e)
 }
 
 /// A copy of one export file to make in the output (see [`FileStore::place`]).
@@ -473,17 +535,23 @@ mod tests {
         assert!(!elsewhere.join("target.txt").exists(), "nothing written through the link");
     }
 
-    /// Small files go in batches (written behind, or here when the helper is busy),
-    /// large ones as they are read: after the seal every one is there, whole, and a
-    /// batch that cannot be written is an error that names the file.
-    #[test]
-    fn staged_files_of_every_size_are_all_there_after_the_seal() {
+    /// A staging store in a temporary folder, and an output folder beside it.
+    fn staging_store() -> (tempfile::TempDir, PathBuf, FileStore) {
         let dir = tempfile::tempdir().unwrap();
         let (stage, out) = (dir.path().join("stage"), dir.path().join("out"));
         for d in [&stage, &out] {
             fs::create_dir(d).unwrap();
         }
-        let mut store = FileStore::staged(&stage).with_scratch(dir.path());
+        let store = FileStore::staged(&stage).with_scratch(dir.path());
+        (dir, out, store)
+    }
+
+    /// Small files go in batches (written behind, or here when the helper is busy),
+    /// large ones as they are read: after the seal every one is there, whole, and a
+    /// batch that cannot be written is an error that names the file.
+    #[test]
+    fn staged_files_of_every_size_are_all_there_after_the_seal() {
+        let (dir, out, mut store) = staging_store();
         let sizes: Vec<usize> = (0..300).map(|i| [0, 1, 700, 3000, SMALL_FILE_MAX as usize, SMALL_FILE_MAX as usize + 1, 90_000][i % 7]).collect();
         let content = |i: usize, n: usize| (0..n).map(|j| (i * 31 + j) as u8).collect::<Vec<u8>>();
         for (i, n) in sizes.iter().enumerate() {
@@ -502,6 +570,49 @@ mod tests {
         broken.add("rooms/1/files/k/small.txt", &mut &b"tiny"[..], 4).unwrap();
         let e = broken.seal().unwrap_err().to_string();
         assert!(e.contains("small.txt"), "{e}");
+    }
+
+    /// Copies of one path (an avatar in two slices) land in the order they were
+    /// read, whichever thread writes them and whatever their sizes: the last wins,
+    /// on disk as in the index.
+    #[test]
+    fn the_last_copy_of_a_path_wins_on_disk() {
+        let (_dir, out, mut store) = staging_store();
+        let big = |c: u8| vec![c; SMALL_FILE_MAX as usize + 5000];
+        let copies: [(&str, Vec<Vec<u8>>); 5] = [
+            ("small-small", vec![b"first".to_vec(), b"second!".to_vec()]),
+            ("large-small", vec![big(b'L'), b"small wins".to_vec()]),
+            ("small-large", vec![b"small first".to_vec(), big(b'M')]),
+            ("large-large", vec![big(b'A'), vec![b'B'; 20_000]]),
+            ("many", vec![b"1".to_vec(), big(b'2'), b"3".to_vec(), b"four".to_vec()]),
+        ];
+        // A large copy right behind a small one still waiting in its batch.
+        store.add("users/1/adjacent.png", &mut &b"small"[..], 5).unwrap();
+        store.add("users/1/adjacent.png", &mut &big(b'Z')[..], big(b'Z').len() as u64).unwrap();
+        let mut filler = 0;
+        let rounds = copies.iter().map(|(_, c)| c.len()).max().unwrap();
+        for round in 0..rounds {
+            for (name, versions) in &copies {
+                if let Some(bytes) = versions.get(round) {
+                    store.add(&format!("users/1/{name}.png"), &mut &bytes[..], bytes.len() as u64).unwrap();
+                }
+                // Fillers between copies, enough to fill batches and the helper's queue.
+                for _ in 0..(filler % 3) * 70 {
+                    store.add(&format!("rooms/1/files/f{filler}/x.txt"), &mut &b"filler"[..], 6).unwrap();
+                    filler += 1;
+                }
+                filler += 1;
+            }
+        }
+        store.seal().unwrap();
+        let adjacent = ("adjacent", vec![big(b'Z')]);
+        for (name, versions) in copies.iter().chain([&adjacent]) {
+            let last = versions.last().unwrap();
+            let file = store.get(&format!("users/1/{name}.png")).unwrap().unwrap();
+            assert_eq!(file.size, last.len() as u64, "{name}");
+            store.place(&file, &out, Path::new(&format!("{name}.png"))).unwrap();
+            assert!(fs::read(out.join(format!("{name}.png"))).unwrap() == *last, "{name}: an earlier copy won");
+        }
     }
 
     /// A measuring store holding `files` (later entries win, as in an archive).

@@ -374,9 +374,14 @@ impl Closing {
 /// Files closed but perhaps not yet written, each with a label for its errors
 /// (usually its path). Finished ones are dropped as new ones arrive, so this holds
 /// at most about [`QUEUE`] + [`TASK_BATCH`] entries whatever the number of files.
-#[derive(Default)]
 pub struct PendingFiles<L> {
     pending: Vec<(L, Closing)>,
+}
+
+impl<L> Default for PendingFiles<L> {
+    fn default() -> Self {
+        PendingFiles { pending: Vec::new() }
+    }
 }
 
 impl<L> std::fmt::Debug for PendingFiles<L> {
@@ -390,6 +395,13 @@ impl<L> PendingFiles<L> {
     pub fn push(&mut self, label: L, closing: Closing) -> Result<(), (L, io::Error)> {
         self.pending.push((label, closing));
         self.reap()
+    }
+
+    /// Whether a file whose label matches `matches` may still be written; finished
+    /// ones are dropped first (returning the first error among them).
+    pub fn any_pending(&mut self, matches: impl Fn(&L) -> bool) -> Result<bool, (L, io::Error)> {
+        self.reap()?;
+        Ok(self.pending.iter().any(|(label, _)| matches(label)))
     }
 
     /// Waits for every file to be written; returns the first error.
