@@ -155,11 +155,9 @@ impl<'a> Field<'a> {
 
     /// [`text_of`] of the field.
     pub fn text(self) -> String {
-        match self.as_str() {
-            Some(s) if matches!(self, Field::Raw(_, Escapes::Absent)) => s.into_owned(),
-            Some(s) => without_nul(s.into_owned()),
-            None => text_of(&self.value()),
-        }
+        let mut out = String::new();
+        self.text_into(&mut out);
+        out
     }
 
     /// [`Field::text`] appended to `out`, without a `String` of its own.
