@@ -29,14 +29,21 @@ pub enum Escapes {
 
 /// One message object's fields, in file order, each as its JSON text.
 pub struct BorrowedFields<'a> {
-    entries: Vec<(&'a str, &'a RawValue)>,
+    /// Each key and its value's JSON text (checked to be JSON).
+    entries: Vec<(&'a str, &'a str)>,
     /// Whether the object's text holds a backslash anywhere.
     escapes: Escapes,
 }
 
 impl<'a> BorrowedFields<'a> {
+    /// Fields from keys and their values' JSON text, which the caller has checked
+    /// to be JSON; `escapes` is what is known of the text they came from.
+    pub(super) fn new(entries: Vec<(&'a str, &'a str)>, escapes: Escapes) -> Self {
+        BorrowedFields { entries, escapes }
+    }
+
     /// The raw JSON text of `key`.
-    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+    pub fn get(&self, key: &str) -> Option<&'a str> {
         self.entries.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
     }
 
@@ -48,6 +55,18 @@ impl<'a> BorrowedFields<'a> {
     /// Every key, in file order.
     pub fn keys(&self) -> impl Iterator<Item = &'a str> + '_ {
         self.entries.iter().map(|(k, _)| *k)
+    }
+
+    /// Every key and its value's JSON text, in file order.
+    #[cfg(test)]
+    pub fn entries(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
+        self.entries.iter().copied()
+    }
+
+    /// Whether the text they came from may hold escapes.
+    #[cfg(test)]
+    pub fn escapes(&self) -> Escapes {
+        self.escapes
     }
 }
 
@@ -84,6 +103,15 @@ fn escapes_in(json: &[u8]) -> Escapes {
 /// The wrapper rule is the one `fields::unwrap` applies to a `Value`: an
 /// object with exactly one key whose value is an object is a wrapper.
 pub fn read<'a>(element: &RawElement<'a>) -> Read<'a> {
+    if let Some((wrapper, fields, used)) = super::scan::message(element.json) {
+        return Read::Message(wrapper, fields, used);
+    }
+    read_with_serde_json(element)
+}
+
+/// [`read`] by serde_json alone: what the scanner leaves to it (and, in tests,
+/// the reference the scanner is held to).
+fn read_with_serde_json<'a>(element: &RawElement<'a>) -> Read<'a> {
     let (outer, used) = match element.parse_prefix::<Outer<'a>>() {
         Ok(Some(found)) => found,
         Ok(None) => return Read::Incomplete,
@@ -218,12 +246,12 @@ impl<'de> Visitor<'de> for FieldsVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
-        let mut entries: Vec<(&'de str, &'de RawValue)> = Vec::with_capacity(12);
+        let mut entries: Vec<(&'de str, &'de str)> = Vec::with_capacity(12);
         while let Some((key, value)) = map.next_entry::<&'de str, &'de RawValue>()? {
             if entries.iter().any(|(k, _)| *k == key) {
                 return Err(de::Error::custom("repeated key"));
             }
-            entries.push((key, value));
+            entries.push((key, value.get()));
         }
         Ok(Fields(BorrowedFields { entries, escapes: Escapes::Possible }))
     }
@@ -366,6 +394,15 @@ impl<'de> Visitor<'de> for ScalarVisitor {
     }
 }
 
+/// The serde_json reading of a complete element, for the scanner's tests.
+#[cfg(test)]
+pub(super) fn read_with_serde(json: &[u8]) -> Option<super::scan::Scanned<'_>> {
+    match read_with_serde_json(&RawElement { json, key: None, line: 1, column: 1, complete: true }) {
+        Read::Message(wrapper, fields, used) => Some((wrapper, fields, used)),
+        Read::Incomplete | Read::ValuePath => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,7 +443,7 @@ mod tests {
     fn a_prefix_is_read_up_to_its_end_or_found_incomplete() {
         let json = r#"{"UserMessage": {"id": "a"}}, {"UserMessage": {"id": "b"}}"#;
         let Read::Message(Some("UserMessage"), f, used) = read(&element(json)) else { panic!() };
-        assert_eq!((f.get("id").unwrap().get(), used), (r#""a""#, 28));
+        assert_eq!((f.get("id").unwrap(), used), (r#""a""#, 28));
         let cut = RawElement { json: &json.as_bytes()[..20], key: None, line: 1, column: 1, complete: false };
         assert!(matches!(read(&cut), Read::Incomplete));
     }
@@ -429,8 +466,8 @@ mod tests {
     fn values_are_the_raw_text() {
         let json = r#"{"UserMessage": {"sender": {"id": 9, "name": "N"}, "message": "a\"b"}}"#;
         let Read::Message(_, f, _) = read(&element(json)) else { panic!() };
-        assert_eq!(f.get("sender").unwrap().get(), r#"{"id": 9, "name": "N"}"#);
-        assert_eq!(f.get("message").unwrap().get(), r#""a\"b""#);
+        assert_eq!(f.get("sender").unwrap(), r#"{"id": 9, "name": "N"}"#);
+        assert_eq!(f.get("message").unwrap(), r#""a\"b""#);
         assert!(f.get("missing").is_none());
     }
 }

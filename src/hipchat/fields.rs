@@ -6,7 +6,6 @@
 
 use std::borrow::Cow;
 
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 pub use super::borrowed::Escapes;
@@ -124,7 +123,7 @@ pub enum Field<'a> {
     /// A parsed value.
     Value(&'a Value),
     /// JSON text, already checked to be valid, and whether it may hold escapes.
-    Raw(&'a RawValue, Escapes),
+    Raw(&'a str, Escapes),
 }
 
 impl<'a> Field<'a> {
@@ -132,7 +131,7 @@ impl<'a> Field<'a> {
     pub fn value(self) -> Cow<'a, Value> {
         match self {
             Field::Value(v) => Cow::Borrowed(v),
-            Field::Raw(r, _) => Cow::Owned(serde_json::from_str(r.get()).unwrap_or(Value::Null)),
+            Field::Raw(r, _) => Cow::Owned(serde_json::from_str(r).unwrap_or(Value::Null)),
         }
     }
 
@@ -142,7 +141,7 @@ impl<'a> Field<'a> {
             Field::Value(Value::String(s)) => Some(Cow::Borrowed(s)),
             Field::Value(_) => None,
             Field::Raw(r, escapes) => {
-                let text = r.get();
+                let text = r;
                 let inner = text.strip_prefix('"')?.strip_suffix('"')?;
                 if escapes == Escapes::Possible && memchr::memchr(b'\\', inner.as_bytes()).is_some() {
                     serde_json::from_str::<String>(text).ok().map(Cow::Owned)
@@ -192,7 +191,7 @@ impl<'a> Field<'a> {
     /// parsing it again. Raw objects are read borrowed, without a `Value`.
     pub fn members(self) -> Members<'a> {
         if let Field::Raw(r, escapes) = self {
-            if let Some(fields) = super::borrowed::object(r.get(), escapes) {
+            if let Some(fields) = super::borrowed::object(r, escapes) {
                 return Members::Borrowed(fields);
             }
         }
@@ -203,7 +202,7 @@ impl<'a> Field<'a> {
     pub fn is_object(self) -> bool {
         match self {
             Field::Value(v) => v.is_object(),
-            Field::Raw(r, _) => r.get().starts_with('{'),
+            Field::Raw(r, _) => r.starts_with('{'),
         }
     }
 }

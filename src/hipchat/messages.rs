@@ -299,7 +299,7 @@ fn sender_of(field: Option<Field<'_>>) -> Sender {
 /// that reader leaves to the general path.
 fn party(field: Field<'_>) -> Option<borrowed::Party> {
     match field {
-        Field::Raw(raw, escapes) => borrowed::party(raw.get(), escapes),
+        Field::Raw(raw, escapes) => borrowed::party(raw, escapes),
         Field::Value(_) => None,
     }
 }

@@ -18,6 +18,7 @@ mod history;
 pub mod json;
 pub mod messages;
 pub mod records;
+mod scan;
 mod stream;
 pub mod time;
 
