@@ -15,7 +15,11 @@
 # the shape independent exports were found to have). ROOMS: default one room per 1000 messages (1500 for
 # text-heavy), at least 10; set a fixed number, e.g. ROOMS=500, to compare sizes with
 # the same per-room state. For Pixtoome, whose output is several times the
-# baseline's bytes, the bytes/s column is the one to compare.
+# baseline's bytes, the bytes/s column is the one to compare. DRAIN=1 deletes
+# Pixtoome's finished message files while it runs (all but the newest three, their
+# bytes still counted), for outputs larger than the memory-backed WORK folder can
+# hold (text-heavy 5M writes about 63 GB); deleting costs the run some CPU, so it
+# is only slower for it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("${@:-50000}")
@@ -46,6 +50,25 @@ target_flags() {
     pixtoome:*) echo "--to pixtoome --pixtoome-usermessages ${1#pixtoome:}" ;;
     *) echo "--to $1" ;;
   esac
+}
+
+# With DRAIN=1, runs in the background while a Pixtoome run writes into a hidden
+# folder in $work: deletes each finished messages-NNNNNN.json (all but the three
+# newest) and writes the bytes deleted to $1 once $work/drain.stop appears.
+drain() {
+  local total=0 files f size d
+  while [ ! -e "$work/drain.stop" ]; do
+    for d in "$work"/.*hcconv-partial-*; do
+      [ -d "$d" ] || continue
+      mapfile -t files < <(cd "$d" 2>/dev/null && ls | grep '^messages-' | sort | head -n -3 | sed "s|^|$d/|")
+      # Counted only once removed here: the run may have moved the folder since.
+      for f in "${files[@]}"; do
+        size=$(stat -c %s "$f" 2>/dev/null) && rm "$f" 2>/dev/null && total=$((total + size)) || true
+      done
+    done
+    sleep 0.05
+  done
+  echo "$total" > "$1"
 }
 
 # Runs a command under /usr/bin/time; prints "wall_seconds max_rss_kib". Wall time
@@ -86,9 +109,14 @@ for n in "${sizes[@]}"; do
     rm -rf "$work/base"
     walls[baseline]+="$w "; rsss[baseline]=$r
     for t in "${targets[@]}"; do
-      rm -rf "$work/out-$t"
+      rm -rf "$work/out-$t" "$work/drain.stop" "$work/drained"
+      drained=0
+      [ "${DRAIN:-0}" = 1 ] && [ "$t" = pixtoome ] && { drain "$work/drained" & }
       read -r w r < <(measure "$bin" "$export_file" -o "$work/out-$t" --password-file "$pw" --quiet $(target_flags "$t"))
-      bytes[$t]=$(du -sb "$work/out-$t" | cut -f1)
+      if [ "${DRAIN:-0}" = 1 ] && [ "$t" = pixtoome ]; then
+        touch "$work/drain.stop"; wait; drained=$(cat "$work/drained")
+      fi
+      bytes[$t]=$(( $(du -sb "$work/out-$t" | cut -f1) + drained ))
       # Outputs live in memory (/dev/shm): keep none beside the next run (Pixtoome
       # writes 8.6 GB at 5M), so every run starts with the same free memory.
       rm -rf "$work/out-$t"
@@ -102,5 +130,5 @@ for n in "${sizes[@]}"; do
     read -r best worst < <(stats ${walls[$t]})
     printf '%-10s %-13s %9s %9s %7s %12s %11s %9s\n' "$n" "$t" "$best" "$worst" "$(awk -v a="$best" -v b="$base_best" 'BEGIN{printf "%.2f", a/b}')" "$(awk -v n="$n" -v t="$best" 'BEGIN{printf "%d", n/t}')" "$(mbps "${bytes[$t]}" "$best")" "$(( rsss[$t] / 1024 ))"
   done
-  rm -rf "$work/base" "$work"/out-*
+  rm -rf "$work/base" "$work"/out-* "$work/drain.stop" "$work/drained"
 done
