@@ -300,6 +300,18 @@ impl TextRewriter {
     pub fn rewrite_collect(&self, text: &str) -> (String, Vec<String>) {
         let mut out = String::with_capacity(text.len() + 16);
         let mut mentioned = Vec::new();
+        self.rewrite_onto(text, &mut out, &mut mentioned);
+        (out, mentioned)
+    }
+
+    /// [`TextRewriter::rewrite`] appended to `out`: a writer that keeps one buffer
+    /// for every message spares an allocation and a free per message.
+    pub fn rewrite_into(&self, text: &str, out: &mut String) {
+        self.rewrite_onto(text, out, &mut Vec::new());
+    }
+
+    /// Appends the rewritten `text` to `out`, and the names it replaced to `mentioned`.
+    fn rewrite_onto(&self, text: &str, out: &mut String, mentioned: &mut Vec<String>) {
         let bytes = text.as_bytes();
         let mut i = 0;
         let mut copied = 0;
@@ -336,7 +348,6 @@ impl TextRewriter {
             i += 1;
         }
         out.push_str(&text[copied..]);
-        (out, mentioned)
     }
 }
 

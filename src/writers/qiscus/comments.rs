@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::convert::clock::StrictClock;
-use crate::convert::text::{event_text, is_code, notification_text, slash_command, slash_command_owned, split_chars, Style, TextRewriter};
+use crate::convert::text::{event_text, is_code, notification_text, slash_command, split_chars, Style, TextRewriter};
 use crate::error::Result;
 use crate::hipchat::Export;
 use crate::model::{Catalog, Conversation, Message, MessageKind, Timestamp};
@@ -130,7 +130,12 @@ pub struct CommentWriter<'a> {
     summaries: Summaries,
     /// The current comment's author address (see [`CommentWriter::message`]).
     creator: String,
+    /// The current comment's text, its memory kept from comment to comment.
+    text: String,
 }
+
+/// A text buffer that grew past this (a long message) is not kept for the next.
+const KEPT_TEXT_CAPACITY: usize = 64 * 1024;
 
 impl<'a> CommentWriter<'a> {
     /// A writer for `settings.out`, rewriting `@mention_name` to `@Display Name`.
@@ -147,6 +152,7 @@ impl<'a> CommentWriter<'a> {
             times: MillisFormatter::default(),
             summaries: Summaries::default(),
             creator: String::new(),
+            text: String::new(),
         }
     }
 
@@ -181,7 +187,10 @@ impl<'a> CommentWriter<'a> {
         // allocation and a free for millions of comments.
         let mut creator = std::mem::take(&mut self.creator);
         self.creator_into(m, report, &mut creator);
-        let mut text = self.render(catalog, m, report);
+        // The text too (a long one's memory is not kept).
+        let mut text = std::mem::take(&mut self.text);
+        text.clear();
+        self.render_into(catalog, m, report, &mut text);
         if let Some(line) = self.attachment_line(m, report)? {
             if !text.is_empty() {
                 text.push_str("\n\n");
@@ -190,10 +199,14 @@ impl<'a> CommentWriter<'a> {
         }
         if text.trim().is_empty() {
             // It was sent in Hipchat, so it stays a comment, as in the other targets.
-            text = "(empty Hipchat message)".to_string();
+            text.clear();
+            text.push_str("(empty Hipchat message)");
         }
         let emitted = self.emit(m, &creator, &text, report);
         self.creator = creator;
+        if text.capacity() <= KEPT_TEXT_CAPACITY {
+            self.text = text;
+        }
         emitted
     }
 
@@ -218,27 +231,36 @@ impl<'a> CommentWriter<'a> {
         }
     }
 
-    /// The message as plain text, before attachments.
-    fn render(&self, catalog: &Catalog, m: &Message, report: &mut Report) -> String {
+    /// The message as plain text, before attachments, appended to `out`.
+    fn render_into(&self, catalog: &Catalog, m: &Message, report: &mut Report, out: &mut String) {
         let actor = || self.actor(catalog, m);
         match &m.kind {
-            MessageKind::Notification { .. } => notification_text(m, Style::Plain),
-            MessageKind::Topic { .. } | MessageKind::Archive { .. } | MessageKind::GuestAccess { .. } => event_text(&m.kind, &actor()).unwrap_or_default(),
+            MessageKind::Notification { .. } => out.push_str(&notification_text(m, Style::Plain)),
+            MessageKind::Topic { .. } | MessageKind::Archive { .. } | MessageKind::GuestAccess { .. } => out.push_str(&event_text(&m.kind, &actor()).unwrap_or_default()),
             MessageKind::Unknown { wrapper } => {
                 report.add_extra("qiscus_unknown_kinds_as_text", 1);
-                format!("[Hipchat {wrapper}] {}", self.user_text(&m.text, &actor))
+                out.push_str(&format!("[Hipchat {wrapper}] "));
+                self.user_text_into(&m.text, &actor, out);
             }
-            MessageKind::User | MessageKind::Private { .. } => self.user_text(&m.text, &actor),
+            MessageKind::User | MessageKind::Private { .. } => self.user_text_into(&m.text, &actor, out),
         }
     }
 
-    /// A person's text: `/code` kept verbatim, otherwise mentions rewritten; then the
-    /// slash command rendered as Hipchat showed it (`actor` is asked only then).
-    fn user_text(&self, text: &str, actor: &dyn Fn() -> String) -> String {
+    /// A person's text, appended to `out`: `/code` kept verbatim, otherwise
+    /// mentions rewritten; then the slash command rendered as Hipchat showed it
+    /// (`actor` is asked only then).
+    fn user_text_into(&self, text: &str, actor: &dyn Fn() -> String, out: &mut String) {
         if is_code(text) {
-            return slash_command(text, &actor(), Style::Plain);
+            out.push_str(&slash_command(text, &actor(), Style::Plain));
+            return;
         }
-        slash_command_owned(self.rewriter.rewrite(text), actor, Style::Plain)
+        let start = out.len();
+        self.rewriter.rewrite_into(text, out);
+        if out[start..].starts_with('/') {
+            let shown = slash_command(&out[start..], &actor(), Style::Plain);
+            out.truncate(start);
+            out.push_str(&shown);
+        }
     }
 
     /// `Attachment: <name> <link>`, after copying the file; a note when it is missing.
