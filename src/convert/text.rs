@@ -235,8 +235,19 @@ pub fn slash_command(text: &str, actor: &str, style: Style) -> String {
 /// they come back as they are instead of copied (a copy per message, perf 500k).
 /// The actor's name is asked for only when the text is a command (Qiscus looks
 /// it up).
-pub fn slash_command_owned<A: AsRef<str>>(text: String, actor: impl FnOnce() -> A, style: Style) -> String {
-    if text.starts_with('/') { slash_command(&text, actor().as_ref(), style) } else { text }
+pub fn slash_command_owned<A: AsRef<str>>(mut text: String, actor: impl FnOnce() -> A, style: Style) -> String {
+    slash_command_from(&mut text, 0, actor, style);
+    text
+}
+
+/// [`slash_command_owned`] in place, for the part of `text` from `start` on (a
+/// writer that builds each message in one buffer it keeps).
+pub fn slash_command_from<A: AsRef<str>>(text: &mut String, start: usize, actor: impl FnOnce() -> A, style: Style) {
+    if text[start..].starts_with('/') {
+        let shown = slash_command(&text[start..], actor().as_ref(), style);
+        text.truncate(start);
+        text.push_str(&shown);
+    }
 }
 
 /// True for `/code` messages, whose body must not be rewritten.

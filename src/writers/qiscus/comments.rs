@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::convert::clock::StrictClock;
-use crate::convert::text::{event_text, is_code, notification_text, slash_command, split_chars, Style, TextRewriter};
+use crate::convert::text::{event_text, is_code, notification_text, slash_command, slash_command_from, split_chars, Style, TextRewriter};
 use crate::error::Result;
 use crate::hipchat::Export;
 use crate::model::{Catalog, Conversation, Message, MessageKind, Timestamp};
@@ -256,11 +256,7 @@ impl<'a> CommentWriter<'a> {
         }
         let start = out.len();
         self.rewriter.rewrite_into(text, out);
-        if out[start..].starts_with('/') {
-            let shown = slash_command(&out[start..], &actor(), Style::Plain);
-            out.truncate(start);
-            out.push_str(&shown);
-        }
+        slash_command_from(out, start, actor, Style::Plain);
     }
 
     /// `Attachment: <name> <link>`, after copying the file; a note when it is missing.
