@@ -247,16 +247,30 @@ pub fn exit_status(e: &anyhow::Error) -> i32 {
 
 /// The completion script for `shell`, made from the one clap definition so it
 /// always names the flags this build has.
+/// Made in memory first: clap_complete panics on a failed write.
 fn print_completions(shell: clap_complete::Shell) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    clap_complete::generate(shell, &mut Cli::command(), "hcconv", &mut out);
-    std::io::Write::flush(&mut out).map_err(|e| Error::new(ErrorKind::Output, format!("standard output: {e}")))
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "hcconv", &mut script);
+    write_stdout(&script)
 }
 
 /// The man page, from the same definition (the exit-status table included).
 fn print_man_page() -> Result<()> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command()).render(&mut page).map_err(|e| Error::new(ErrorKind::Other, format!("cannot make the man page: {e}")))?;
+    write_stdout(&page)
+}
+
+/// Writes `bytes` to standard output. A reader that stops early (`| head`,
+/// `| grep -q`) closes the pipe: that is its choice, not a failure, so the
+/// command ends quietly and successfully, as `cat` and ripgrep do.
+fn write_stdout(bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
     let mut out = std::io::stdout().lock();
-    clap_mangen::Man::new(Cli::command()).render(&mut out).map_err(|e| Error::new(ErrorKind::Output, format!("standard output: {e}")))
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        written => written.map_err(|e| Error::new(ErrorKind::Output, format!("standard output: {e}"))),
+    }
 }
 
 impl InputArgs {
@@ -307,11 +321,11 @@ fn run_inspect(args: &InspectArgs) -> Result<()> {
     progress.phase("counting", "messages");
     let inventory = crate::inspect::Inventory::collect(export, &mut report)?;
     progress.finish();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&inventory).expect("inventory serialises"));
-    } else {
-        print!("{}", inventory.to_text());
-    }
+    let text = match args.json {
+        true => serde_json::to_string_pretty(&inventory).expect("inventory serialises") + "\n",
+        false => inventory.to_text(),
+    };
+    write_stdout(text.as_bytes())?;
     if args.log.verbose {
         print_warnings(&report);
     }

@@ -51,6 +51,30 @@ fn man_page_has_every_flag_and_the_exit_codes() {
     }
 }
 
+/// `hcconv completions bash | grep -q …`, `hcconv man | head`, `hcconv inspect
+/// … | head`: the reader closes the pipe early. That ends the command quietly with status 0; clap's
+/// generator used to panic (exit 101) when its write failed, which made CI's
+/// `completions bash | grep -q` fail now and then.
+#[test]
+fn a_reader_that_stops_early_is_no_failure() {
+    let fixture = ["inspect", "fixtures/quirks.tar.gz.aes", "--password-file", "fixtures/quirks.password", "--quiet"];
+    let json = [&fixture[..], &["--json"]].concat();
+    for args in [&["completions", "bash"][..], &["completions", "zsh"], &["man"], &fixture, &json] {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("hcconv"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Closed before the child writes a byte: every write of it fails.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
+
 #[test]
 fn an_unknown_shell_is_a_usage_error() {
     Command::cargo_bin("hcconv").unwrap().args(["completions", "tcsh"]).assert().code(2);
