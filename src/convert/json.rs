@@ -33,23 +33,9 @@ pub fn str_field(w: &mut impl Write, key: &[u8], value: &str) -> io::Result<()> 
 }
 
 /// Whether serde_json escapes any byte of `bytes`: a control character (below
-/// 0x20), `"` or `\`. Hand-rolled with word-at-a-time bit tests (the classic
-/// "has a zero byte" / "has a byte below n" tricks, exact for the question "is
-/// there any") because the crates that scan for sets of bytes look for at most
-/// three values, and here 34 count.
+/// 0x20), `"` or `\`.
 fn needs_escape(bytes: &[u8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
-    let has_below_space = |x: u64| x.wrapping_sub(ONES * 0x20) & !x & HIGHS != 0;
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in chunks.by_ref() {
-        let x = u64::from_ne_bytes(chunk.try_into().expect("eight bytes"));
-        if has_below_space(x) || has_zero(x ^ (ONES * u64::from(b'"'))) || has_zero(x ^ (ONES * u64::from(b'\\'))) {
-            return true;
-        }
-    }
-    chunks.remainder().iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    crate::hipchat::json::first_string_special(bytes).is_some()
 }
 
 /// [`field`] for an integer, written with itoa (what serde_json uses too).

@@ -140,6 +140,32 @@ pub fn for_each_prefix(reader: impl Read, what: &str, limit: u64, each: &mut Ele
     walk.document(each)
 }
 
+/// The index of the first byte a JSON string cannot hold as it is: `"`, `\` or
+/// a control character (below 0x20). The history scanner looks for a string's end
+/// with it, and the writers for whether a text needs escaping. Hand-rolled
+/// because the crates that search for sets of bytes take at most three values,
+/// and here 34 count.
+/// Eight bytes at a time, by the usual zero-byte test on a word (a byte is flagged
+/// exactly when it matches, except above a byte that already matched, so the
+/// lowest flag is always right); the tail byte by byte.
+pub fn first_string_special(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut words = bytes.chunks_exact(8);
+    let mut at = 0;
+    for word in words.by_ref() {
+        let w = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let backslash = w ^ (ONES * u64::from(b'\\'));
+        let found = ((quote.wrapping_sub(ONES) & !quote) | (backslash.wrapping_sub(ONES) & !backslash) | (w.wrapping_sub(ONES * 0x20) & !w)) & HIGH;
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    words.remainder().iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).map(|i| at + i)
+}
+
 /// Formats a serde_json error as `what: malformed JSON: … at line L column C`.
 pub fn json_error(what: &str, e: &serde_json::Error) -> Error {
     if e.is_io() {
@@ -739,6 +765,12 @@ mod tests {
     }
 
     proptest! {
+        /// The word-at-a-time search finds what a byte-by-byte one finds.
+        #[test]
+        fn first_string_special_is_the_first_special_byte(bytes in proptest::collection::vec(prop_oneof![Just(b'"'), Just(b'\\'), 0u8..0x20, 0x20u8..=0xff, Just(0x7f), Just(0x80)], 0..40)) {
+            prop_assert_eq!(first_string_special(&bytes), bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20));
+        }
+
         /// Whatever the elements and however the bytes arrive, the walk yields what
         /// parsing the whole array would (nested arrays flattened).
         #[test]

@@ -17,6 +17,7 @@
 //! accepts with the same fields (proptest below).
 
 use super::borrowed::{BorrowedFields, Escapes};
+use super::json::first_string_special;
 
 /// Nesting followed inside a field value; deeper values are left to serde_json.
 const MAX_DEPTH: usize = 32;
@@ -252,7 +253,7 @@ impl Scanner<'_> {
     fn string(&mut self, key: bool) -> Option<()> {
         self.pos += 1;
         loop {
-            self.pos += special_byte(&self.json[self.pos..])?;
+            self.pos += first_string_special(&self.json[self.pos..])?;
             match self.json[self.pos] {
                 b'"' => {
                     self.pos += 1;
@@ -285,28 +286,6 @@ impl Scanner<'_> {
         }
         Some(())
     }
-}
-
-/// The index of the first `"`, `\` or control character (below 0x20) in `bytes`.
-/// Eight bytes at a time, by the usual zero-byte test on a word (a byte is flagged
-/// exactly when it matches, except above a byte that already matched, so the
-/// lowest flag is always right); the tail byte by byte.
-fn special_byte(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut words = bytes.chunks_exact(8);
-    let mut at = 0;
-    for word in words.by_ref() {
-        let w = u64::from_le_bytes(word.try_into().expect("eight bytes"));
-        let quote = w ^ (ONES * u64::from(b'"'));
-        let backslash = w ^ (ONES * u64::from(b'\\'));
-        let found = ((quote.wrapping_sub(ONES) & !quote) | (backslash.wrapping_sub(ONES) & !backslash) | (w.wrapping_sub(ONES * 0x20) & !w)) & HIGH;
-        if found != 0 {
-            return Some(at + (found.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    words.remainder().iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).map(|i| at + i)
 }
 
 #[cfg(test)]
@@ -361,12 +340,6 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4000))]
-
-        /// The word-at-a-time search finds what a byte-by-byte one finds.
-        #[test]
-        fn special_byte_is_the_first_special_byte(bytes in proptest::collection::vec(prop_oneof![Just(b'"'), Just(b'\\'), 0u8..0x20, 0x20u8..=0xff, Just(0x7f), Just(0x80)], 0..40)) {
-            prop_assert_eq!(special_byte(&bytes), bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20));
-        }
 
         /// Whatever the scanner accepts, serde's reader accepts with the same
         /// wrapper, fields, escapes and length (and the other way round for most).
