@@ -567,3 +567,81 @@ fn output_is_byte_identical_across_runs() {
         assert!(v == &fb[k], "{} differs", k.display());
     }
 }
+
+/// An export built for the mention rules: an active user, a deactivated one, two
+/// users who share a full name, and messages that mention them in every way.
+fn mention_export(dir: &Path) -> PathBuf {
+    use hcconv::testkit::{Container, Entry};
+    use serde_json::json;
+    let entry = |path: &str, v: Value| Entry { path: path.into(), bytes: serde_json::to_vec(&v).unwrap() };
+    let user = |id: u64, name: &str, mention: &str, deleted: bool| {
+        json!({"User": {"id": id, "name": name, "mention_name": mention, "email": format!("u{id}@example.com"), "title": "",
+            "avatar": null, "created": "2018-01-01T00:00:00+00:00", "is_deleted": deleted, "timezone": "UTC",
+            "account_type": if id == 1 { "admin" } else { "user" }, "roles": if id == 1 { json!(["user", "admin", "owner"]) } else { json!(["user"]) }, "rooms": []}})
+    };
+    let sender = |id: u64| json!({"id": id, "mention_name": "", "name": "", "version": ""});
+    let message = |n: u64, text: &str, mentions: &[u64]| {
+        json!({"UserMessage": {"id": format!("m{n}"), "type": "muc_message", "sender": sender(1), "message": text,
+            "mentions": mentions.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
+            "timestamp": format!("2018-02-01T10:00:{n:02}Z")}})
+    };
+    let texts: [(&str, &[u64]); 9] = [
+        ("hi @ann", &[2]),
+        ("/quote @ann said so", &[2]),
+        ("ping @dana", &[3]),
+        ("hello @sam1 and @sam2", &[4, 5]),
+        ("no mention here", &[2]),
+        ("@all look", &[]),
+        ("/quote @all said", &[]),
+        ("see `@ann` there", &[]),
+        ("hey,@ann", &[]),
+    ];
+    let history: Vec<Value> = texts.iter().enumerate().map(|(i, (t, m))| message(i as u64 + 1, t, m)).collect();
+    let entries = vec![
+        entry("users.json", json!([user(1, "Owner One", "owner", false), user(2, "Ann Lee", "ann", false), user(3, "Dana Gone", "dana", true), user(4, "Sam Same", "sam1", false), user(5, "Sam Same", "sam2", false)])),
+        entry("rooms.json", json!([{"Room": {"id": 1, "created": "2018-01-01T00:00:00+00:00", "guest_access_url": null, "is_archived": false, "members": [1, 2, 3, 4, 5],
+            "canonical_name": "general", "name": "General", "owner": 1, "participants": [], "privacy": "public", "room_admins": [1], "topic": "", "is_deleted": false}}])),
+        entry("rooms/1/history.json", Value::Array(history)),
+    ];
+    common::write_container(dir, "mentions.tar", &entries, Container::Tar, "")
+}
+
+/// The `mentioned` flag follows what the message shows, as each release renders
+/// it: a plain-text name (a deactivated user on 3.4, a name two users share), a
+/// mention in a quote (silent), a name Hipchat listed but the text does not show,
+/// and (on 9.0, whose server renders Markdown) a mention in inline code or after a
+/// character Zulip's look-behind refuses flag nobody.
+#[test]
+fn mentioned_flags_follow_what_the_message_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = mention_export(dir.path());
+    for (format, deactivated, code_mentions, comma_mentions, quoted_wildcard) in [("3.4", "@Dana Gone", false, true, true), ("9.0", "@**Dana Gone**", false, false, false)] {
+        let out = dir.path().join(format);
+        common::hcconv().arg(&export).args(["--to", "pixtoome", "--pixtoome-format", format, "--quiet", "-o"]).arg(&out).assert().success();
+        let o = load(&out);
+        let id = |name: &str| user_by_name(&o, name)["id"].as_u64().unwrap();
+        let ann = id("Ann Lee");
+        // Users whose row of the message containing `needle` has the mentioned bit (8),
+        // and whether every row has the wildcard bit (16).
+        let flagged = |needle: &str| {
+            let rows = rows_of(&o, &message_with(&o, needle)["id"]);
+            let users: Vec<u64> = rows.iter().filter(|(_, f)| *f & 8 != 0).map(|(u, _)| *u).collect();
+            (users, rows.values().all(|f| f & 16 != 0))
+        };
+        assert_eq!(flagged("hi @**Ann Lee**"), (vec![ann], false), "{format}");
+        assert_eq!(flagged("said so"), (vec![], false), "{format}: a quoted mention is silent");
+        assert_eq!(message_with(&o, "ping")["content"], format!("ping {deactivated}"), "{format}");
+        assert_eq!(flagged("ping"), (vec![], false), "{format}: a deactivated user is not notified");
+        assert_eq!(message_with(&o, "hello")["content"], "hello @Sam Same and @Sam Same", "{format}");
+        assert_eq!(flagged("hello"), (vec![], false), "{format}: a shared name links nobody");
+        assert_eq!(flagged("no mention here"), (vec![], false), "{format}: Hipchat's list alone flags nobody");
+        assert_eq!(flagged("look"), (vec![], true), "{format}");
+        assert_eq!(flagged("@**all** said"), (vec![], quoted_wildcard), "{format}: 3.4 notes a quoted wildcard, later releases do not");
+        assert_eq!(flagged("there").0.contains(&ann), code_mentions, "{format}: inline code");
+        assert_eq!(flagged("hey,").0.contains(&ann), comma_mentions, "{format}: look-behind");
+        if format == "3.4" {
+            let html = message_with(&o, "said so")["rendered_content"].as_str().unwrap().to_string();
+            assert!(html.contains(&format!("<span class=\"user-mention silent\" data-user-id=\"{ann}\">Ann Lee</span>")), "{html}");
+        }
+    }
+}

@@ -29,19 +29,35 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::mentions::Mentioned;
+
 /// What names in `content` point at: users an `@**Full Name**` links to, by
 /// lowercased full name as the server's `MentionData.get_user_by_name` finds them,
 /// and the realm emoji names.
 #[derive(Debug, Default, Clone)]
 pub struct LinkTargets {
-    by_name: HashMap<String, (u64, String)>,
+    by_name: HashMap<String, Target>,
     emoji: HashSet<String>,
+}
+
+/// A user a mention links to.
+#[derive(Debug, Clone)]
+struct Target {
+    id: u64,
+    full_name: String,
+    /// Whether the user can log in: a deactivated user's mention is silent.
+    active: bool,
 }
 
 impl LinkTargets {
     /// Registers the user `id` named `full_name` (the first registration of a name wins).
-    pub fn add_user(&mut self, full_name: &str, id: u64) {
-        self.by_name.entry(full_name.to_lowercase()).or_insert_with(|| (id, full_name.to_string()));
+    pub fn add_user(&mut self, full_name: &str, id: u64, active: bool) {
+        self.by_name.entry(full_name.to_lowercase()).or_insert_with(|| Target { id, full_name: full_name.to_string(), active });
+    }
+
+    /// The id of the user `@**name**` links to, and whether that user is active.
+    pub fn user(&self, name: &str) -> Option<(u64, bool)> {
+        self.get(name).map(|t| (t.id, t.active))
     }
 
     /// Registers a realm emoji `:name:`.
@@ -61,7 +77,7 @@ impl LinkTargets {
         pieces.len() > 2 && pieces[1..pieces.len() - 1].iter().any(|p| self.emoji.contains(*p))
     }
 
-    fn get(&self, name: &str) -> Option<&(u64, String)> {
+    fn get(&self, name: &str) -> Option<&Target> {
         self.by_name.get(&name.to_lowercase())
     }
 }
@@ -80,29 +96,41 @@ pub enum Shape {
 /// 3.4's `Message.rendered_content_version` (`zerver/lib/markdown`'s `version`).
 pub const MARKDOWN_VERSION: u32 = 1;
 
-/// A message's `rendered_content` and `rendered_content_version`.
+/// A message's `rendered_content` and `rendered_content_version`, and whom it
+/// mentions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
     /// The HTML.
     pub html: String,
     /// [`MARKDOWN_VERSION`], or 0 where the server must render again (realm emoji).
     pub version: u32,
+    /// The users the HTML mentions, not silently, and whether it has a wildcard
+    /// (3.4 flags a wildcard even inside a quote).
+    pub mentioned: Mentioned,
 }
 
 /// The HTML and version for `content`, which hcconv wrote in `shape`.
 pub fn rendered(content: &str, shape: Shape, targets: &LinkTargets) -> Rendered {
     let version = if targets.names_emoji(content) { 0 } else { MARKDOWN_VERSION };
-    Rendered { html: render(content, shape, targets), version }
+    let mut mentioned = Mentioned::default();
+    let html = render_into(content, shape, targets, &mut mentioned);
+    Rendered { html, version, mentioned }
 }
 
 /// The HTML Zulip 3.4 shows for `content`, which hcconv wrote in `shape`.
+#[cfg(test)]
 pub fn render(content: &str, shape: Shape, mentions: &LinkTargets) -> String {
+    render_into(content, shape, mentions, &mut Mentioned::default())
+}
+
+/// [`render`], noting the mentions it shows in `found`.
+fn render_into(content: &str, shape: Shape, mentions: &LinkTargets, found: &mut Mentioned) -> String {
     // NormalizeWhitespace: `\r\n` and `\r` are line breaks, tabs stops of 4.
     let normalized = if content.contains('\r') { content.replace("\r\n", "\n").replace('\r', "\n").into() } else { std::borrow::Cow::Borrowed(content) };
     let expanded = expand_tabs(&normalized);
     let lines: Vec<&str> = expanded.split('\n').collect();
     let mut doc = Document::default();
-    render_blocks(&lines, shape, mentions, &mut doc, false);
+    render_blocks(&lines, shape, mentions, &mut doc, false, found);
     doc.finish()
 }
 
@@ -174,13 +202,13 @@ fn expand_tabs(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// Renders `lines` as blocks into `doc`; `quoted` blocks get no previews (3.4 does
 /// not preview links inside a quote).
-fn render_blocks(lines: &[&str], shape: Shape, mentions: &LinkTargets, doc: &mut Document, quoted: bool) {
+fn render_blocks(lines: &[&str], shape: Shape, mentions: &LinkTargets, doc: &mut Document, quoted: bool, found: &mut Mentioned) {
     let mut paragraph: Vec<&str> = Vec::new();
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i];
         if shape == Shape::Code && is_fence(line) {
-            flush_paragraph(&mut paragraph, mentions, doc, quoted);
+            flush_paragraph(&mut paragraph, mentions, doc, quoted, found);
             let close = lines[i + 1..].iter().position(|l| l.trim_end() == line.trim_end()).map(|p| i + 1 + p);
             let end = close.unwrap_or(lines.len());
             // The fenced block's placeholder stands between blank lines: 3.4's HTML
@@ -188,24 +216,24 @@ fn render_blocks(lines: &[&str], shape: Shape, mentions: &LinkTargets, doc: &mut
             doc.blocks.push((code_block(&lines[i + 1..end]) + "\n\n", true));
             i = end + 1;
         } else if shape == Shape::Quote && is_quote(line) {
-            flush_paragraph(&mut paragraph, mentions, doc, quoted);
+            flush_paragraph(&mut paragraph, mentions, doc, quoted, found);
             // Python-Markdown's quote runs to the block's end: a line without `>`
             // before the next blank line continues it (an upload link, say).
             let end = lines[i..].iter().position(|l| l.trim().is_empty()).map_or(lines.len(), |p| i + p);
             let inner: Vec<&str> = lines[i..end].iter().map(|l| if is_quote(l) { unquote(l) } else { l }).collect();
             let mut quote = Document::default();
-            render_blocks(&inner, Shape::Plain, mentions, &mut quote, true);
+            render_blocks(&inner, Shape::Plain, mentions, &mut quote, true, found);
             doc.push(format!("<blockquote>\n{}\n</blockquote>", quote.finish()));
             i = end;
         } else if line.trim().is_empty() {
-            flush_paragraph(&mut paragraph, mentions, doc, quoted);
+            flush_paragraph(&mut paragraph, mentions, doc, quoted, found);
             i += 1;
         } else {
             paragraph.push(line);
             i += 1;
         }
     }
-    flush_paragraph(&mut paragraph, mentions, doc, quoted);
+    flush_paragraph(&mut paragraph, mentions, doc, quoted, found);
 }
 
 fn is_fence(line: &str) -> bool {
@@ -242,7 +270,7 @@ fn code_block(lines: &[&str]) -> String {
 /// One paragraph: its lines joined by `<br>` (Zulip's nl2br), the leading white
 /// space of the block dropped as Python-Markdown's paragraph processor does; then
 /// the previews of its image links.
-fn flush_paragraph(lines: &mut Vec<&str>, mentions: &LinkTargets, doc: &mut Document, quoted: bool) {
+fn flush_paragraph(lines: &mut Vec<&str>, mentions: &LinkTargets, doc: &mut Document, quoted: bool, found: &mut Mentioned) {
     if lines.is_empty() {
         return;
     }
@@ -257,7 +285,7 @@ fn flush_paragraph(lines: &mut Vec<&str>, mentions: &LinkTargets, doc: &mut Docu
             html.push_str("<br>\n");
             elements += 1;
         }
-        elements += inline(line, mentions, &mut html, &mut links);
+        elements += inline(line, mentions, &mut html, &mut links, quoted, found);
     }
     html.push_str("</p>");
     if quoted {
@@ -352,8 +380,11 @@ fn youtube_id(url: &str) -> Option<String> {
 }
 
 /// Inline text: mentions, upload links, the missing-attachment note, bare URLs;
-/// everything else escaped as it is. Returns how many elements it wrote.
-fn inline(text: &str, mentions: &LinkTargets, out: &mut String, links: &mut Vec<FoundLink>) -> usize {
+/// everything else escaped as it is. Returns how many elements it wrote. A
+/// mention in a quote is silent (no `@`, and no flag but a wildcard's: 3.4's
+/// `BlockQuoteProcessor` makes every mention in it `@_**…**`, and its
+/// `UserMentionPattern` notes a wildcard whether silent or not).
+fn inline(text: &str, mentions: &LinkTargets, out: &mut String, links: &mut Vec<FoundLink>, quoted: bool, found: &mut Mentioned) -> usize {
     if let Some(note) = text.strip_prefix("*[attachment ").and_then(|t| t.strip_suffix("]*")) {
         out.push_str("<em>[attachment ");
         escape_text(note, out);
@@ -371,9 +402,17 @@ fn inline(text: &str, mentions: &LinkTargets, out: &mut String, links: &mut Vec<
         elements += 1;
         match token {
             Token::Mention(id, name) => {
-                out.push_str("<span class=\"user-mention\" data-user-id=\"");
-                out.push_str(&id);
-                out.push_str("\">@");
+                match id {
+                    None => found.wildcard = true,
+                    Some(id) if !quoted => found.add_user(id),
+                    Some(_) => {}
+                }
+                out.push_str(if quoted { "<span class=\"user-mention silent\" data-user-id=\"" } else { "<span class=\"user-mention\" data-user-id=\"" });
+                match id {
+                    Some(id) => out.push_str(itoa::Buffer::new().format(id)),
+                    None => out.push('*'),
+                }
+                out.push_str(if quoted { "\">" } else { "\">@" });
                 escape_text(&name, out);
                 out.push_str("</span>");
             }
@@ -392,8 +431,8 @@ fn inline(text: &str, mentions: &LinkTargets, out: &mut String, links: &mut Vec<
 }
 
 enum Token<'a> {
-    /// A user id (`*` for a wildcard) and the name shown after `@`.
-    Mention(String, String),
+    /// A user id (none for a wildcard, `*` in the HTML) and the name shown.
+    Mention(Option<u64>, String),
     /// `[label](/user_uploads/…)`.
     Link { label: &'a str, href: &'a str },
     /// A bare `http(s)://` URL.
@@ -432,10 +471,10 @@ fn mention_at<'a>(text: &'a str, at: usize, mentions: &LinkTargets) -> Option<(u
     }
     let end = at + 3 + close + 2;
     if name == "all" || name == "everyone" || name == "stream" {
-        return Some((at, end, Token::Mention("*".into(), name.to_string())));
+        return Some((at, end, Token::Mention(None, name.to_string())));
     }
-    let (id, full_name) = mentions.get(name)?;
-    Some((at, end, Token::Mention(id.to_string(), full_name.clone())))
+    let target = mentions.get(name)?;
+    Some((at, end, Token::Mention(Some(target.id), target.full_name.clone())))
 }
 
 fn upload_link_at(text: &str, at: usize) -> Option<(usize, usize, Token<'_>)> {
@@ -553,8 +592,8 @@ mod tests {
 
     fn targets() -> LinkTargets {
         let mut t = LinkTargets::default();
-        t.add_user("Other User", 7);
-        t.add_user("HCDC User", 6);
+        t.add_user("Other User", 7, true);
+        t.add_user("HCDC User", 6, true);
         t.add_emoji("hcdc");
         t
     }
@@ -654,6 +693,21 @@ mod tests {
         assert_eq!(render("and @**Nobody Here**", Plain, &t), "<p>and @**Nobody Here**</p>");
         assert_eq!(render("emoji :smile: \u{2764}", Plain, &t), "<p>emoji :smile: \u{2764}</p>");
         assert_eq!(render("<b>x</b> &amp;", Plain, &t), "<p>&lt;b&gt;x&lt;/b&gt; &amp;amp;</p>");
+    }
+
+    /// A mention in a `/quote` is silent, as 3.4 renders it: no `@`, and no
+    /// `mentioned` flag; a wildcard there still notifies (3.4 notes it either way).
+    #[test]
+    fn mentions_in_a_quote_are_silent() {
+        let t = targets();
+        let quoted = rendered("> hi @**Other User** and @**all**", Quote, &t);
+        assert_eq!(quoted.html, "<blockquote>\n<p>hi <span class=\"user-mention silent\" data-user-id=\"7\">Other User</span> and <span class=\"user-mention silent\" data-user-id=\"*\">all</span></p>\n</blockquote>");
+        assert_eq!(quoted.mentioned, Mentioned { users: vec![], wildcard: true });
+        let plain = rendered("@**HCDC User** @**Other User** @**HCDC User** @**Nobody**", Plain, &t);
+        assert_eq!(plain.mentioned, Mentioned { users: vec![6, 7], wildcard: false });
+        // Not a quote in a plain message: the `>` is text, the mention a mention.
+        assert_eq!(rendered("> @**Other User**", Plain, &t).mentioned.users, vec![7]);
+        assert_eq!(rendered("```\n@**Other User**\n```", Code, &t).mentioned, Mentioned::default());
     }
 
     #[test]

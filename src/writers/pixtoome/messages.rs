@@ -9,7 +9,6 @@
 //! `flags_mask` it renames to `flags`. Content is capped at 10000 characters.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -27,6 +26,7 @@ use crate::storage::write_behind::{run_behind, PendingFiles};
 
 use super::files::Uploads;
 use super::html::{self, Shape};
+use super::mentions::{self, Mentioned};
 use super::plan::{Plan, ZUser};
 use super::profile::FormatProfile;
 use super::{PixtoomeOptions, TopicScheme};
@@ -299,7 +299,7 @@ impl Readers {
 /// Sets `readers` to the rows of a message: one per reader, plus the sender and
 /// (in a stream) the mentioned users, in ascending user order, with the flags
 /// [`readers_with_flags`] gives them (a test compares).
-fn readers_of(readers: &mut Readers, dest: &Destination, sender: u64, mentioned: &BTreeSet<u64>, wildcard: bool, profile: &FormatProfile) {
+fn readers_of(readers: &mut Readers, dest: &Destination, sender: u64, mentioned: &[u64], wildcard: bool, profile: &FormatProfile) {
     let flags = profile.flags;
     readers.extra.clear();
     readers.mentioned.clear();
@@ -494,7 +494,7 @@ fn convert_message(m: &Message, ctx: &mut MessageContext, dest: &mut Destination
     if !route(dest, m, sender_user, ctx, report) {
         return Ok(0);
     }
-    let Body { text, shape, mentioned, wildcard } = body_text(m, sender_user, ctx, report);
+    let Body { text, shape } = body_text(m, sender_user, ctx, report);
     let max = ctx.profile.max_message;
     let mut parts = split_chars_owned(text, max);
     let file = m.attachment.as_ref().and_then(|a| a.file.as_ref().map(|f| (a.name.as_str(), f)));
@@ -521,13 +521,22 @@ fn convert_message(m: &Message, ctx: &mut MessageContext, dest: &mut Destination
         ctx.uploads.attach(link, first_id + last as u64, dest.public_stream)?;
         report.written(Entity::Attachment);
     }
-    readers_of(rows, dest, sender_user.id, &mentioned, wildcard, ctx.profile);
     // A split message's parts are read as plain text each (a cut can fall inside
     // a code block or quote).
-    let shape = shape.filter(|_| ctx.profile.writes_html).map(|s| if last > 0 { Shape::Plain } else { s });
+    let own_html = ctx.profile.writes_html;
+    let shape = shape.filter(|_| own_html).map(|s| if last > 0 { Shape::Plain } else { s });
     for (i, content) in parts.into_iter().enumerate() {
         let with_file = has_attachment && i == last;
         let rendered = shape.map(|s| html::rendered(&content, s, &ctx.plan.link_targets));
+        // Each part flags whom it shows mentioned: hcconv's own HTML says whom; a
+        // server that renders without a message (3.4, a notification) links
+        // nobody; a later server renders mentions by its Markdown's rules.
+        let mentioned = match (&rendered, own_html) {
+            (Some(r), _) => Cow::Borrowed(&r.mentioned),
+            (None, true) => Cow::Owned(Mentioned::default()),
+            (None, false) => Cow::Owned(mentions::server_rendered(&content, &ctx.plan.link_targets)),
+        };
+        readers_of(rows, dest, sender_user.id, &mentioned.users, mentioned.wildcard, ctx.profile);
         // As 3.4's renderer sets them: a link is any anchor, an image any preview;
         // for Markdown the server renders, from the text.
         let (has_link, has_image) = match &rendered {
@@ -628,8 +637,6 @@ fn route(dest: &mut Destination, m: &Message, sender: &ZUser, ctx: &MessageConte
 struct Body {
     text: String,
     shape: Option<Shape>,
-    mentioned: BTreeSet<u64>,
-    wildcard: bool,
 }
 
 /// Hipchat's slash commands as Zulip shows them: `/me` is Zulip's own status
@@ -642,38 +649,26 @@ fn zulip_slash_command(text: String, actor: &str) -> (String, Shape) {
     (slash_command_owned(text, || actor, Style::Markdown), shape)
 }
 
-/// The Markdown text of `m`, the users it mentions and whether it says `@all`.
+/// The Markdown text of `m` and its shape. Whom it mentions is read from the
+/// text as the target shows it, not from Hipchat's `mentions` list: a user named
+/// there whom the text does not show mentioned gets no flag.
 fn body_text(m: &Message, sender: &ZUser, ctx: &MessageContext, report: &mut Report) -> Body {
     let plan = &*ctx.plan;
-    let (text, keys, shape) = match &m.kind {
-        MessageKind::Notification { .. } => {
-            let (text, keys) = plan.rewriter.rewrite_collect(&notification_text(m, Style::Markdown));
-            (text, keys, None)
-        }
+    let (text, shape) = match &m.kind {
+        MessageKind::Notification { .. } => (plan.rewriter.rewrite(&notification_text(m, Style::Markdown)), None),
         kind @ (MessageKind::Topic { .. } | MessageKind::Archive { .. } | MessageKind::GuestAccess { .. }) => {
-            (event_text(kind, &sender.full_name).unwrap_or_default(), Vec::new(), Some(Shape::Plain))
+            (event_text(kind, &sender.full_name).unwrap_or_default(), Some(Shape::Plain))
         }
-        _ if is_code(&m.text) => (slash_command(&m.text, &sender.full_name, Style::Markdown), Vec::new(), Some(Shape::Code)),
+        _ if is_code(&m.text) => (slash_command(&m.text, &sender.full_name, Style::Markdown), Some(Shape::Code)),
         _ => {
-            let (rewritten, keys) = plan.rewriter.rewrite_collect(&m.text);
-            let (text, shape) = zulip_slash_command(rewritten, &sender.full_name);
-            (text, keys, Some(shape))
+            let (text, shape) = zulip_slash_command(plan.rewriter.rewrite(&m.text), &sender.full_name);
+            (text, Some(shape))
         }
     };
     if let MessageKind::Unknown { wrapper } = &m.kind {
         report.warn(format!("{} id {}: {wrapper} is not a documented kind; its text was written as an ordinary message", m.conversation, m.id));
     }
-    let mut mentioned: BTreeSet<u64> = m.mentions.iter().filter_map(|h| plan.by_hipchat.get(h)).map(|i| plan.user(*i).id).collect();
-    let mut wildcard = false;
-    for key in keys {
-        match plan.mention_users.get(&key) {
-            Some(i) => {
-                mentioned.insert(plan.user(*i).id);
-            }
-            None => wildcard = true,
-        }
-    }
-    Body { text: fill_empty(text, m), shape, mentioned, wildcard }
+    Body { text: fill_empty(text, m), shape }
 }
 
 /// Notes an attachment the export lacks, and fills empty texts (NUL characters are
@@ -693,7 +688,7 @@ fn fill_empty(mut text: String, m: &Message) -> String {
 /// ascending user order, into `rows`: what [`readers_of`] describes (the rows
 /// as they were made before, kept as the tests' reference).
 #[cfg(test)]
-fn readers_with_flags(rows: &mut Vec<(u64, u32)>, dest: &Destination, sender: u64, mentioned: &BTreeSet<u64>, wildcard: bool, profile: &FormatProfile) {
+fn readers_with_flags(rows: &mut Vec<(u64, u32)>, dest: &Destination, sender: u64, mentioned: &[u64], wildcard: bool, profile: &FormatProfile) {
     let flags = profile.flags;
     rows.clear();
     rows.extend(dest.readers.iter().map(|u| (*u, 0)));
@@ -771,16 +766,16 @@ mod tests {
     fn flags_for_mentions_wildcards_and_private_messages() {
         let mut rows = vec![(77, 77)];
         let stream = Destination { recipient: 9, topic: "t".into(), is_private: false, public_stream: true, readers: Arc::new(vec![2, 3, 5]), stream_of: Some(1) };
-        readers_with_flags(&mut rows, &stream, 4, &[6, 3].into(), true, &ZULIP_3_4);
+        readers_with_flags(&mut rows, &stream, 4, &[3, 6], true, &ZULIP_3_4);
         assert_eq!(rows, vec![(2, 1 | 16), (3, 1 | 8 | 16), (4, 1 | 16), (5, 1 | 16), (6, 1 | 8 | 16)]);
         let pm = Destination { recipient: 9, topic: "".into(), is_private: true, public_stream: false, readers: Arc::new(vec![1, 2]), stream_of: None };
-        readers_with_flags(&mut rows, &pm, 1, &[2, 7].into(), false, &ZULIP_3_4);
+        readers_with_flags(&mut rows, &pm, 1, &[2, 7], false, &ZULIP_3_4);
         assert_eq!(rows, vec![(1, 1 | 2048), (2, 1 | 8 | 2048)], "a mention adds no row to a private message");
         // The sender among the readers and nobody mentioned: the readers as they are.
-        readers_with_flags(&mut rows, &stream, 3, &BTreeSet::new(), false, &ZULIP_3_4);
+        readers_with_flags(&mut rows, &stream, 3, &[], false, &ZULIP_3_4);
         assert_eq!(rows, vec![(2, 1), (3, 1), (5, 1)]);
         // A sender who is no reader joins in order.
-        readers_with_flags(&mut rows, &stream, 4, &BTreeSet::new(), false, &ZULIP_3_4);
+        readers_with_flags(&mut rows, &stream, 4, &[], false, &ZULIP_3_4);
         assert_eq!(rows, vec![(2, 1), (3, 1), (4, 1), (5, 1)]);
     }
 
@@ -799,7 +794,7 @@ mod tests {
                 let people = if is_private { list.iter().copied().take(2).collect() } else { list.clone() };
                 let dest = Destination { recipient: 1, topic: "".into(), is_private, public_stream: true, readers: Arc::new(people), stream_of: None };
                 for sender in [1u64, 3, 4, 9, 600] {
-                    for (mentioned, wildcard) in [(BTreeSet::new(), false), (BTreeSet::from([3, 9]), true), (BTreeSet::from([1, 2, 5, 601]), false), (BTreeSet::from([sender]), true)] {
+                    for (mentioned, wildcard) in [(vec![], false), (vec![3, 9], true), (vec![1, 2, 5, 601], false), (vec![sender], true)] {
                         readers_with_flags(&mut want, &dest, sender, &mentioned, wildcard, &ZULIP_3_4);
                         readers_of(&mut readers, &dest, sender, &mentioned, wildcard, &ZULIP_3_4);
                         assert_eq!(readers.count(), want.len() as u64);

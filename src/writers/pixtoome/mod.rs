@@ -9,6 +9,7 @@
 
 pub mod files;
 pub mod html;
+pub mod mentions;
 pub mod messages;
 pub mod plan;
 pub mod profile;

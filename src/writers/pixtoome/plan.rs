@@ -121,9 +121,6 @@ pub struct Plan {
     pub skipped_rooms: BTreeSet<RoomId>,
     /// `@mention_name` → `@**Full Name**`, `(shortcut)` → `:name:`.
     pub rewriter: TextRewriter,
-    /// Mention name as registered → index in `users` (the rewriter returns the
-    /// registered name it matched).
-    pub mention_users: BTreeMap<String, usize>,
     /// The users an `@**Full Name**` the rewriter writes links to, for the HTML.
     pub link_targets: LinkTargets,
     /// Earliest known time, used where Hipchat gives none (deterministic, never "now").
@@ -151,7 +148,6 @@ impl Plan {
             by_room: BTreeMap::new(),
             skipped_rooms: BTreeSet::new(),
             rewriter: TextRewriter::new(),
-            mention_users: BTreeMap::new(),
             link_targets: LinkTargets::default(),
             epoch,
             usermessages: opts.usermessages,
@@ -167,7 +163,7 @@ impl Plan {
             plan.integration_user(name, profile, report);
         }
         plan.ensure_owner(profile, report);
-        plan.set_mention_names(catalog, report);
+        plan.set_mention_names(catalog, profile, report);
         for room in catalog.rooms.values() {
             plan.stream_names.expect(&stream_base(room));
         }
@@ -330,13 +326,14 @@ impl Plan {
     /// Registers every user's `@mention_name` (first user by Hipchat id wins a
     /// case-insensitive clash, the same rule as the rewriter), then `@all`/`@here`.
     /// `@mention_name` becomes `@**Full Name**`, which the server resolves by name
-    /// among *active* users when it renders the message on import. Where that cannot
-    /// name the right person (a user who is not active, whom the server cannot
-    /// find, or would find a namesake for; a name with `*`, which the syntax cannot
-    /// hold; a name two users share, so the server could pick either; an `|id`
-    /// suffix would carry an id the importer renumbers), the mention is plain text
-    /// `@Full Name`; the mentioned user still gets the message's mentioned flag.
-    fn set_mention_names(&mut self, catalog: &Catalog, report: &mut Report) {
+    /// when it renders the message (3.4: among active users only; 9.x and later:
+    /// all users, a deactivated one's mention silent). Where that cannot name the
+    /// right person (a deactivated user 3.4 cannot find; a name with `*`, which the
+    /// syntax cannot hold; a name two users share, so the server could pick
+    /// either; an `|id` suffix would carry an id the importer renumbers), the
+    /// mention is plain text `@Full Name`, and nobody's `mentioned` flag is set for
+    /// it (the flags follow what the message shows: [`super::mentions`]).
+    fn set_mention_names(&mut self, catalog: &Catalog, profile: &FormatProfile, report: &mut Report) {
         let mut holders: BTreeMap<String, Vec<u64>> = BTreeMap::new();
         for u in &self.users {
             holders.entry(u.full_name.trim().to_lowercase()).or_default().push(u.id);
@@ -349,18 +346,16 @@ impl Plan {
             if user.mention_name.is_empty() {
                 continue;
             }
-            let key = user.mention_name.clone();
-            let full_name = &self.users[index].full_name;
+            let ZUser { full_name, is_active, id, .. } = &self.users[index];
             let shared = holders.get(&full_name.trim().to_lowercase()).is_some_and(|ids| ids.len() > 1);
-            let linkable = self.users[index].is_active && !shared && !full_name.contains('*');
+            let linkable = (*is_active || profile.links_inactive_mentions) && !shared && !full_name.contains('*');
             // Plain text without backslashes: 3.4's Markdown has no escapes and
             // would show them.
             let replacement = if linkable { format!("@**{full_name}**") } else { format!("@{full_name}") };
             if linkable {
-                self.link_targets.add_user(full_name, self.users[index].id);
+                self.link_targets.add_user(full_name, *id, *is_active);
             }
             self.rewriter.mention(&user.mention_name, replacement);
-            self.mention_users.entry(key).or_insert(index);
         }
         for wildcard in ["all", "here"] {
             self.rewriter.mention(wildcard, "@**all**".to_string());
@@ -516,9 +511,18 @@ mod tests {
         // The server finds only active users: a deactivated one cannot be linked, and
         // a deactivated namesake would make the link point at the wrong person.
         assert_eq!(plan.rewriter.rewrite("@dana @eve @oldeve"), "@Dana @Eve @Eve");
-        assert_eq!(plan.mention_users.get("bobs"), Some(&1), "the mentioned flag still finds the user");
+        // Only a link names someone (and so flags them).
+        assert!(plan.link_targets.user("Carol").is_some_and(|(_, active)| active));
+        assert_eq!(plan.link_targets.user("Bob Smith"), None);
+        assert_eq!(plan.link_targets.user("Dana"), None);
         let warnings: Vec<String> = report.warnings.iter().map(Result::unwrap).collect();
         assert!(warnings.iter().any(|w| w.contains("share the full name \"bob smith\"")), "{warnings:?}");
+
+        // 9.x finds deactivated users and shows their mention silent: Dana is
+        // linked; a shared name still cannot be.
+        let plan = Plan::build(&catalog, None, &PixtoomeOptions::default(), false, &super::super::profile::ZULIP_9_0, &mut Report::new());
+        assert_eq!(plan.rewriter.rewrite("@dana @eve @oldeve @bobs @carol"), "@**Dana** @Eve @Eve @bob smith @**Carol**");
+        assert_eq!(plan.link_targets.user("dana").map(|(_, active)| active), Some(false));
     }
 
     #[test]

@@ -109,6 +109,11 @@ pub struct FormatProfile {
     /// Whether the realm's login methods are a `zerver_realmauthenticationmethod`
     /// table (one row a name) instead of the realm row's `[name, enabled]` pairs.
     pub authentication_table: bool,
+    /// Whether the server's Markdown finds deactivated users too and shows their
+    /// mention silent (9.x: `MentionBackend` keeps inactive users, and
+    /// `UserMentionPattern` silences them); 3.4 finds only active users, so their
+    /// mention can only be plain text.
+    pub links_inactive_mentions: bool,
 }
 
 /// `UserMessage.flags` bits, from the order of `ALL_FLAGS`.
@@ -409,6 +414,7 @@ pub static ZULIP_3_4: FormatProfile = FormatProfile {
     authentication_flags: &["Google", "Email", "GitHub", "LDAP", "Dev", "RemoteUser", "AzureAD", "SAML", "GitLab", "Apple"],
     writes_html: true,
     authentication_table: false,
+    links_inactive_mentions: false,
 };
 
 /// The Zulip 9.x profile: 3.4's rows with the changes of Zulip's main branch of
@@ -461,6 +467,7 @@ pub static ZULIP_9_0: FormatProfile = FormatProfile {
     // Its importer renders mentions and realm emoji itself.
     writes_html: false,
     authentication_table: true,
+    links_inactive_mentions: true,
 };
 
 #[cfg(test)]
