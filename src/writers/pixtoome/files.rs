@@ -82,6 +82,8 @@ pub struct Uploads {
     /// (upload id, message id) → 1 when the message is in a public stream.
     links: ExternalSort<(u64, u64)>,
     count: u64,
+    /// Name uploads as Zulip's `sanitize_name` does (10.x on), not ASCII-only.
+    sanitize: bool,
 }
 
 /// Memory for sorting the message links.
@@ -98,13 +100,14 @@ pub struct Link {
 }
 
 impl Uploads {
-    /// Uploads written below `out/uploads`, their bookkeeping in the private folder `scratch`.
-    pub fn new(out: &Path, files: Arc<FileStore>, scratch: &Path) -> Result<Self> {
+    /// Uploads written below `out/uploads`, their bookkeeping in the private folder
+    /// `scratch`, named as `profile`'s release names them.
+    pub fn new(out: &Path, files: Arc<FileStore>, scratch: &Path, profile: &FormatProfile) -> Result<Self> {
         let slots = SlotTable::create(&scratch.join("pixtoome-uploads.slots"), files.slot_count())?;
         let log_path = scratch.join("pixtoome-uploads.log");
         let log = File::options().read(true).write(true).create_new(true).open(&log_path).output_ctx(&log_path)?;
         let links = ExternalSort::new(scratch, "pixtoome-links", LINKS_SORT_BUDGET);
-        Ok(Uploads { out: out.to_path_buf(), files, slots, log, log_path, log_end: 0, links, count: 0 })
+        Ok(Uploads { out: out.to_path_buf(), files, slots, log, log_path, log_end: 0, links, count: 0, sanitize: profile.sanitized_upload_names })
     }
 
     /// The Markdown link for `file`; the first call places the file and fixes its
@@ -146,7 +149,17 @@ impl Uploads {
     fn new_upload(&mut self, file: &FileRef, shown_name: &str, owner: u64, time: f64) -> Result<Upload> {
         let file_name = if shown_name.trim().is_empty() { file.file_name().to_string() } else { base_name(shown_name).to_string() };
         let segment = self.unique_segment(&file.path);
-        let path_id = format!("{REALM_ID}/{segment}/{}", safe_file_name(&file_name));
+        let (file_name, stored) = if self.sanitize {
+            let sanitized = zulip_sanitized_name(&file_name);
+            let stored = capped(sanitized.clone());
+            // 12.x checks that the path ends with the sanitized name it is shown
+            // by: a name cut to fit is the name shown.
+            (if stored.len() < sanitized.len() { stored.clone() } else { file_name }, stored)
+        } else {
+            let stored = capped(safe_file_name(&file_name));
+            (file_name, stored)
+        };
+        let path_id = format!("{REALM_ID}/{segment}/{stored}");
         self.files.place(file, &self.out, &Path::new("uploads").join(&path_id))?;
         self.count += 1;
         Ok(Upload { id: self.count, path_id, file_name, owner, size: file.size, create_time: time })
@@ -216,7 +229,13 @@ fn attachment_row(u: &Upload, links: &mut Links, profile: &FormatProfile) -> Res
         "id": u.id, "file_name": u.file_name, "path_id": u.path_id, "owner": u.owner, "realm": REALM_ID,
         "create_time": u.create_time, "size": u.size, "is_realm_public": is_realm_public, "messages": messages
     });
-    fitted(profile, "zerver_attachment", row)
+    let mut row = fitted(profile, "zerver_attachment", row)?;
+    // 10.x and later read `content_type` of every row (a file that is no image
+    // and has none stops the import): the file's type, or null for unknown.
+    if let Some(slot) = row.get_mut("content_type") {
+        *slot = content_type(&u.file_name);
+    }
+    Ok(row)
 }
 
 /// The message links in (upload, message) order, one looked ahead.
@@ -382,6 +401,61 @@ fn base_name(name: &str) -> &str {
     name.rsplit(['/', '\\']).next().unwrap_or(name)
 }
 
+/// Zulip's `sanitize_name` (10.x–12.x `zerver/lib/upload`, the importer's
+/// non-strict form) of the base name of `name`: NFKC; keep word characters (letters
+/// and numbers by general category, `_`), white space, `.` and `-`; strip white
+/// space at both ends; each run of `-` and white space becomes one `-`; nothing,
+/// `.` or `..` becomes `uploaded-file`. Its result is its own sanitized form, so
+/// 12.x's check that `path_id` ends with the sanitized file name holds, and 10.x
+/// and 11.x, which rename an upload to it on import, keep the name.
+fn zulip_sanitized_name(name: &str) -> String {
+    use unicode_general_category::{get_general_category, GeneralCategory as G};
+    use unicode_normalization::UnicodeNormalization;
+    // Python's `str.isspace()`, which `\s` and `strip()` follow: Unicode white space
+    // and the four information separators.
+    let is_space = |c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c);
+    let is_word = |c: char| {
+        c == '_' || matches!(get_general_category(c), G::UppercaseLetter | G::LowercaseLetter | G::TitlecaseLetter | G::ModifierLetter | G::OtherLetter | G::DecimalNumber | G::LetterNumber | G::OtherNumber)
+    };
+    let kept: String = base_name(name).nfkc().filter(|c| is_word(*c) || is_space(*c) || matches!(c, '.' | '-')).collect();
+    let mut out = String::with_capacity(kept.len());
+    for c in kept.trim_matches(is_space).chars() {
+        if c == '-' || is_space(c) {
+            if !out.ends_with('-') {
+                out.push('-');
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    if matches!(out.as_str(), "" | "." | "..") { "uploaded-file".to_string() } else { out }
+}
+
+/// At most [`MAX_NAME_BYTES`] bytes of `name`, cut at a character boundary before
+/// its extension (file systems take 255 bytes a name). A name that was its own
+/// sanitized form stays so: the cut adds no character.
+fn capped(name: String) -> String {
+    if name.len() <= MAX_NAME_BYTES {
+        return name;
+    }
+    let (stem, ext) = match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() && ext.len() <= 16 => (stem, Some(ext)),
+        _ => (name.as_str(), None),
+    };
+    let room = MAX_NAME_BYTES - ext.map_or(0, |e| e.len() + 1);
+    let mut cut = room.min(stem.len());
+    while !stem.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    match ext {
+        Some(ext) => format!("{}.{ext}", &stem[..cut]),
+        None => stem[..cut].to_string(),
+    }
+}
+
+/// The longest file name hcconv gives an upload, in bytes.
+const MAX_NAME_BYTES: usize = 200;
+
 /// A file name safe in a path and a URL: ASCII letters, digits, `.`, `-`, `_`.
 fn safe_file_name(name: &str) -> String {
     let cleaned: String = base_name(name).chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '-' }).collect();
@@ -421,6 +495,7 @@ fn content_type(name: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::writers::pixtoome::profile::ZULIP_3_4;
 
     #[test]
     fn emoji_names_fit_the_model_regex() {
@@ -442,7 +517,7 @@ mod tests {
         store.seal().unwrap();
         let files = Arc::new(store);
         let (a, b) = (files.get("rooms/1/files/k1/a b.png").unwrap().unwrap(), files.get("rooms/1/files/k2/doc.pdf").unwrap().unwrap());
-        let mut uploads = Uploads::new(out.path(), Arc::clone(&files), scratch.path()).unwrap();
+        let mut uploads = Uploads::new(out.path(), Arc::clone(&files), scratch.path(), &ZULIP_3_4).unwrap();
         let first = uploads.prepare(&a, "a b.png", 10, 1.5).unwrap();
         uploads.attach(&first, 1, false).unwrap();
         let other = uploads.prepare(&b, "", 11, 2.0).unwrap();
@@ -476,5 +551,40 @@ mod tests {
         assert_eq!(safe_file_name("a/b/My File (1).png"), "My-File--1-.png");
         assert_eq!(safe_file_name("../.."), "file");
         assert_eq!(link_label("x[1].png"), "x_1_.png");
+    }
+
+    /// Each case is what Zulip's `sanitize_name` gives (run in Python 3.11 on the
+    /// 10.0 source; the same function in 12.x).
+    #[test]
+    fn upload_names_are_zulips_sanitized_names() {
+        for (name, zulip) in [
+            ("naïve café.png", "naïve-café.png"),
+            ("  a -- b .txt ", "a-b-.txt"),
+            ("Ｆｕｌｌ\u{3000}width.PNG", "Full-width.PNG"),
+            ("a\u{a0}b.png", "a-b.png"),
+            ("中文 文件.doc", "中文-文件.doc"),
+            ("\u{fb01}le.txt", "file.txt"),
+            ("-lead.", "-lead."),
+            ("..", "uploaded-file"),
+            ("?!", "uploaded-file"),
+            ("My File (1).png", "My-File-1.png"),
+            ("e\u{301}t\u{e9}.txt", "été.txt"),
+            ("x\u{1c}y_z.md", "x-y_z.md"),
+            ("क्षेत्र.pdf", "कषतर.pdf"),
+        ] {
+            assert_eq!(zulip_sanitized_name(name), zulip, "{name:?}");
+            assert_eq!(zulip_sanitized_name(zulip), zulip, "its own sanitized form: {zulip:?}");
+        }
+        assert_eq!(zulip_sanitized_name("dir/sub\\x?.pdf"), "x.pdf", "the base name only");
+    }
+
+    #[test]
+    fn long_names_are_cut_before_their_extension() {
+        let long = format!("{}.png", "é".repeat(150));
+        let cut = capped(zulip_sanitized_name(&long));
+        assert!(cut.len() <= MAX_NAME_BYTES && cut.ends_with(".png") && cut.starts_with('é'), "{cut}");
+        assert_eq!(zulip_sanitized_name(&cut), cut);
+        assert_eq!(capped("short.txt".into()), "short.txt");
+        assert_eq!(capped("x".repeat(300)).len(), MAX_NAME_BYTES);
     }
 }

@@ -40,7 +40,7 @@ pub const SENDING_CLIENT: u64 = 1;
 
 /// A `zerver_message` row. Its keys are the profile's `zerver_message` set (a
 /// unit test compares them), typed because exports hold millions of these.
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, Clone)]
 pub struct MessageRow {
     id: u64,
     sender: u64,
@@ -60,6 +60,9 @@ pub struct MessageRow {
     /// The realm, for releases whose importer reads it (9.x).
     #[serde(skip_serializing_if = "Option::is_none")]
     realm: Option<u64>,
+    /// Whether it went to a stream, for releases that have the field (10.x).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    is_channel_message: Option<bool>,
 }
 
 /// A `zerver_usermessage` row.
@@ -100,6 +103,9 @@ fn append_message_row(rows: &mut Vec<u8>, row: &MessageRow) -> std::io::Result<(
     bool_field(rows, b",\"has_link\":", row.has_link)?;
     if let Some(realm) = row.realm {
         integer_field(rows, b",\"realm\":", realm)?;
+    }
+    if let Some(channel) = row.is_channel_message {
+        bool_field(rows, b",\"is_channel_message\":", channel)?;
     }
     rows.push(b'}');
     Ok(())
@@ -418,6 +424,8 @@ pub struct MessageContext<'a> {
     pub opts: &'a PixtoomeOptions,
     /// The realm id message rows carry, in releases whose rows have one.
     pub message_realm: Option<u64>,
+    /// Whether message rows carry `is_channel_message` (10.x on).
+    pub channel_flag: bool,
 }
 
 /// Drains the export's messages into message files.
@@ -559,6 +567,7 @@ fn convert_message(m: &Message, ctx: &mut MessageContext, dest: &mut Destination
             has_attachment: with_file,
             has_image,
             realm: ctx.message_realm,
+            is_channel_message: ctx.channel_flag.then_some(!dest.is_private),
         };
         files.push(row, rows)?;
     }
@@ -606,7 +615,7 @@ fn route(dest: &mut Destination, m: &Message, sender: &ZUser, ctx: &MessageConte
                 MessageKind::Private { receiver } => *receiver,
                 _ => if m.sender.id == Some(low) { high } else { low },
             };
-            (dest.topic, dest.is_private, dest.public_stream, dest.stream_of) = (Cow::Borrowed(""), true, false, None);
+            (dest.topic, dest.is_private, dest.public_stream, dest.stream_of) = (Cow::Borrowed(ctx.profile.dm_topic), true, false, None);
             // Private readers stay with each message ([`readers_of`]), so this
             // list is ours unless a stream's is still in files being written.
             match Arc::get_mut(&mut dest.readers) {
@@ -720,16 +729,23 @@ fn readers_with_flags(rows: &mut Vec<(u64, u32)>, dest: &Destination, sender: u6
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::writers::pixtoome::profile::ZULIP_3_4;
+    use crate::writers::pixtoome::profile::{ZULIP_10, ZULIP_11, ZULIP_12, ZULIP_3_4, ZULIP_9_0};
 
     #[test]
     fn message_rows_have_exactly_the_profile_keys() {
         let row = MessageRow {
             id: 1, sender: 1, recipient: 1, subject: Cow::Borrowed(""), content: "x".into(), rendered_content: None, rendered_content_version: None,
             date_sent: 1.5, sending_client: 1, last_edit_time: None, edit_history: None, has_attachment: false, has_image: false, has_link: false, realm: None,
+            is_channel_message: None,
         };
         let v = serde_json::to_value(&row).unwrap();
         ZULIP_3_4.check_row("zerver_message", v.as_object().unwrap()).unwrap();
+        // Later releases' rows carry what their profile adds.
+        for p in [&ZULIP_9_0, &ZULIP_10, &ZULIP_11, &ZULIP_12] {
+            let row = MessageRow { realm: Some(1), is_channel_message: p.has_key("zerver_message", "is_channel_message").then_some(false), ..row.clone() };
+            let v = serde_json::to_value(&row).unwrap();
+            p.check_row("zerver_message", v.as_object().unwrap()).unwrap();
+        }
         let um = serde_json::to_value(UserMessageRow { id: 1, user_profile: 1, message: 1, flags_mask: 1 }).unwrap();
         ZULIP_3_4.check_row("zerver_usermessage", um.as_object().unwrap()).unwrap();
     }
@@ -739,6 +755,7 @@ mod tests {
         let row = |id: u64, content: &str, subject: Cow<'static, str>| MessageRow {
             id, sender: id % 7, recipient: 500 + id, subject, content: content.into(), rendered_content: None, rendered_content_version: None,
             date_sent: 1_420_070_407.007_919 + id as f64, sending_client: 1, last_edit_time: None, edit_history: None, has_attachment: id % 2 == 0, has_image: false, has_link: id % 3 == 0, realm: (id % 5 == 0).then_some(1),
+            is_channel_message: (id % 4 != 0).then_some(id % 3 == 0),
         };
         let mut many: Vec<MessageRow> = (1..40).map(|i| row(i, &format!("message {i} with \"quotes\", a \\ and\nlines \u{e9}\u{1f600}"), Cow::Owned(format!("2018-{i:02}")))).collect();
         // The fields converters leave empty, set, so their formats are compared too.

@@ -102,11 +102,12 @@ pub fn write(export: &mut Export, out: &Path, opts: &WriterOptions, report: &mut
     let users: BTreeMap<u64, &crate::model::User> = export.catalog.users.iter().map(|(k, v)| (*k, v)).collect();
     files::write_avatars(out, &files, &users, &mut plan, report)?;
     let emoji = files::write_emoji(out, &files, &export.catalog.emoticons, &mut plan, profile, report)?;
-    let mut uploads = Uploads::new(out, Arc::clone(&files), &export.scratch)?;
+    let mut uploads = Uploads::new(out, Arc::clone(&files), &export.scratch, profile)?;
     let uploads_dir = out.join("uploads");
     crate::storage::output::create_dirs_below(out, &uploads_dir).map_err(|e| crate::error::Error::output(&uploads_dir, e))?;
     let message_realm = profile.has_key("zerver_message", "realm").then_some(plan::REALM_ID);
-    let mut ctx = MessageContext { plan: &mut plan, uploads: &mut uploads, profile, opts: options, message_realm };
+    let channel_flag = profile.has_key("zerver_message", "is_channel_message");
+    let mut ctx = MessageContext { plan: &mut plan, uploads: &mut uploads, profile, opts: options, message_realm, channel_flag };
     messages::write_messages(export, out, &mut ctx, report)?;
     uploads.finish(profile)?;
     realm::write_realm(out, &plan, emoji, profile)

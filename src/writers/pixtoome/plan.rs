@@ -308,18 +308,28 @@ impl Plan {
         name
     }
 
-    /// Zulip needs an owner to administer the organisation (and realm emoji need an
-    /// author). When Hipchat named none, the first active administrator becomes one.
+    /// Zulip needs an owner to administer the organisation, and its importers
+    /// insist: realm emoji get an active owner as author (10.x and later stop
+    /// without one), and 12.x asserts that some owner exists. When Hipchat named
+    /// no active owner, the first active administrator becomes one; without one,
+    /// the first active person; without any, the first person (deactivated).
     fn ensure_owner(&mut self, profile: &FormatProfile, report: &mut Report) {
         if self.users.iter().any(|u| u.is_active && u.role == profile.roles.owner) {
             return;
         }
-        match self.users.iter_mut().find(|u| u.is_active && u.role == profile.roles.admin) {
-            Some(u) => {
+        let person = |u: &ZUser| !u.is_bot && !u.is_mirror_dummy;
+        let admin = self.users.iter().position(|u| u.is_active && u.role == profile.roles.admin);
+        let chosen = admin
+            .map(|i| (i, "no active Hipchat owner"))
+            .or_else(|| self.users.iter().position(|u| u.is_active && person(u)).map(|i| (i, "no active Hipchat owner or administrator")))
+            .or_else(|| self.users.iter().position(person).map(|i| (i, "no active Hipchat user at all")));
+        match chosen {
+            Some((i, why)) => {
+                let u = &mut self.users[i];
                 u.role = profile.roles.owner;
-                report.warn(format!("no active Hipchat owner: {} ({}) becomes the organization owner", u.full_name, u.email));
+                report.warn(format!("{why}: {} ({}) becomes the organization owner; change it after the import with ./manage.py change_user_role", u.full_name, u.email));
             }
-            None => report.warn("no active Hipchat owner or administrator: the imported organization has no owner; make one with ./manage.py change_user_role"),
+            None => report.warn("the export has no users: the imported organization has no owner"),
         }
     }
 

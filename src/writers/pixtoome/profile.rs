@@ -23,11 +23,19 @@ pub enum FormatVersion {
     #[value(name = "3.4")]
     Zulip3_4,
     /// Zulip 9.x (written from and checked in Zulip's main branch of 2024-05-21,
-    /// 9.0-dev): the newest release whose importer takes a converted folder
-    /// without a `migration_status.json` from the server it goes into.
+    /// 9.0-dev).
     #[default]
     #[value(name = "9.0")]
     Zulip9_0,
+    /// Zulip 10.x (written from Zulip 10.0's own tree).
+    #[value(name = "10.x")]
+    Zulip10,
+    /// Zulip 11.x (written from Zulip's main branch just after 11.0).
+    #[value(name = "11.x")]
+    Zulip11,
+    /// Zulip 12.x (written from Zulip's main branch of the 12.0 beta).
+    #[value(name = "12.x")]
+    Zulip12,
 }
 
 /// A table's keys: the ones every row carries, and those left out on purpose so
@@ -75,7 +83,9 @@ pub struct FormatProfile {
     pub tables: &'static [TableKeys],
     /// Tables this release has that 3.4 has not.
     pub new_tables: &'static [TableKeys],
-    /// How this release's rows differ from the 3.4 rows.
+    /// The release whose rows this one's changes apply to (none: 3.4's rows).
+    pub base: Option<&'static FormatProfile>,
+    /// How this release's rows differ from its base's.
     pub changes: &'static [TableChanges],
     /// `Stream.MAX_NAME_LENGTH` (a `varchar`, counted in characters).
     pub max_stream_name: usize,
@@ -114,6 +124,23 @@ pub struct FormatProfile {
     /// `UserMentionPattern` silences them); 3.4 finds only active users, so their
     /// mention can only be plain text.
     pub links_inactive_mentions: bool,
+    /// The `zulip_version` of `migration_status.json`, which Zulip 10 and later
+    /// require and compare by major release (the part before the first `.`) with
+    /// their own; its app list stays empty, which they take with a warning per
+    /// app, since a list must equal the server's exact migrations. 9.x ignores the
+    /// file, but a 10+ server then refuses the folder with Zulip's own clear
+    /// "different Zulip major version" instead of "Missing migration_status.json".
+    /// `None`: no file (3.4).
+    pub zulip_version: Option<&'static str>,
+    /// realm.json's top-level `import_source` (11.x pops it; anything but `zulip`
+    /// is a third-party import).
+    pub import_source: Option<&'static str>,
+    /// The topic of a direct message (`Message.DM_TOPIC`: `\u{7}` from 11.x on).
+    pub dm_topic: &'static str,
+    /// Whether an upload's `path_id` ends with Zulip's `sanitize_name` of its file
+    /// name (12.x asserts it; 10.x and 11.x rename uploads to it on import anyway)
+    /// instead of hcconv's ASCII-only safe name.
+    pub sanitized_upload_names: bool,
 }
 
 /// `UserMessage.flags` bits, from the order of `ALL_FLAGS`.
@@ -156,6 +183,9 @@ pub fn profile(version: FormatVersion) -> &'static FormatProfile {
     match version {
         FormatVersion::Zulip3_4 => &ZULIP_3_4,
         FormatVersion::Zulip9_0 => &ZULIP_9_0,
+        FormatVersion::Zulip10 => &ZULIP_10,
+        FormatVersion::Zulip11 => &ZULIP_11,
+        FormatVersion::Zulip12 => &ZULIP_12,
     }
 }
 
@@ -170,22 +200,34 @@ impl FormatProfile {
         self.tables.iter().chain(self.new_tables).find(|t| t.table == table)
     }
 
-    fn changes_of(&self, table: &str) -> Option<&'static TableChanges> {
-        self.changes.iter().find(|c| c.table == table)
+    /// The changes of `table` from 3.4's rows to this release's, oldest release first.
+    fn changes_of(&self, table: &str) -> Vec<&'static TableChanges> {
+        let mut chain = Vec::new();
+        let mut profile = Some(self);
+        while let Some(p) = profile {
+            chain.extend(p.changes.iter().filter(|c| c.table == table));
+            profile = p.base;
+        }
+        chain.reverse();
+        chain
     }
 
     /// The keys every row of `table` carries in this release.
     pub fn expected_keys(&self, table: &str) -> Option<Vec<&'static str>> {
         let spec = self.keys(table)?;
         let mut keys: Vec<&'static str> = spec.keys.iter().copied().filter(|k| !spec.without.contains(k)).collect();
-        if let Some(c) = self.changes_of(table) {
+        for c in self.changes_of(table) {
             keys.retain(|k| !c.drop.contains(k));
             for k in keys.iter_mut() {
                 if let Some((_, new)) = c.rename.iter().find(|(old, _)| old == k) {
                     *k = new;
                 }
             }
-            keys.extend(c.set.iter().map(|(k, _)| *k).filter(|k| !spec.keys.contains(k)));
+            for (k, _) in c.set {
+                if !keys.contains(k) {
+                    keys.push(k);
+                }
+            }
         }
         Some(keys)
     }
@@ -197,7 +239,7 @@ impl FormatProfile {
 
     /// `row`, built as 3.4 has it, changed into this release's row of `table`.
     pub fn fit(&self, table: &str, mut row: Map<String, Value>) -> Map<String, Value> {
-        if let Some(c) = self.changes_of(table) {
+        for c in self.changes_of(table) {
             for k in c.drop {
                 row.remove(*k);
             }
@@ -388,6 +430,7 @@ static TABLES_3_4: &[TableKeys] = &[
 /// The Zulip 3.4 profile.
 pub static ZULIP_3_4: FormatProfile = FormatProfile {
     name: "3.4",
+    base: None,
     realm_tables: REALM_TABLES_3_4,
     more_realm_tables: &[],
     tables: TABLES_3_4,
@@ -415,6 +458,10 @@ pub static ZULIP_3_4: FormatProfile = FormatProfile {
     writes_html: true,
     authentication_table: false,
     links_inactive_mentions: false,
+    zulip_version: None,
+    import_source: None,
+    dm_topic: "",
+    sanitized_upload_names: false,
 };
 
 /// The Zulip 9.x profile: 3.4's rows with the changes of Zulip's main branch of
@@ -422,6 +469,7 @@ pub static ZULIP_3_4: FormatProfile = FormatProfile {
 /// `zerver/data_import/import_util.py` there), each checked in that importer.
 pub static ZULIP_9_0: FormatProfile = FormatProfile {
     name: "9.0",
+    base: Some(&ZULIP_3_4),
     realm_tables: REALM_TABLES_3_4,
     more_realm_tables: &["zerver_realmplayground", "zerver_scheduledmessage", "zerver_realmauthenticationmethod"],
     tables: TABLES_3_4,
@@ -468,7 +516,93 @@ pub static ZULIP_9_0: FormatProfile = FormatProfile {
     writes_html: false,
     authentication_table: true,
     links_inactive_mentions: true,
+    zulip_version: Some("9.0"),
+    import_source: None,
+    dm_topic: "",
+    sanitized_upload_names: false,
 };
+
+/// Zulip 10.x's rows: 9.0's, less the realm and user fields 10.0 removed (a
+/// `Model(**row)` crash), with the foreign key and flags it added. Read from
+/// Zulip 10.0's own tree ("Release Zulip Server 10.0.", 2025-03-20:
+/// `zerver/models/`, `zerver/lib/import_realm.py`, `zerver/lib/export.py`,
+/// `zerver/data_import/import_util.py`); a few keys that 12.x needs and 10.x has
+/// with the same meaning are written here already, so one row shape serves 10 to 12.
+static CHANGES_10: &[TableChanges] = &[
+    TableChanges {
+        table: "zerver_realm",
+        drop: &[
+            // Gone in 10.0 (group-based permissions replaced them; the importer sets
+            // their successors to the system groups' defaults).
+            "allow_edit_history", "bot_creation_policy", "invite_to_stream_policy", "private_message_policy",
+            "user_group_edit_policy",
+            // Gone in 11.x (`topics_policy` replaced it); its 10.x default is the
+            // value hcconv wrote, false.
+            "mandatory_topics",
+        ],
+        rename: &[],
+        set: &[
+            // A foreign key the importer re-maps by indexing it (10.0 on).
+            ("moderation_request_channel", "null"),
+            // Date fields 12.x reads from the model (null in every release's model).
+            ("push_notifications_enabled_end_timestamp", "null"),
+            ("scheduled_deletion_date", "null"),
+            ("demo_organization_scheduled_deletion_date", "null"),
+            // `OrgTypeEnum.Unspecified`; 3.4's 1 (business) is no choice since 9.0.
+            ("org_type", "0"),
+        ],
+    },
+    TableChanges { table: "zerver_userprofile", drop: USER_DROPS_10, rename: &[], set: USER_SETS_10 },
+    TableChanges { table: "zerver_userprofile_mirrordummy", drop: USER_DROPS_10, rename: &[], set: USER_SETS_10 },
+    // `is_in_zephyr_realm` is gone from 12.x's model; its default is the value
+    // hcconv wrote, false.
+    TableChanges { table: "zerver_stream", drop: &["is_in_zephyr_realm"], rename: &[], set: &[] },
+    // `is_channel_message` (10.0, default true) is false on a direct message: the
+    // writer sets it per row.
+    TableChanges { table: "zerver_message", drop: &[], rename: &[], set: &[("is_channel_message", "true")] },
+    // `content_type` (the file's MIME type, or null) is set per row: without the
+    // key, a file that is not an image stops the import (`create_image_attachments`).
+    TableChanges { table: "zerver_attachment", drop: &[], rename: &[], set: &[("content_type", "null")] },
+];
+
+/// User fields 10.0 removed.
+const USER_DROPS_10: &[&str] = &["dense_mode", "is_billing_admin", "onboarding_steps", "tutorial_status"];
+
+/// 12.x deletes `UserProfile.SPECIAL_PERMISSIONS_TO_RESET_AT_IMPORT` from every
+/// user row without a default (a missing key is a KeyError); the list itself was
+/// not readable, so every special permission flag the model has (all false,
+/// their defaults, in 10.x and 11.x too) is written.
+const USER_SETS_10: &[(&str, &str)] = &[("can_forge_sender", "false"), ("can_create_users", "false"), ("can_change_user_emails", "false")];
+
+/// 11.x's changes to 10.x's rows: streams carry the channel folder foreign key
+/// the importer re-maps (a crash on 10.x, which has no folders).
+static CHANGES_11: &[TableChanges] = &[TableChanges { table: "zerver_stream", drop: &[], rename: &[], set: &[("folder", "null")] }];
+
+/// Zulip 10.x's profile (see [`CHANGES_10`]).
+pub static ZULIP_10: FormatProfile = FormatProfile {
+    name: "10.x",
+    base: Some(&ZULIP_9_0),
+    changes: CHANGES_10,
+    zulip_version: Some("10.0"),
+    import_source: Some("hipchat"),
+    sanitized_upload_names: true,
+    ..ZULIP_9_0
+};
+
+/// Zulip 11.x's profile: 10.x's rows with [`CHANGES_11`]; realm.json must name
+/// its `import_source`; direct messages have `Message.DM_TOPIC`.
+pub static ZULIP_11: FormatProfile = FormatProfile {
+    name: "11.x",
+    base: Some(&ZULIP_10),
+    changes: CHANGES_11,
+    zulip_version: Some("11.0"),
+    dm_topic: "\u{7}",
+    ..ZULIP_10
+};
+
+/// Zulip 12.x's profile: 11.x's rows (12.x asserts upload names, which every
+/// profile from 10.x on meets, and an owner, which every folder has).
+pub static ZULIP_12: FormatProfile = FormatProfile { name: "12.x", base: Some(&ZULIP_11), changes: &[], zulip_version: Some("12.0"), ..ZULIP_11 };
 
 #[cfg(test)]
 mod tests {

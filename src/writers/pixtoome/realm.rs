@@ -40,7 +40,21 @@ pub fn write_realm(out: &Path, plan: &Plan, emoji: Vec<Value>, profile: &FormatP
     tables.insert("zerver_client".into(), Table::Ready(json!([{"id": SENDING_CLIENT, "name": "populate_db"}])));
     tables.insert("zerver_realmemoji".into(), Table::Ready(Value::Array(emoji)));
     tables.insert("sort_by_date".into(), Table::Ready(json!(true)));
-    write_json(&out.join("realm.json"), &tables)
+    if let Some(source) = profile.import_source {
+        tables.insert("import_source".into(), Table::Ready(json!(source)));
+    }
+    write_json(&out.join("realm.json"), &tables)?;
+    write_migration_status(out, profile)
+}
+
+/// `migration_status.json`, for releases that check it (see
+/// [`FormatProfile::zulip_version`]): the release's major version and no app's
+/// migrations.
+fn write_migration_status(out: &Path, profile: &FormatProfile) -> Result<()> {
+    match profile.zulip_version {
+        Some(version) => write_json(&out.join("migration_status.json"), &json!({"migrations_by_app": {}, "zulip_version": version})),
+        None => Ok(()),
+    }
 }
 
 /// A checked row, or why it does not fit the profile.
