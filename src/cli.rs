@@ -14,7 +14,9 @@ use crate::archive::OpenOptions;
 use crate::error::{Error, ErrorKind, OutputContext, Result};
 use crate::storage::files::FileStore;
 use crate::hipchat::{self, Export, ReadOptions};
-use crate::storage::output::{create_dirs_below, OutputShape, ScratchRemoval, Staging};
+use crate::storage::output::{create_dirs_below, Busy, Claim, OutputLock, OutputShape, ScratchRemoval, Staging};
+use crate::storage::run_lock::Sweep;
+use crate::storage::temp_scratch::TempScratch;
 use crate::password::PasswordSource;
 use crate::progress::{Mode, Progress};
 use crate::report::Report;
@@ -28,6 +30,7 @@ Exit status:
   3  wrong password, or an encrypted file that is not an hc-migrate archive
   4  damaged or unreadable input (truncated, corrupt, malformed JSON, missing file)
   5  cannot write the output (exists without --force, disk full, permissions)
+  6  another hcconv is writing OUT (its pid is named); nothing was touched
 130  interrupted (Ctrl-C); no output and no temporary folder is left behind
      (once OUT is in place a Ctrl-C is ignored: the run ends with its own status)
 
@@ -299,9 +302,15 @@ impl InputArgs {
             spool_budget: crate::storage::spool::DEFAULT_BUDGET,
         };
         let mut data = hipchat::read_slices(exports, opts, report)?;
-        progress.count_messages(data.messages.raw_len());
+        let raw = data.messages.raw_len();
+        progress.count_messages(raw);
         let bar = progress.handle();
-        data.messages.set_progress(Box::new(move |n| bar.set_position(n)));
+        data.messages.set_progress(Box::new(move |n| {
+            bar.set_position(n);
+            if n >= raw / 2 {
+                phase_reached("writing");
+            }
+        }));
         Ok(data)
     }
 
@@ -314,8 +323,8 @@ impl InputArgs {
 
 fn run_inspect(args: &InspectArgs) -> Result<()> {
     args.input.warn_if_literal(&args.log);
-    let scratch = tempfile::Builder::new().prefix("hcconv-inspect-").tempdir().map_err(|e| Error::new(ErrorKind::Other, format!("cannot create a temporary folder: {e}")))?;
     let mut report = Report::new();
+    let scratch = inspect_scratch(&mut report, &args.log)?;
     let progress = Progress::new(Mode::detect(args.log.quiet), args.exports.iter().map(|e| input_size(e)).sum());
     let export = args.input.read(&args.exports, FileStore::measured(), scratch.path(), &progress, args.log.verbose, &mut report)?;
     progress.phase("counting", "messages");
@@ -349,23 +358,35 @@ fn run_convert(args: &ConvertArgs, matches: &ArgMatches) -> Result<()> {
     let ignored = foreign_flags(matches, target);
     let export = args.exports.last().ok_or_else(|| Error::usage("no EXPORT given"))?;
     args.input.warn_if_literal(&args.log);
-    let out = args.output.clone().unwrap_or_else(|| default_output(export, target, &args.writer));
+    let writer = args.writer.for_output(target, args.output.as_deref());
+    let out = args.output.clone().unwrap_or_else(|| default_output(export, target, &writer));
     args.filters.parse()?;
-    writers::validate(target, &args.writer)?;
+    writers::validate(target, &writer)?;
     let user_map = args.filters.user_map.as_deref().map(crate::usermap::read_map).transpose()?;
+    let mut report = Report::new();
+    for flag in &ignored {
+        warn(&mut report, &args.log, format!("{flag} is not an option of --to {}; it was ignored", target.name()));
+    }
+    // Declared before everything that writes beside OUT, so it is released last.
+    let mut lock = match take_output_lock(&out, args.report.as_deref())? {
+        Ok((lock, swept)) => {
+            announce_sweep(swept, &mut report, &args.log);
+            lock
+        }
+        Err(busy) => {
+            let error = busy.error();
+            // The same report file as the other run's is that run's to write.
+            if let Some(path) = args.report.as_deref().filter(|p| !busy.claims(p)) {
+                write_report_file(path, &report, &out, Some(&error))?;
+            }
+            return Err(error);
+        }
+    };
     if let Some(path) = &args.report {
         claim_report_file(path, &out)?;
     }
-    let mut report = Report::new();
-    for flag in &ignored {
-        let warning = format!("{flag} is not an option of --to {}; it was ignored", target.name());
-        if !args.log.quiet {
-            eprintln!("hcconv: warning: {warning}");
-        }
-        report.warn(warning);
-    }
     let started = std::time::Instant::now();
-    let result = convert(args, target, &out, user_map.as_deref().unwrap_or_default(), &mut report);
+    let result = convert(args, &writer, target, &mut lock, user_map.as_deref().unwrap_or_default(), &mut report);
     report.time_phase("total", started.elapsed());
     clear_cleanup();
     if let Some(path) = &args.report {
@@ -380,10 +401,12 @@ fn run_convert(args: &ConvertArgs, matches: &ArgMatches) -> Result<()> {
     Ok(())
 }
 
-/// Converts into `out`; returns the scratch folder's removal, still under way.
-fn convert(args: &ConvertArgs, target: Target, out: &Path, user_map: &[crate::usermap::MapRow], report: &mut Report) -> Result<ScratchRemoval> {
-    let shape = writers::output_shape(target, &args.writer);
-    let mut staging = stage_output(out, shape, args.force)?;
+/// Converts into the OUT of `lock`; returns the scratch folder's removal, still under way.
+fn convert(args: &ConvertArgs, writer: &WriterOptions, target: Target, lock: &mut OutputLock, user_map: &[crate::usermap::MapRow], report: &mut Report) -> Result<ScratchRemoval> {
+    let shape = writers::output_shape(target, writer);
+    let mut staging = stage_output(lock, shape, args.force)?;
+    let out = staging.final_path().to_path_buf();
+    phase_reached("staged");
     let files_dir = staging.work_dir().join("files");
     let spool_dir = staging.work_dir().join("spool");
     create_dirs_below(staging.work_dir(), &files_dir).output_ctx(&files_dir)?;
@@ -395,10 +418,12 @@ fn convert(args: &ConvertArgs, target: Target, out: &Path, user_map: &[crate::us
     crate::usermap::apply(user_map, &mut export_data.catalog, target == Target::Mattermost, report)?;
     filters.apply(&mut export_data, report)?;
     report.time_phase("read", reading.elapsed());
+    phase_reached("read");
     progress.phase("writing", &format!("{} for {}", out.display(), target.name()));
     let writing = std::time::Instant::now();
-    writers::write(target, &mut export_data, &staging.path(), &args.writer, report)?;
+    writers::write(target, &mut export_data, &staging.path(), writer, report)?;
     report.time_phase("write", writing.elapsed());
+    phase_reached("written");
     progress.finish();
     if args.log.verbose {
         print_warnings(report);
@@ -409,6 +434,7 @@ fn convert(args: &ConvertArgs, target: Target, out: &Path, user_map: &[crate::us
     }
     let scratch_removal = staging.remove_scratch_in_background(&files_dir);
     commit_output(staging)?;
+    phase_reached("committed");
     Ok(scratch_removal)
 }
 
@@ -479,30 +505,128 @@ fn wait_for_interrupt_exit() -> ! {
     }
 }
 
-/// Hidden output folders to remove if the user interrupts the run.
-static CLEANUP: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// What the interrupt handler removes: the run's hidden folders, then its lock file.
+struct Cleanup {
+    dirs: Vec<PathBuf>,
+    lock_file: Option<PathBuf>,
+}
+
+/// This run's folders and lock file, for the interrupt handler.
+static CLEANUP: Mutex<Cleanup> = Mutex::new(Cleanup { dirs: Vec::new(), lock_file: None });
+
+fn cleanup() -> std::sync::MutexGuard<'static, Cleanup> {
+    CLEANUP.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A lock (and what it guards) registered with the interrupt handler. Dropping it
+/// unregisters it and then releases it, under the handler's mutex: a Ctrl-C never
+/// removes a lock file that is no longer this run's (another run may have made a new
+/// one of that name the moment this one's went).
+struct Registered<T>(Option<T>);
+
+impl<T> std::ops::Deref for Registered<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.0.as_ref().expect("held until dropped")
+    }
+}
+
+impl<T> std::ops::DerefMut for Registered<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.0.as_mut().expect("held until dropped")
+    }
+}
+
+impl<T> Drop for Registered<T> {
+    fn drop(&mut self) {
+        let mut registered = cleanup();
+        registered.dirs.clear();
+        registered.lock_file = None;
+        drop(self.0.take());
+    }
+}
+
+/// Takes OUT's lock (registered for the interrupt handler in the same step), then
+/// removes what dead runs left beside OUT (a Ctrl-C need not wait for that); or
+/// says which run holds it.
+fn take_output_lock(out: &Path, report: Option<&Path>) -> Result<std::result::Result<(Registered<OutputLock>, Sweep), Busy>> {
+    let mut registered = cleanup();
+    let lock = match OutputLock::take(out, report)? {
+        Claim::Mine(lock) => lock,
+        Claim::Busy(busy) => return Ok(Err(busy)),
+    };
+    registered.lock_file = Some(lock.path().to_path_buf());
+    drop(registered);
+    let mut lock = Registered(Some(lock));
+    let swept = lock.sweep()?;
+    Ok(Ok((lock, swept)))
+}
+
+/// `inspect`'s scratch folder in the temporary folder, registered for the interrupt
+/// handler in the same step; what dead runs left there is removed first.
+fn inspect_scratch(report: &mut Report, log: &LogArgs) -> Result<Registered<TempScratch>> {
+    const PREFIX: &str = "hcconv-inspect-";
+    announce_sweep(crate::storage::temp_scratch::sweep(PREFIX), report, log);
+    let mut registered = cleanup();
+    let scratch = TempScratch::create(PREFIX).map_err(|e| Error::new(ErrorKind::Other, format!("cannot create a temporary folder in {}: {e}", std::env::temp_dir().display())))?;
+    registered.dirs.push(scratch.path().to_path_buf());
+    registered.lock_file = Some(scratch.lock_path().to_path_buf());
+    Ok(Registered(Some(scratch)))
+}
+
+/// One line each on stderr (and in the report) for what a sweep removed, or could not.
+fn announce_sweep(swept: Sweep, report: &mut Report, log: &LogArgs) {
+    for leftover in swept {
+        match leftover {
+            Ok(swept) => {
+                let line = swept.message();
+                if !log.quiet {
+                    eprintln!("hcconv: {line}");
+                }
+                report.warn(line);
+            }
+            Err(why) => warn(report, log, why),
+        }
+    }
+}
+
+/// Records a warning, and prints it unless `--quiet`.
+fn warn(report: &mut Report, log: &LogArgs, warning: String) {
+    if !log.quiet {
+        eprintln!("hcconv: warning: {warning}");
+    }
+    report.warn(warning);
+}
 
 /// Creates the hidden folders and registers them for the interrupt handler in one
 /// step: the handler takes the same lock, so a Ctrl-C cannot fall between the two.
-fn stage_output(out: &Path, shape: OutputShape, force: bool) -> Result<Staging> {
-    let mut dirs = CLEANUP.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let staging = Staging::new(out, shape, force)?;
-    dirs.extend(staging.hidden_dirs());
+fn stage_output(lock: &mut OutputLock, shape: OutputShape, force: bool) -> Result<Staging> {
+    let mut registered = cleanup();
+    let staging = Staging::new(lock, shape, force)?;
+    registered.dirs.extend(staging.hidden_dirs());
     Ok(staging)
 }
 
 /// Moves the output into place and forgets the hidden folders in one step, so a
 /// Ctrl-C sees either a run to undo or a finished one, never half a rename.
 fn commit_output(staging: Staging) -> Result<()> {
-    let mut dirs = CLEANUP.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut registered = cleanup();
     staging.commit()?;
-    dirs.clear();
+    registered.dirs.clear();
     COMMITTED.store(true, Ordering::SeqCst);
     Ok(())
 }
 
 fn clear_cleanup() {
-    CLEANUP.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
+    cleanup().dirs.clear();
+}
+
+/// Where tests stop a run to act on it (`testkit::pause_point`); nothing in a build
+/// without the testkit feature (the release binary).
+fn phase_reached(phase: &str) {
+    #[cfg(feature = "testkit")]
+    crate::testkit::pause_point(phase);
+    let _ = phase;
 }
 
 /// Set once OUT is in place: a Ctrl-C after that is ignored, and the run ends on
@@ -510,17 +634,23 @@ fn clear_cleanup() {
 /// say nothing was written while a complete OUT is there.
 static COMMITTED: AtomicBool = AtomicBool::new(false);
 
-/// On Ctrl-C (or SIGTERM), removes the half-written output and exits with 130, so
-/// an interrupted run leaves neither an OUT that looks complete nor temporary folders.
+/// On Ctrl-C (or SIGTERM), removes the half-written output and the lock file and
+/// exits with 130, so an interrupted run leaves neither an OUT that looks complete nor
+/// temporary folders.
 fn install_interrupt_handler() {
     let _ = ctrlc::set_handler(|| {
-        let dirs = CLEANUP.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let registered = cleanup();
         if COMMITTED.load(Ordering::SeqCst) {
             return;
         }
         INTERRUPTED.store(true, Ordering::SeqCst);
-        for d in dirs.iter() {
+        for d in registered.dirs.iter() {
             remove_while_in_use(d);
+        }
+        // Last, while this process still holds it: no other run takes the lock while
+        // the folders it guards are there.
+        if let Some(lock_file) = &registered.lock_file {
+            let _ = std::fs::remove_file(lock_file);
         }
         if let Some((path, text)) = INTERRUPTED_REPORT.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).as_ref() {
             let _ = std::fs::write(path, text);
@@ -537,7 +667,7 @@ fn install_interrupt_handler() {
 /// removing in place could race with a file being created and leave the folder.
 fn remove_while_in_use(dir: &Path) {
     let mut doomed = dir.as_os_str().to_owned();
-    doomed.push(".interrupted");
+    doomed.push(crate::storage::output::INTERRUPTED_SUFFIX);
     let doomed = PathBuf::from(doomed);
     let target = if std::fs::rename(dir, &doomed).is_ok() { doomed.as_path() } else { dir };
     for _ in 0..20 {

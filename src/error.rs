@@ -17,6 +17,8 @@ pub enum ErrorKind {
     Input,
     /// The output cannot be written (exit 5).
     Output,
+    /// Another hcconv is writing the same OUT (exit 6); nothing was touched.
+    Busy,
     /// Anything else (exit 1).
     Other,
 }
@@ -30,6 +32,7 @@ impl ErrorKind {
             ErrorKind::Decrypt => 3,
             ErrorKind::Input => 4,
             ErrorKind::Output => 5,
+            ErrorKind::Busy => 6,
         }
     }
 }

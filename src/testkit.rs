@@ -617,3 +617,42 @@ fn text_heavy_tar<W: Write>(spec: ScaleSpec, out: W) -> io::Result<W> {
     add(&mut tar, "rooms.json", &serde_json::to_vec(&room_rows)?)?;
     tar.into_inner()
 }
+
+/// Names the phase where a run pauses for a test (see [`pause_point`]).
+pub const PAUSE_AT_ENV: &str = "HCCONV_TEST_PAUSE_AT";
+/// Names the file a paused run announces itself in (see [`pause_point`]).
+pub const PAUSE_FILE_ENV: &str = "HCCONV_TEST_PAUSE_FILE";
+
+/// A test hook, so tests act on a run at a known moment instead of after a guessed
+/// sleep (which a loaded CI machine turns into a flaky test). With
+/// `HCCONV_TEST_PAUSE_AT=PHASE` and `HCCONV_TEST_PAUSE_FILE=FILE` in its
+/// environment, a run that reaches PHASE writes its pid to FILE (whole, by a rename)
+/// and waits there until FILE is removed; once per phase. The phases: `staged` (OUT's
+/// lock and hidden folders made, nothing read), `read` (the export read, nothing
+/// written), `writing` (half the messages handed to the writer), `written` (the
+/// output complete in its hidden folder), `committed` (OUT in place, the scratch
+/// folder still being removed, the lock still held).
+///
+/// Only in builds with the testkit feature (the tests' build of the binary), never
+/// in a release binary, and no part of the command-line contract.
+pub fn pause_point(phase: &str) {
+    if std::env::var_os(PAUSE_AT_ENV).is_none_or(|p| p != phase) {
+        return;
+    }
+    let Some(file) = std::env::var_os(PAUSE_FILE_ENV).map(std::path::PathBuf::from) else { return };
+    static PAUSED: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    {
+        let mut paused = PAUSED.lock().unwrap_or_else(|p| p.into_inner());
+        if std::mem::replace(&mut *paused, true) {
+            return;
+        }
+    }
+    let mut announcing = file.clone().into_os_string();
+    announcing.push(".tmp");
+    if std::fs::write(&announcing, std::process::id().to_string()).and_then(|()| std::fs::rename(&announcing, &file)).is_err() {
+        return;
+    }
+    while file.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}

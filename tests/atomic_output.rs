@@ -6,15 +6,8 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{fixture_password, hcconv, quirks, repo, write_container};
+use common::{fixture_password, hcconv, names, quirks, repo, write_container};
 use hcconv::testkit::{write_scaled_export, Container, ScaleShape, ScaleSpec};
-
-/// Every name in `dir` (one level).
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    v.sort();
-    v
-}
 
 #[test]
 fn a_failed_conversion_leaves_no_output_and_no_hidden_folders() {

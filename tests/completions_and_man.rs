@@ -46,7 +46,7 @@ fn man_page_has_every_flag_and_the_exit_codes() {
     for flag in every_flag().iter().filter(|f| !matches!(f.as_str(), "--json")) {
         assert!(page.contains(flag.as_str()), "man page lacks {flag}");
     }
-    for line in ["0  success", "2  usage error", "3  wrong password", "4  damaged or unreadable input", "5  cannot write the output", "130  interrupted"] {
+    for line in ["0  success", "2  usage error", "3  wrong password", "4  damaged or unreadable input", "5  cannot write the output", "6  another hcconv is writing OUT", "130  interrupted"] {
         assert!(page.contains(line), "man page lacks exit status {line:?}");
     }
 }

@@ -257,6 +257,21 @@ fn zip_has_the_same_import_with_jsonl_at_the_root() {
     }
 }
 
+/// `-o NAME.zip` is a zip, as `--zip` makes it: a folder named `hipchat.zip` made
+/// `mmctl import upload` fail far from the cause. Scripts that give both still work.
+#[test]
+fn an_output_named_zip_is_a_zip_with_or_without_the_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let flagged = std::fs::read(convert(tmp.path(), &["--zip"])).unwrap();
+    assert_eq!(&flagged[..4], b"PK\x03\x04");
+    for (name, extra) in [("implied.zip", &[][..]), ("SHOUTED.ZIP", &[][..]), ("both.zip", &["--zip"][..])] {
+        let out = tmp.path().join(name);
+        Command::cargo_bin("hcconv").unwrap().args([FIXTURE, "--to", "mattermost", "--password-file", PASSWORD_FILE, "-q", "-o"]).arg(&out).args(extra).assert().success();
+        assert!(out.is_file(), "{name}: a file, not a folder");
+        assert_eq!(std::fs::read(&out).unwrap(), flagged, "{name}: the same zip as --zip writes");
+    }
+}
+
 #[test]
 fn team_flags_and_skip_deleted_rooms() {
     let tmp = tempfile::tempdir().unwrap();

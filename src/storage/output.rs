@@ -1,12 +1,160 @@
 //! Atomic output: a run writes into a hidden folder beside OUT and renames it into
 //! place only when everything succeeded, so a failed or interrupted run never
 //! leaves an OUT that looks complete. An existing OUT is replaced only with `--force`.
+//!
+//! One run at a time writes an OUT: it holds OUT's lock file ([`OutputLock`]) from
+//! before its hidden folders exist until they are gone. Whatever hidden folders of
+//! OUT a run finds while it holds the lock are a dead run's (SIGKILL, a power cut):
+//! it removes them and says so.
 
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use crate::error::{Error, OutputContext, Result};
+use crate::error::{Error, ErrorKind, OutputContext, Result};
+use crate::storage::run_lock::{self, Attempt, Owner, RunLock, Sweep};
+
+/// The kinds of hidden folder a run makes beside OUT: `.{OUT}.hcconv-{kind}-XXXXXX`.
+const HIDDEN_KINDS: [&str; 2] = ["partial", "work"];
+
+/// The random part tempfile gives a name (`XXXXXX`).
+const RANDOM_LEN: usize = 6;
+
+/// What an interrupt handler adds to a hidden folder's name before it removes it
+/// (no thread of the run can then write into it by its old path).
+pub const INTERRUPTED_SUFFIX: &str = ".interrupted";
+
+/// The right to write OUT: the lock file `.{OUT}.hcconv-lock` beside it, held from
+/// before the run's hidden folders exist until they are gone.
+#[derive(Debug)]
+pub struct OutputLock {
+    lock: RunLock,
+    /// The dead run's record found in the lock file, until the sweep.
+    previous: Option<Owner>,
+    final_path: PathBuf,
+    parent: PathBuf,
+    /// OUT's file name, as the hidden names carry it.
+    name: OsString,
+}
+
+/// The outcome of [`OutputLock::take`].
+pub enum Claim {
+    /// This run may write OUT; what dead runs left beside it is still there (see
+    /// [`OutputLock::sweep`]).
+    Mine(OutputLock),
+    /// Another live run is writing OUT; nothing was touched.
+    Busy(Busy),
+}
+
+/// Another run holds OUT's lock.
+#[derive(Debug)]
+pub struct Busy {
+    final_path: PathBuf,
+    owner: Option<Owner>,
+}
+
+impl Busy {
+    /// The error that ends this run (exit 6), naming the other run's pid.
+    pub fn error(&self) -> Error {
+        let who = match &self.owner {
+            Some(o) if o.is_elsewhere() => format!("another hcconv (pid {} on {})", o.pid, o.host),
+            Some(o) => format!("another hcconv (pid {})", o.pid),
+            None => "another hcconv".to_string(),
+        };
+        Error::new(ErrorKind::Busy, format!("{who} is writing {}", self.final_path.display()))
+    }
+
+    /// Whether the other run writes `path` too (its `--report` file): this run must
+    /// not write over it.
+    pub fn claims(&self, path: &Path) -> bool {
+        self.owner.as_ref().is_some_and(|o| o.claims(path))
+    }
+}
+
+impl OutputLock {
+    /// Takes OUT's lock. `report` (the `--report` file) is claimed with it, so a
+    /// refused run leaves it alone.
+    pub fn take(final_path: &Path, report: Option<&Path>) -> Result<Claim> {
+        let parent = match final_path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !parent.is_dir() {
+            return Err(Error::output(final_path, format!("the folder {} does not exist", parent.display())));
+        }
+        let name = final_path.file_name().map(OsStr::to_os_string).unwrap_or_else(|| "out".into());
+        let lock_path = parent.join(hidden_name(&name, "lock"));
+        let (lock, previous) = match RunLock::acquire(&lock_path).output_ctx(&lock_path)? {
+            Attempt::Held(owner) => return Ok(Claim::Busy(Busy { final_path: final_path.to_path_buf(), owner })),
+            Attempt::Taken { lock, previous } => (lock, previous),
+        };
+        let mut lock = OutputLock { lock, previous, final_path: final_path.to_path_buf(), parent, name };
+        if let Some(report) = report {
+            lock.lock.claim(report).output_ctx(lock.lock.path())?;
+        }
+        Ok(Claim::Mine(lock))
+    }
+
+    /// The lock file, for an interrupt handler to remove.
+    pub fn path(&self) -> &Path {
+        self.lock.path()
+    }
+
+    /// Removes the hidden folders of OUT that dead runs left. With the OS lock held,
+    /// no live run has one: all go, the dead run whose record is still in the lock
+    /// file named for those it claimed, older leftovers (an hcconv without the lock,
+    /// a run killed before it wrote its claims) unnamed. Without the OS lock, a run
+    /// started at the same instant may be making its own: only the dead run's claims go.
+    /// One entry a leftover, or why it could not be removed.
+    pub fn sweep(&mut self) -> Result<Sweep> {
+        let previous = self.previous.take();
+        let previous = previous.as_ref();
+        let mut leftovers: Vec<(PathBuf, Option<Owner>)> = fs::read_dir(&self.parent)
+            .output_ctx(&self.parent)?
+            .filter_map(|e| e.ok())
+            .filter(|e| is_hidden_folder_of(&e.file_name(), &self.name))
+            .map(|e| self.final_path.with_file_name(e.file_name()))
+            .map(|path| {
+                let owner = previous.filter(|o| o.claims(&path.with_file_name(base_name(&path)))).cloned();
+                (path, owner)
+            })
+            .filter(|(_, owner)| self.lock.is_exclusive() || owner.is_some())
+            .collect();
+        leftovers.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(leftovers
+            .into_iter()
+            .map(|(path, owner)| run_lock::remove_leftover(&path, owner).map_err(|e| format!("cannot remove {}, left by an hcconv run that is no longer running: {e}", path.display())))
+            .collect())
+    }
+}
+
+/// `.{name}.hcconv-{kind}`: the lock file's name, and the start of the hidden folders'.
+fn hidden_name(name: &OsStr, kind: &str) -> OsString {
+    let mut hidden = OsString::from(".");
+    hidden.push(name);
+    hidden.push(format!(".hcconv-{kind}"));
+    hidden
+}
+
+/// The name of a hidden folder without the suffix an interrupt handler adds.
+fn base_name(path: &Path) -> &OsStr {
+    let name = path.file_name().unwrap_or_default();
+    OsStr::from_bytes(name.as_bytes().strip_suffix(INTERRUPTED_SUFFIX.as_bytes()).unwrap_or(name.as_bytes()))
+}
+
+/// Whether `entry` is one of the hidden folders a run writing OUT `name` makes:
+/// `.{name}.hcconv-partial-XXXXXX` or `-work-XXXXXX`, maybe with
+/// [`INTERRUPTED_SUFFIX`]. Exactly: another OUT's names never match.
+fn is_hidden_folder_of(entry: &OsStr, name: &OsStr) -> bool {
+    let entry = base_name(Path::new(entry)).as_bytes();
+    HIDDEN_KINDS.iter().any(|kind| {
+        let mut start = hidden_name(name, kind);
+        start.push("-");
+        entry.strip_prefix(start.as_bytes()).is_some_and(|random| random.len() == RANDOM_LEN && random.iter().all(u8::is_ascii_alphanumeric))
+    })
+}
 
 /// What the final output is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,32 +237,40 @@ impl Drop for ScratchRemoval {
 }
 
 impl Staging {
-    /// Prepares to write `final_path`. Fails (exit 5) if it exists and `force` is off,
-    /// or if it is a symlink (never followed, even with `force`).
-    pub fn new(final_path: &Path, shape: OutputShape, force: bool) -> Result<Self> {
-        if let Ok(meta) = fs::symlink_metadata(final_path) {
+    /// Prepares to write the OUT of `lock`, claiming the hidden folders in its record.
+    /// Fails (exit 5) if OUT exists and `force` is off, or if it is a symlink (never
+    /// followed, even with `force`).
+    pub fn new(lock: &mut OutputLock, shape: OutputShape, force: bool) -> Result<Self> {
+        let final_path = lock.final_path.clone();
+        if let Ok(meta) = fs::symlink_metadata(&final_path) {
             if meta.file_type().is_symlink() {
-                return Err(Error::output(final_path, "is a symlink; refusing to write through it"));
+                return Err(Error::output(&final_path, "is a symlink; refusing to write through it"));
             }
             if !force {
-                return Err(Error::output(final_path, "already exists; pass --force to replace it"));
+                return Err(Error::output(&final_path, "already exists; pass --force to replace it"));
             }
         }
-        let parent = match final_path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
+        let parent = lock.parent.clone();
+        let mut make = |kind: &str| -> Result<PathBuf> {
+            let mut prefix = hidden_name(&lock.name, kind);
+            prefix.push("-");
+            let dir = tempfile::Builder::new().prefix(&prefix).rand_bytes(RANDOM_LEN).tempdir_in(&parent).output_ctx(&parent)?;
+            let dir = dir.keep();
+            if let Err(e) = lock.lock.claim(&dir) {
+                let _ = fs::remove_dir(&dir);
+                return Err(Error::output(lock.lock.path(), e));
+            }
+            Ok(dir)
         };
-        if !parent.is_dir() {
-            return Err(Error::output(final_path, format!("the folder {} does not exist", parent.display())));
-        }
-        let name = final_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
-        let make = |tag: &str| -> Result<PathBuf> {
-            let dir = tempfile::Builder::new().prefix(&format!(".{name}.hcconv-{tag}-")).tempdir_in(&parent).output_ctx(&parent)?;
-            Ok(dir.keep())
+        let temp_dir = make(HIDDEN_KINDS[0])?;
+        let work_dir = match make(HIDDEN_KINDS[1]) {
+            Ok(dir) => dir,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&temp_dir);
+                return Err(e);
+            }
         };
-        let temp_dir = make("partial")?;
-        let work_dir = make("work")?;
-        Ok(Staging { final_path: final_path.to_path_buf(), shape, temp_dir, work_dir, scratch_released: false, force, done: false })
+        Ok(Staging { final_path, shape, temp_dir, work_dir, scratch_released: false, force, done: false })
     }
 
     /// Where the writer puts its output: a folder, or for [`OutputShape::File`] the
@@ -224,7 +380,21 @@ fn create_missing(root: &Path, dir: &Path) -> io::Result<()> {
 
 #[cfg(test)]
 mod dir_tests {
-    use super::create_dirs_below;
+    use super::{create_dirs_below, is_hidden_folder_of};
+    use std::ffi::OsStr;
+
+    #[test]
+    fn hidden_folders_are_told_by_their_exact_names() {
+        let of_out = |entry: &str| is_hidden_folder_of(OsStr::new(entry), OsStr::new("out"));
+        for entry in [".out.hcconv-partial-Ab3dE9", ".out.hcconv-work-x7Yz01", ".out.hcconv-work-x7Yz01.interrupted"] {
+            assert!(of_out(entry), "{entry}");
+        }
+        // Another OUT's, the lock file, names tempfile never makes, OUT itself.
+        for entry in [".out.zip.hcconv-partial-Ab3dE9", ".out.hcconv-partial-Ab3dE9.hcconv-work-x7Yz01", ".out.hcconv-lock", ".out.hcconv-partial-Ab3d", ".out.hcconv-partial-Ab3d.9", ".out.hcconv-spool-Ab3dE9", "out", ".other.hcconv-work-x7Yz01"] {
+            assert!(!of_out(entry), "{entry}");
+        }
+        assert!(is_hidden_folder_of(OsStr::new(".out.zip.hcconv-partial-Ab3dE9"), OsStr::new("out.zip")));
+    }
 
     #[test]
     fn creates_nested_folders_below_an_existing_root() {

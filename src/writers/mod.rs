@@ -53,6 +53,24 @@ pub struct WriterOptions {
     pub qiscus: qiscus::QiscusOptions,
 }
 
+impl WriterOptions {
+    /// The options as the run uses them: for Mattermost, `-o NAME.zip` means `--zip`
+    /// (a folder named `NAME.zip` made `mmctl import upload` fail far from the cause).
+    /// Giving both, as scripts did, is the same run.
+    pub fn for_output(&self, target: Target, out: Option<&Path>) -> WriterOptions {
+        let mut opts = self.clone();
+        if target == Target::Mattermost && out.is_some_and(names_a_zip) {
+            opts.mattermost.zip = true;
+        }
+        opts
+    }
+}
+
+/// Whether `path` ends in `.zip` (any case).
+fn names_a_zip(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("zip"))
+}
+
 /// Whether `target` writes a folder or a single file with these options.
 pub fn output_shape(target: Target, opts: &WriterOptions) -> OutputShape {
     match target {

@@ -161,6 +161,13 @@ pub fn outputs(out: &std::process::Output) -> (String, String) {
     (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// Every name in `dir` (one level), sorted.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
 /// Reads a whole file.
 pub fn read(path: &Path) -> Vec<u8> {
     let mut v = Vec::new();
