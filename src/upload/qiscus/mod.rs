@@ -680,7 +680,7 @@ impl Uploader<'_> {
                         self.progress.note(&format!("hcconv: {}: import {id} still started (look {polls}, list page {page})", file.name));
                     }
                 }
-                _ if polls == 1 || polls % 10 == 0 => self.progress.note(&format!("hcconv: {}: import {id} is not in the import list yet (look {polls})", file.name)),
+                _ if polls == 1 || polls.is_multiple_of(10) => self.progress.note(&format!("hcconv: {}: import {id} is not in the import list yet (look {polls})", file.name)),
                 _ => {}
             }
             if since.elapsed() >= self.opts.import_timeout {
