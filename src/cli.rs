@@ -201,15 +201,14 @@ impl FilterArgs {
     fn parse(&self) -> Result<crate::filter::Filters> {
         let since = self.since.as_deref().map(|d| crate::filter::parse_date(d, false)).transpose()?;
         let until = self.until.as_deref().map(|d| crate::filter::parse_date(d, true)).transpose()?;
-        if let (Some(s), Some(u)) = (since, until) {
-            if s >= u {
+        if let (Some(s), Some(u)) = (since, until)
+            && s >= u {
                 return Err(crate::error::Error::usage(format!(
                     "--since {} is not before --until {}: no message could be converted",
                     self.since.as_deref().unwrap_or_default(),
                     self.until.as_deref().unwrap_or_default()
                 )));
             }
-        }
         if !self.rooms.is_empty() && self.rooms.iter().all(|r| r.trim().is_empty()) {
             return Err(crate::error::Error::usage("--rooms: no room named (the list is empty)"));
         }
