@@ -74,7 +74,7 @@ fn upload_to(app_id: &str, folder: &Path, base_url: &str, extra: &[&str]) -> std
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hcconv"));
     cmd.args(["upload", "qiscus"])
         .arg(folder)
-        .args(["--app-id", app_id, "--base-url", base_url, "--poll-interval", "0.002", "--retry-wait", "0.002", "--timeout", "20", "--report"])
+        .args(["--app-id", app_id, "--base-url", base_url, "--poll-interval", "0.002", "--retry-wait", "0.002", "--report"])
         .arg(report_path(folder))
         .args(extra)
         .env("QISCUS_SDK_SECRET", SECRET)
@@ -301,6 +301,22 @@ fn dropped_connections_never_cause_a_second_upload() {
     let entry = journal(&folder)["files"][2].clone();
     assert_eq!(entry["id_from"], "import list", "{entry}");
     assert_eq!(report(&folder)["files"][2]["action"], "found in the import list (sent by an earlier try whose answer was lost)");
+}
+
+#[test]
+fn answers_slower_than_the_timeout_are_tried_again_without_a_second_upload() {
+    // --timeout 0.5 against answers that take 1.5 s: two list requests, and the
+    // answer to one upload (whose import is made at once). The list is retried;
+    // the upload is found in the list instead of being sent again.
+    let dir = tempfile::tempdir().unwrap();
+    let folder = fixture_folder(dir.path());
+    let files = import_files(&folder);
+    let server = FakeQiscus::start(Faults { stall_list: 2, stall_post: Some(files[1].0.clone()), ..Faults::default() }, 1);
+    let out = run(upload(&folder, &server.base_url(), &["--timeout", "0.5"]));
+    assert_all_imported(&folder, &server, &out);
+    assert_eq!(server.state().posts_of(&files[1].0), 1);
+    assert_eq!(journal(&folder)["files"][1]["id_from"], "import list");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("timed out"), "{}", text(&out));
 }
 
 #[test]

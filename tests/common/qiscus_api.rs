@@ -66,7 +66,15 @@ pub struct Faults {
     /// List uploads under a made-up name, as the export side does
     /// (`<time>_<name>`), instead of the name they were sent with.
     pub rename_uploads: bool,
+    /// Answer the next N list requests only after [`STALL`] (past a short
+    /// `--timeout`).
+    pub stall_list: u32,
+    /// Answer this file's upload only after [`STALL`], the import made first.
+    pub stall_post: Option<String>,
 }
+
+/// How long a stalled answer waits.
+pub const STALL: Duration = Duration::from_millis(1500);
 
 impl Default for Faults {
     fn default() -> Self {
@@ -83,6 +91,8 @@ impl Default for Faults {
             hold_list_after: None,
             die_after_post: None,
             rename_uploads: false,
+            stall_list: 0,
+            stall_post: None,
         }
     }
 }
@@ -359,6 +369,12 @@ impl Server {
             self.hold(format!("POST {file_name}"));
             return Some(Reply::Answer(200, answer));
         }
+        if state.faults.stall_post.as_deref() == Some(file_name.as_str()) {
+            state.faults.stall_post = None;
+            drop(state);
+            std::thread::sleep(STALL);
+            return Some(Reply::Answer(200, answer));
+        }
         if state.faults.die_after_post.as_deref() == Some(file_name.as_str()) {
             state.faults.die_after_post = None;
             return Some(Reply::AnswerAndDie(200, answer));
@@ -375,6 +391,12 @@ impl Server {
         if state.faults.drop_list > 0 {
             state.faults.drop_list -= 1;
             return Some(Reply::Drop);
+        }
+        if state.faults.stall_list > 0 {
+            state.faults.stall_list -= 1;
+            drop(state);
+            std::thread::sleep(STALL);
+            state = self.state.lock().unwrap();
         }
         if let Some(file) = state.faults.hold_list_after.clone()
             && !state.imports_of(&file).is_empty()
