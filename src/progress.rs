@@ -69,6 +69,14 @@ impl Progress {
         }
     }
 
+    /// Names what the bar is doing (`sending`), for steps that [`Progress::note`]
+    /// already tells in full: no line of its own.
+    pub fn label(&self, name: &str) {
+        if self.mode == Mode::Bar {
+            self.bar.set_message(name.to_string());
+        }
+    }
+
     /// Starts a phase: `reading`, `writing`…
     pub fn phase(&self, name: &str, detail: &str) {
         match self.mode {

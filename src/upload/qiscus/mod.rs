@@ -310,6 +310,24 @@ impl Uploader<'_> {
         self.warnings.push(warning);
     }
 
+    /// [`QiscusApi::walk`], each retry told at once and kept among the warnings.
+    fn walk_list(&mut self, first: u32, visit: impl FnMut(&ImportRow) -> bool) -> Result<Option<u32>> {
+        let mut retried = Vec::new();
+        let progress = &self.progress;
+        let api = self.api.as_ref().expect("connected before any request");
+        let outcome = api.walk(
+            first,
+            &mut |why| {
+                let warning = format!("{why}; trying again");
+                progress.note(&format!("hcconv: warning: {warning}"));
+                retried.push(warning);
+            },
+            visit,
+        );
+        self.warnings.extend(retried);
+        outcome
+    }
+
     fn save(&self) -> Result<()> {
         self.journal.save(&self.journal_path)
     }
@@ -443,18 +461,14 @@ impl Uploader<'_> {
         self.progress.phase("listing", "the app's imports");
         let mut before = Vec::new();
         let mut same_names = Vec::new();
-        let names: Vec<&str> = self.files.iter().map(|f| f.name.as_str()).collect();
-        let mut retries = Vec::new();
-        self.api().walk(1, &mut |why| retries.push(why.to_string()), |row| {
+        let names: std::collections::HashSet<String> = self.files.iter().map(|f| f.name.clone()).collect();
+        self.walk_list(1, |row| {
             before.push(row.unique_id.clone());
-            if names.contains(&row.original_filename.as_str()) {
+            if names.contains(&row.original_filename) {
                 same_names.push(format!("{} ({}, {})", row.original_filename, row.unique_id, row.status));
             }
             false
         })?;
-        for why in retries {
-            self.warn(format!("{why}; tried again"));
-        }
         if !same_names.is_empty() {
             let warning = format!(
                 "the app already has {} import(s) named like files of this folder ({}{}): was this folder sent before without this journal? Imports of rows that already exist fail",
@@ -532,7 +546,7 @@ impl Uploader<'_> {
             entry.set_state(State::Sending);
             entry.uploads += 1;
             self.save()?;
-            self.progress.phase("sending", &file.name);
+            self.progress.label("sending");
             self.progress.note(&format!("hcconv: {}: sending ({} rows, {} bytes)", file.name, file.rows, file.size));
             let created = self.api().create_import(file.kind, &file.name, &bytes).map_err(|e| {
                 Error::new(e.kind(), format!("{}: {}. The journal has it as maybe sent: the next run looks for it in the import list before sending it again", file.name, e.message()))
@@ -624,16 +638,12 @@ impl Uploader<'_> {
     fn look_up(&mut self, file: &ImportFile) -> Result<LookUp> {
         let known: std::collections::HashSet<String> = self.journal.known_ids().map(str::to_string).collect();
         let mut unknown = Vec::new();
-        let mut retries = Vec::new();
-        self.api().walk(1, &mut |why| retries.push(why.to_string()), |row| {
+        self.walk_list(1, |row| {
             if !known.contains(&row.unique_id) {
                 unknown.push(row.clone());
             }
             false
         })?;
-        for why in retries {
-            self.warn(format!("{why}; tried again"));
-        }
         let matching: Vec<&ImportRow> = unknown.iter().filter(|r| r.original_filename == file.name && r.size == file.size && (r.resource_name.is_empty() || r.resource_name == file.kind)).collect();
         let describe = |rows: &[&ImportRow]| rows.iter().map(|r| format!("{} ({:?}, {} bytes, {}, created {})", r.unique_id, r.original_filename, r.size, r.status, r.created_at)).collect::<Vec<_>>().join("; ");
         Ok(match matching.len() {
@@ -654,22 +664,18 @@ impl Uploader<'_> {
     fn wait_for(&mut self, file: &ImportFile, id: &str) -> Result<()> {
         let since = Instant::now();
         let mut polls = 0u64;
-        self.progress.phase("importing", &file.name);
+        self.progress.label("importing");
         loop {
             std::thread::sleep(self.opts.poll_interval);
             polls += 1;
             let mut found = None;
-            let mut retries = Vec::new();
-            let page = self.api().walk(self.hint_page, &mut |why| retries.push(why.to_string()), |row| {
+            let page = self.walk_list(self.hint_page, |row| {
                 let hit = row.unique_id == id;
                 if hit {
                     found = Some(row.clone());
                 }
                 hit
             })?;
-            for why in retries {
-                self.warn(format!("{why}; tried again"));
-            }
             match (found, page) {
                 (Some(row), Some(page)) => {
                     self.hint_page = page;
