@@ -31,8 +31,16 @@ Exit status:
   4  damaged or unreadable input (truncated, corrupt, malformed JSON, missing file)
   5  cannot write the output (exists without --force, disk full, permissions)
   6  another hcconv is writing OUT (its pid is named); nothing was touched
+  7  upload: Qiscus reported a file's import as failed (its errors are shown)
+  8  upload: the import API refused a request (4xx), stayed unreachable or answered
+     5xx past the retries, answered outside its documented shape, or was still
+     importing at --import-timeout; a rerun resumes from the journal
+  9  upload: the journal stops the run until you decide: a file changed since it
+     was journaled, or a send was cut off and whether it arrived cannot be
+     told (--adopt / --resend)
 130  interrupted (Ctrl-C); no output and no temporary folder is left behind
-     (once OUT is in place a Ctrl-C is ignored: the run ends with its own status)
+     (once OUT is in place a Ctrl-C is ignored: the run ends with its own status;
+     an upload stops, and its journal says where a rerun resumes)
 
 Password, first found: --password-file FILE, --password (visible to other users),
 the HCCONV_PASSWORD environment variable, then a prompt when stdin is a terminal.";
@@ -62,6 +70,35 @@ enum Command {
     },
     /// Print the man page (roff), e.g. `hcconv man > /usr/local/share/man/man1/hcconv.1`.
     Man,
+    /// Send a converted folder to the target's import service.
+    #[command(after_help = EXIT_CODES)]
+    Upload {
+        /// The target.
+        #[command(subcommand)]
+        target: UploadTarget,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UploadTarget {
+    /// Send a `--to qiscus` folder to Qiscus's import API: every users file, then
+    /// rooms, then comments, one at a time, each import finished before the next
+    /// file is sent. A journal in OUT records each step, so a rerun resumes where a
+    /// run stopped and never sends a finished file again. Tested against the API as
+    /// documented, with an emulation of it, not against Qiscus's servers.
+    #[command(after_help = EXIT_CODES)]
+    Qiscus(UploadQiscusArgs),
+}
+
+#[derive(Args, Debug)]
+struct UploadQiscusArgs {
+    #[command(flatten)]
+    upload: crate::upload::qiscus::UploadOptions,
+    /// Also write what the run did as JSON to FILE (written on failure too).
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 #[derive(Args, Debug)]
@@ -167,15 +204,14 @@ impl FilterArgs {
     fn parse(&self) -> Result<crate::filter::Filters> {
         let since = self.since.as_deref().map(|d| crate::filter::parse_date(d, false)).transpose()?;
         let until = self.until.as_deref().map(|d| crate::filter::parse_date(d, true)).transpose()?;
-        if let (Some(s), Some(u)) = (since, until) {
-            if s >= u {
+        if let (Some(s), Some(u)) = (since, until)
+            && s >= u {
                 return Err(crate::error::Error::usage(format!(
                     "--since {} is not before --until {}: no message could be converted",
                     self.since.as_deref().unwrap_or_default(),
                     self.until.as_deref().unwrap_or_default()
                 )));
             }
-        }
         if !self.rooms.is_empty() && self.rooms.iter().all(|r| r.trim().is_empty()) {
             return Err(crate::error::Error::usage("--rooms: no room named (the list is empty)"));
         }
@@ -199,7 +235,8 @@ enum KdfArg {
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Output messages")]
 struct LogArgs {
-    /// Print every warning as it is recorded, and the key derivation used.
+    /// Print every warning as it is recorded, and the key derivation used (upload:
+    /// every look at the import list).
     #[arg(short, long)]
     verbose: bool,
     /// Print nothing but errors.
@@ -238,6 +275,7 @@ fn run(cli: &Cli, matches: &ArgMatches) -> anyhow::Result<()> {
         Some(Command::Inspect(args)) => Ok(run_inspect(args)?),
         Some(Command::Completions { shell }) => print_completions(*shell).with_context(|| format!("writing the {shell} completion script")),
         Some(Command::Man) => print_man_page().context("writing the man page"),
+        Some(Command::Upload { target: UploadTarget::Qiscus(args) }) => Ok(run_upload_qiscus(args)?),
         None => Ok(run_convert(&cli.convert, matches)?),
     }
 }
@@ -257,10 +295,20 @@ fn print_completions(shell: clap_complete::Shell) -> Result<()> {
     write_stdout(&script)
 }
 
-/// The man page, from the same definition (the exit-status table included).
+/// The man page, from the same definition (the exit-status table included), with
+/// a section for each subcommand that has flags of its own (`upload qiscus`).
 fn print_man_page() -> Result<()> {
+    let failed = |e: std::io::Error| Error::new(ErrorKind::Other, format!("cannot make the man page: {e}"));
     let mut page = Vec::new();
-    clap_mangen::Man::new(Cli::command()).render(&mut page).map_err(|e| Error::new(ErrorKind::Other, format!("cannot make the man page: {e}")))?;
+    clap_mangen::Man::new(Cli::command()).render(&mut page).map_err(failed)?;
+    let mut upload = Cli::command();
+    upload.build();
+    let upload = upload.find_subcommand("upload").and_then(|u| u.find_subcommand("qiscus")).expect("the upload qiscus subcommand").clone();
+    let heading = "hcconv upload qiscus OUT";
+    let upload = upload.mut_args(|a| a.help_heading(heading)).name("hcconv upload qiscus");
+    page.extend_from_slice(b".SH UPLOAD\n");
+    page.extend_from_slice(b"hcconv upload qiscus OUT \\-\\-app\\-id ID [OPTIONS]: send the files of a \\-\\-to qiscus folder to the import API, in order, resumable (see the README, \\(lqhcconv upload qiscus\\(rq).\n");
+    clap_mangen::Man::new(upload).render_options_section(&mut page).map_err(failed)?;
     write_stdout(&page)
 }
 
@@ -339,6 +387,51 @@ fn run_inspect(args: &InspectArgs) -> Result<()> {
         print_warnings(&report);
     }
     Ok(())
+}
+
+/// `hcconv upload qiscus`: the upload, then its report (on failure too), then the
+/// plan (`--dry-run`, on stdout) or a closing line.
+fn run_upload_qiscus(args: &UploadQiscusArgs) -> Result<()> {
+    use crate::upload::qiscus;
+    *INTERRUPT_NOTE.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = "the upload journal says where a rerun resumes";
+    let journal = qiscus::journal_path(&args.upload.folder, args.upload.journal.as_deref());
+    if let Some(path) = &args.report {
+        claim_report_file_with(path, serde_json::json!({ "command": "upload qiscus", "folder": args.upload.folder.display().to_string(), "journal": journal.display().to_string() }))?;
+    }
+    let mut summary = qiscus::Summary::default();
+    let result = qiscus::run(&args.upload, Mode::detect(args.log.quiet), args.log.verbose, &mut summary);
+    if let Some(path) = &args.report {
+        write_upload_report(path, &summary, result.as_ref().err())?;
+    }
+    result?;
+    if args.upload.dry_run {
+        return write_stdout(summary.plan_text().as_bytes());
+    }
+    if !args.log.quiet {
+        let counts = summary.counts();
+        eprintln!(
+            "hcconv: {} of {} files imported ({} this run), {} rows; journal {}",
+            counts["finished"], counts["files"], counts["finished_this_run"], counts["rows_imported"], summary.journal
+        );
+    }
+    Ok(())
+}
+
+/// The upload's `--report`: the outcome, the summary's keys and its counts.
+fn write_upload_report(path: &Path, summary: &crate::upload::qiscus::Summary, error: Option<&Error>) -> Result<()> {
+    let mut report = serde_json::json!({
+        "tool": "hcconv",
+        "version": env!("CARGO_PKG_VERSION"),
+        "command": "upload qiscus",
+        "status": match (error, summary.dry_run) { (Some(_), _) => "failed", (None, true) => "dry run", (None, false) => "ok" },
+        "error": error.map(|e| e.to_string()),
+        "exit_code": error.map_or(0, |e| e.kind().exit_code()),
+        "counts": summary.counts(),
+    });
+    if let (Some(all), Ok(serde_json::Value::Object(keys))) = (report.as_object_mut(), serde_json::to_value(summary)) {
+        all.extend(keys);
+    }
+    std::fs::write(path, format!("{report:#}\n")).output_ctx(path)
 }
 
 /// The flags given that belong to another target than `target` (they do nothing).
@@ -464,14 +557,21 @@ fn write_report_file(path: &Path, report: &Report, out: &Path, error: Option<&Er
 /// after it is in place, and a run stopped by Ctrl-C / SIGTERM leaves a report
 /// saying so (the handler writes it again with the same contents).
 fn claim_report_file(path: &Path, out: &Path) -> Result<()> {
-    let interrupted = serde_json::json!({
+    claim_report_file_with(path, serde_json::json!({ "output": out.display().to_string() }))
+}
+
+/// [`claim_report_file`] with the command's own keys (`output` for a conversion).
+fn claim_report_file_with(path: &Path, keys: serde_json::Value) -> Result<()> {
+    let mut interrupted = serde_json::json!({
         "tool": "hcconv",
         "version": env!("CARGO_PKG_VERSION"),
         "status": "interrupted",
         "exit_code": 130,
-        "error": "interrupted (Ctrl-C or SIGTERM); nothing was written",
-        "output": out.display().to_string(),
+        "error": format!("interrupted (Ctrl-C or SIGTERM); {}", interrupt_note()),
     });
+    if let (Some(all), serde_json::Value::Object(extra)) = (interrupted.as_object_mut(), keys) {
+        all.extend(extra);
+    }
     let text = format!("{interrupted:#}\n");
     std::fs::write(path, &text).output_ctx(path)?;
     *INTERRUPTED_REPORT.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((path.to_path_buf(), text));
@@ -492,6 +592,14 @@ fn print_warnings(report: &Report) {
             }
         }
     }
+}
+
+/// What an interrupted run leaves, for the handler's message and the report:
+/// a conversion nothing, an upload its journal.
+static INTERRUPT_NOTE: Mutex<&'static str> = Mutex::new("nothing was written");
+
+fn interrupt_note() -> &'static str {
+    *INTERRUPT_NOTE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Set first thing on Ctrl-C. A run that then fails because its folders vanished
@@ -655,7 +763,7 @@ fn install_interrupt_handler() {
         if let Some((path, text)) = INTERRUPTED_REPORT.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).as_ref() {
             let _ = std::fs::write(path, text);
         }
-        eprintln!("\nhcconv: interrupted; nothing was written");
+        eprintln!("\nhcconv: interrupted; {}", interrupt_note());
         std::process::exit(130);
     });
 }

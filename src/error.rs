@@ -19,6 +19,19 @@ pub enum ErrorKind {
     Output,
     /// Another hcconv is writing the same OUT (exit 6); nothing was touched.
     Busy,
+    /// The import service took a file and reported it failed, with its errors
+    /// (exit 7; `hcconv upload`).
+    ImportFailed,
+    /// The import service could not be used: it refused a request (4xx), stayed
+    /// unreachable or answered 5xx past the retries, answered outside its documented
+    /// shape, or was still processing a file at the time limit (exit 8; `hcconv
+    /// upload`). Nothing is lost: the journal says where a rerun resumes.
+    Service,
+    /// The upload journal and the folder disagree, and a person must decide: a file
+    /// changed since it was journaled, or a send was cut off before its answer was
+    /// recorded and the import list cannot tell whether it arrived (exit 9; `hcconv
+    /// upload`). The run stops before sending anything more.
+    Journal,
     /// Anything else (exit 1).
     Other,
 }
@@ -33,6 +46,9 @@ impl ErrorKind {
             ErrorKind::Input => 4,
             ErrorKind::Output => 5,
             ErrorKind::Busy => 6,
+            ErrorKind::ImportFailed => 7,
+            ErrorKind::Service => 8,
+            ErrorKind::Journal => 9,
         }
     }
 }

@@ -8,6 +8,8 @@
 //! with [`filter`], [`usermap`], [`inspect`], [`password`], [`progress`]),
 //! [`report`] (what every stage converted and skipped), [`error`] (failures and
 //! their exit codes) and [`storage`] (the disk-backed machinery under it all).
+//! After the conversion, [`upload`] sends a converted folder to the target's
+//! import service (`hcconv upload qiscus`).
 
 pub mod archive;
 pub mod cli;
@@ -23,5 +25,6 @@ pub mod report;
 pub mod storage;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod upload;
 pub mod usermap;
 pub mod writers;

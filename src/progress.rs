@@ -49,6 +49,34 @@ impl Progress {
         Progress { mode, bar }
     }
 
+    /// A display counting `total` items of `unit` (`files`), for `hcconv upload`.
+    pub fn counting(mode: Mode, total: u64, unit: &str) -> Self {
+        let progress = Progress::new(mode, total);
+        if mode == Mode::Bar {
+            let template = format!("{{msg:>10}} [{{bar:30}}] {{pos}}/{{len}} {unit} eta {{eta}}");
+            progress.bar.set_style(ProgressStyle::with_template(&template).expect("a valid template").progress_chars("=> "));
+        }
+        progress
+    }
+
+    /// A line for the user: above the bar on a terminal, on its own otherwise,
+    /// nothing with `--quiet`.
+    pub fn note(&self, line: &str) {
+        match self.mode {
+            Mode::Bar => self.bar.println(line),
+            Mode::Lines => eprintln!("{line}"),
+            Mode::Quiet => {}
+        }
+    }
+
+    /// Names what the bar is doing (`sending`), for steps that [`Progress::note`]
+    /// already tells in full: no line of its own.
+    pub fn label(&self, name: &str) {
+        if self.mode == Mode::Bar {
+            self.bar.set_message(name.to_string());
+        }
+    }
+
     /// Starts a phase: `reading`, `writing`…
     pub fn phase(&self, name: &str, detail: &str) {
         match self.mode {

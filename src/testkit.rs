@@ -453,7 +453,7 @@ fn scaled_tar<W: Write>(spec: ScaleSpec, out: W) -> io::Result<W> {
             let from = 1 + (r * 7 + seq % 20) % spec.users;
             let mut msg = json!({"id": format!("{r:08x}-{i:012x}"), "type": "muc_message", "sender": {"id": from, "mention_name": "", "name": format!("User {from}"), "version": ""},
                 "message": format!("message {seq} in room {r}: the quick brown fox jumps over the lazy dog"), "timestamp": stamp(seq)});
-            if spec.attachment_every > 0 && seq % spec.attachment_every == 0 {
+            if spec.attachment_every > 0 && seq.is_multiple_of(spec.attachment_every) {
                 let bytes: Vec<u8> = (0..spec.attachment_bytes).map(|k| ((k as u64 * 31 + seq) % 251) as u8).collect();
                 attach(&mut tar, &mut msg, r, &format!("f{seq:010}/file{seq}.bin"), from, &bytes)?;
             }
@@ -576,7 +576,7 @@ fn text_heavy_tar<W: Write>(spec: ScaleSpec, out: W) -> io::Result<W> {
             let from = 1 + (first_member(r) - 1 + (seq * 40_503) % members) % users;
             let mut msg = json!({"id": uuid_of(seq), "type": "muc_message", "sender": {"id": from, "mention_name": format!("user{from}"), "name": format!("User {from}"), "version": "00000000"},
                 "message": text_of(text_len(seq), seq), "timestamp": stamp(seq), "mentions": []});
-            if spec.attachment_every > 0 && seq % spec.attachment_every == 0 {
+            if spec.attachment_every > 0 && seq.is_multiple_of(spec.attachment_every) {
                 let size = 10 + ((seq * 97) % 2_991) as usize;
                 let bytes: Vec<u8> = (0..size).map(|k| b'a' + ((k as u64 + seq) % 26) as u8).collect();
                 attach(&mut tar, &mut msg, r, &format!("f{seq:010}/note{seq}.txt"), from, &bytes)?;

@@ -108,21 +108,17 @@ fn check_conflicts(rows: &[MapRow], catalog: &Catalog) -> Result<()> {
     let mut names: BTreeMap<String, u64> = BTreeMap::new();
     for (id, user) in &catalog.users {
         let (id, mapped) = (*id, rows_of.get(id));
-        if let Some(email) = final_email(id, user).filter(|e| !e.trim().is_empty()) {
-            if let Some(other) = emails.insert(email.to_lowercase(), id) {
-                if mapped.is_some_and(|r| r.email.is_some()) || rows_of.get(&other).is_some_and(|r| r.email.is_some()) {
+        if let Some(email) = final_email(id, user).filter(|e| !e.trim().is_empty())
+            && let Some(other) = emails.insert(email.to_lowercase(), id)
+                && (mapped.is_some_and(|r| r.email.is_some()) || rows_of.get(&other).is_some_and(|r| r.email.is_some())) {
                     return Err(Error::usage(format!("--user-map: users {other} and {id} would both have the e-mail address {email}")));
                 }
-            }
-        }
         let name = final_name(id, user);
-        if !name.is_empty() {
-            if let Some(other) = names.insert(name.to_lowercase(), id) {
-                if mapped.is_some_and(|r| r.username.is_some()) || rows_of.get(&other).is_some_and(|r| r.username.is_some()) {
+        if !name.is_empty()
+            && let Some(other) = names.insert(name.to_lowercase(), id)
+                && (mapped.is_some_and(|r| r.username.is_some()) || rows_of.get(&other).is_some_and(|r| r.username.is_some())) {
                     return Err(Error::usage(format!("--user-map: users {other} and {id} would both have the username {name}")));
                 }
-            }
-        }
     }
     Ok(())
 }

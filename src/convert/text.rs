@@ -92,11 +92,10 @@ pub fn html_to_plain(html: &str) -> String {
             ("li", false) => out.push_str("\n- "),
             ("a", false) => href_stack.push(attribute(tag, "href")),
             ("a", true) => {
-                if let Some(Some(url)) = href_stack.pop() {
-                    if !out.ends_with(&url) {
+                if let Some(Some(url)) = href_stack.pop()
+                    && !out.ends_with(&url) {
                         out.push_str(&format!(" ({url})"));
                     }
-                }
             }
             _ => {}
         }
@@ -346,15 +345,14 @@ impl TextRewriter {
             }
             if b == b'(' && !self.emoticons.is_empty() {
                 let len = text[i + 1..].bytes().take_while(u8::is_ascii_alphanumeric).count();
-                if len > 0 && len <= 50 && bytes.get(i + 1 + len) == Some(&b')') {
-                    if let Some(rep) = self.emoticons.get(&text[i + 1..i + 1 + len].to_lowercase()) {
+                if len > 0 && len <= 50 && bytes.get(i + 1 + len) == Some(&b')')
+                    && let Some(rep) = self.emoticons.get(&text[i + 1..i + 1 + len].to_lowercase()) {
                         out.push_str(&text[copied..i]);
                         out.push_str(rep);
                         i += len + 2;
                         copied = i;
                         continue;
                     }
-                }
             }
             i += 1;
         }

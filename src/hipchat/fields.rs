@@ -190,11 +190,10 @@ impl<'a> Field<'a> {
     /// The members of an object field, read once so several can be taken without
     /// parsing it again. Raw objects are read borrowed, without a `Value`.
     pub fn members(self) -> Members<'a> {
-        if let Field::Raw(r, escapes) = self {
-            if let Some(fields) = super::borrowed::object(r, escapes) {
+        if let Field::Raw(r, escapes) = self
+            && let Some(fields) = super::borrowed::object(r, escapes) {
                 return Members::Borrowed(fields);
             }
-        }
         Members::Parsed(self.value())
     }
 

@@ -114,11 +114,10 @@ pub fn read_export(input: &Path, opts: ReadOptions, report: &mut Report) -> Resu
 pub fn read_slices(inputs: &[PathBuf], opts: ReadOptions, report: &mut Report) -> Result<Export> {
     let mut files = opts.files.with_scratch(&opts.spool_dir);
     // A single unpacked folder is used in place; with several slices its files are staged.
-    if let [only] = inputs {
-        if only.is_dir() && files.has_contents() {
+    if let [only] = inputs
+        && only.is_dir() && files.has_contents() {
             files = FileStore::folder(only, &files);
         }
-    }
     // The history threads share the spool's memory budget, so peak memory does not
     // depend on how many there are.
     let workers = history::worker_count();

@@ -177,8 +177,8 @@ impl Unique {
                 events.push(Event::skip(Entity::Message, format!("{} id {}", m.conversation, m.id), SkipReason::Duplicate, format!("second copy (in {})", self.spool.source_of(m))));
                 continue;
             }
-            if let Some(filter) = &self.filter {
-                if let Some(why) = (filter.rejects)(m) {
+            if let Some(filter) = &self.filter
+                && let Some(why) = (filter.rejects)(m) {
                     if m.attachment.is_some() {
                         events.push(Event::Input(Entity::Attachment));
                         events.push(Event::skip(Entity::Attachment, format!("{} message {}", m.conversation, m.id), SkipReason::Filtered, why));
@@ -186,7 +186,6 @@ impl Unique {
                     events.push(Event::skip(Entity::Message, format!("{} id {}", m.conversation, m.id), SkipReason::Filtered, why));
                     continue;
                 }
-            }
             let no_files = self.filter.as_ref().is_some_and(|f| f.no_files);
             let m = &mut self.group[i];
             if let Some(a) = m.attachment.as_mut() {
@@ -222,11 +221,10 @@ impl Unique {
                 break;
             }
             self.delivered += 1;
-            if self.delivered % 1024 == 0 {
-                if let Some(f) = &self.on_progress {
+            if self.delivered.is_multiple_of(1024)
+                && let Some(f) = &self.on_progress {
                     f(self.delivered);
                 }
-            }
             if self.len > 0 && group_of(&self.group[self.len]) != group_of(&self.group[0]) {
                 self.carried = true;
                 break;

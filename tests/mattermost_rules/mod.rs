@@ -182,11 +182,10 @@ impl Checker {
         if runes(s(c, "purpose")) > 250 {
             self.err(n, "channel purpose over 250 runes");
         }
-        if let Some(d) = c.get("deleted_at") {
-            if d.as_i64().is_none_or(|d| d <= 0) {
+        if let Some(d) = c.get("deleted_at")
+            && d.as_i64().is_none_or(|d| d <= 0) {
                 self.err(n, "deleted_at must be a positive integer");
             }
-        }
         if !self.channels.insert((team, name.to_lowercase())) {
             self.err(n, format!("channel {name:?} defined twice (after lowercasing)"));
         }
@@ -222,11 +221,10 @@ impl Checker {
         if !valid_roles(roles) || roles.split(' ').collect::<Vec<_>>() == ["system_admin"] {
             self.err(n, format!("roles {roles:?} invalid"));
         }
-        if let Some(d) = u.get("delete_at") {
-            if d.as_i64().is_none_or(|d| d <= 0) {
+        if let Some(d) = u.get("delete_at")
+            && d.as_i64().is_none_or(|d| d <= 0) {
                 self.err(n, "delete_at must be a positive integer");
             }
-        }
         if let Some(img) = u.get("profile_image").and_then(Value::as_str) {
             let img = img.to_string();
             self.data_file(n, &img);

@@ -72,8 +72,8 @@ impl Table {
                 }
                 None => None,
             };
-            if let Some((p, size)) = pending.take() {
-                if next.as_ref().is_none_or(|(n, _)| *n != p) {
+            if let Some((p, size)) = pending.take()
+                && next.as_ref().is_none_or(|(n, _)| *n != p) {
                     record.clear();
                     put_str(&mut record, &p);
                     put_u64(&mut record, size);
@@ -89,7 +89,6 @@ impl Table {
                         block_bytes = 0;
                     }
                 }
-            }
             match next {
                 Some(n) => pending = Some(n),
                 None => break,

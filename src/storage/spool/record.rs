@@ -493,7 +493,7 @@ pub(super) mod tests {
             sender: Sender { id: Some(1 + seq % 20), name: format!("User {}", 1 + seq % 20) },
             text: format!("message {seq} in room 7: the quick brown fox jumps over the lazy dog"),
             kind: MessageKind::User,
-            attachment: (seq % 100 == 0).then(|| Attachment {
+            attachment: seq.is_multiple_of(100).then(|| Attachment {
                 name: format!("file{seq}.bin"),
                 declared_path: format!("f{seq:010}/file{seq}.bin"),
                 declared_size: Some(20_000),

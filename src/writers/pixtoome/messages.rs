@@ -754,8 +754,8 @@ mod tests {
     fn message_files_are_the_bytes_serde_writes() {
         let row = |id: u64, content: &str, subject: Cow<'static, str>| MessageRow {
             id, sender: id % 7, recipient: 500 + id, subject, content: content.into(), rendered_content: None, rendered_content_version: None,
-            date_sent: 1_420_070_407.007_919 + id as f64, sending_client: 1, last_edit_time: None, edit_history: None, has_attachment: id % 2 == 0, has_image: false, has_link: id % 3 == 0, realm: (id % 5 == 0).then_some(1),
-            is_channel_message: (id % 4 != 0).then_some(id % 3 == 0),
+            date_sent: 1_420_070_407.007_919 + id as f64, sending_client: 1, last_edit_time: None, edit_history: None, has_attachment: id.is_multiple_of(2), has_image: false, has_link: id.is_multiple_of(3), realm: id.is_multiple_of(5).then_some(1),
+            is_channel_message: (!id.is_multiple_of(4)).then_some(id.is_multiple_of(3)),
         };
         let mut many: Vec<MessageRow> = (1..40).map(|i| row(i, &format!("message {i} with \"quotes\", a \\ and\nlines \u{e9}\u{1f600}"), Cow::Owned(format!("2018-{i:02}")))).collect();
         // The fields converters leave empty, set, so their formats are compared too.

@@ -83,11 +83,10 @@ pub struct PixtoomeOptions {
 
 /// Checks the Pixtoome flags before the (long) read of the export.
 pub fn validate(opts: &WriterOptions) -> Result<()> {
-    if let Some(domain) = &opts.pixtoome.email_domain {
-        if !is_valid_email(&format!("x@{domain}"), EmailRule::Zulip) {
+    if let Some(domain) = &opts.pixtoome.email_domain
+        && !is_valid_email(&format!("x@{domain}"), EmailRule::Zulip) {
             return Err(crate::error::Error::usage(format!("--pixtoome-email-domain {domain:?} is not a valid e-mail domain")));
         }
-    }
     Ok(())
 }
 

@@ -350,12 +350,11 @@ pub fn comment_unique_id(room: &str, m: &Message) -> String {
     id.push('-');
     id.push_str(itoa::Buffer::new().format(m.seq));
     let mut hipchat = kept();
-    if let (Some(first), second) = (hipchat.next(), hipchat.next()) {
-        if !(first == b'0' && second.is_none()) {
+    if let (Some(first), second) = (hipchat.next(), hipchat.next())
+        && !(first == b'0' && second.is_none()) {
             id.push('-');
             id.extend(kept().map(char::from));
         }
-    }
     id
 }
 
