@@ -371,6 +371,28 @@ fn streams_names_privacy_archiving_and_subscriptions() {
     assert_eq!(defaults[0]["stream"], stream_by_name(&o, "Default")["id"]);
 }
 
+/// Zulip 10.0 and later archive a channel in place (`do_deactivate_stream`: the
+/// name, privacy and subscriptions stay, and subscribers keep reading it), and so
+/// does the import from `10.x` on; a deactivated stream with the pre-10 prefix
+/// would show it literally ("!DEACTIVATED:dev-ops", seen in the 10.0 importer).
+#[test]
+fn archived_rooms_stay_readable_from_10_on() {
+    for format in ["10.x", "11.x", "12.x"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (out, report) = convert(dir.path(), &["--pixtoome-format", format]);
+        let o = load(&out);
+        let archived = stream_by_name(&o, "dev-ops");
+        assert_eq!((archived["deactivated"].as_bool(), archived["invite_only"].as_bool()), (Some(true), Some(false)), "{format}");
+        let subs: Vec<&Value> = table(&o, "zerver_subscription").iter().filter(|s| s["recipient"] == archived["recipient"]).collect();
+        assert!(!subs.is_empty() && subs.iter().all(|s| s["active"] == true), "{format}: {subs:?}");
+        assert!(table(&o, "zerver_stream").iter().all(|s| !s["name"].as_str().unwrap().starts_with("!DEACTIVATED:")), "{format}");
+        let renames = report["renames"].to_string();
+        assert!(!renames.contains("DEACTIVATED"), "{format}: {renames}");
+        // Still no default stream.
+        assert!(table(&o, "zerver_defaultstream").iter().all(|d| d["stream"] != archived["id"]));
+    }
+}
+
 #[test]
 fn message_content_rules() {
     let dir = tempfile::tempdir().unwrap();

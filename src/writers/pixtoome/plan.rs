@@ -165,7 +165,7 @@ impl Plan {
         plan.ensure_owner(profile, report);
         plan.set_mention_names(catalog, profile, report);
         for room in catalog.rooms.values() {
-            plan.stream_names.expect(&stream_base(room));
+            plan.stream_names.expect(&stream_base(room, profile));
         }
         for room in catalog.rooms.values() {
             plan.add_room(room, catalog, skip_deleted_rooms, profile, report);
@@ -401,8 +401,8 @@ impl Plan {
             room: room.id,
             name,
             description,
-            // Zulip makes a stream it deactivates invite-only.
-            invite_only: room.privacy == Privacy::Private || is_deactivated(room),
+            // Zulip before 10.0 made a stream it deactivated invite-only.
+            invite_only: room.privacy == Privacy::Private || (is_deactivated(room) && !profile.archives_in_place),
             deactivated: is_deactivated(room),
             date_created: room.created.map_or(self.epoch, |t| t.seconds_f64()),
             recipient: 0, // numbered in `number_stream_recipients`
@@ -417,10 +417,10 @@ impl Plan {
     }
 
     fn stream_name(&mut self, room: &crate::model::Room, profile: &FormatProfile, report: &mut Report) -> String {
-        let base = stream_base(room);
+        let base = stream_base(room, profile);
         let name = self.stream_names.claim_chars(&base, profile.max_stream_name, " ");
         if name != room.name {
-            let why = if is_deactivated(room) {
+            let why = if is_deactivated(room) && !profile.archives_in_place {
                 "archived or deleted in Hipchat: a deactivated stream, named as Zulip names one it deactivates (the name stays free for a new stream)"
             } else if base.chars().count() > profile.max_stream_name && !name.starts_with(truncate_chars(&base, profile.max_stream_name)) {
                 "longer than 60 characters, and the shortened name was taken"
@@ -485,15 +485,15 @@ fn is_deactivated(room: &crate::model::Room) -> bool {
 }
 
 /// The stream name a room asks for: its name without control characters, with
-/// Zulip's `!DEACTIVATED:` prefix for a stream deactivated on import, so the
-/// hidden stream does not hold the name: Zulip 3.4 finds streams by name
+/// the `!DEACTIVATED:` prefix that Zulip before 10.0 gave a stream it deactivated,
+/// so the hidden stream does not hold the name: Zulip 3.4 finds streams by name
 /// including deactivated ones, and one made later with that name would silently
-/// be the hidden one.
-fn stream_base(room: &crate::model::Room) -> String {
+/// be the hidden one. From 10.0 on an archived channel keeps its name.
+fn stream_base(room: &crate::model::Room, profile: &FormatProfile) -> String {
     let cleaned: String = room.name.chars().filter(|c| !c.is_control()).collect();
     let cleaned = cleaned.trim();
     let name = if cleaned.is_empty() { format!("Hipchat room {}", room.id) } else { cleaned.to_string() };
-    if is_deactivated(room) { format!("!DEACTIVATED:{name}") } else { name }
+    if is_deactivated(room) && !profile.archives_in_place { format!("!DEACTIVATED:{name}") } else { name }
 }
 
 /// The earliest time the export knows, for rows that need a date Hipchat lacks.

@@ -137,6 +137,11 @@ pub struct FormatProfile {
     pub import_source: Option<&'static str>,
     /// The topic of a direct message (`Message.DM_TOPIC`: `\u{7}` from 11.x on).
     pub dm_topic: &'static str,
+    /// Whether an archived stream keeps its name, privacy and subscriptions, as
+    /// Zulip 10.0 and later archive a channel (`do_deactivate_stream`; archived
+    /// channels stay readable by their subscribers). Before, Zulip renamed it
+    /// `!DEACTIVATED:…`, made it invite-only and ended its subscriptions.
+    pub archives_in_place: bool,
     /// Whether an upload's `path_id` ends with Zulip's `sanitize_name` of its file
     /// name (12.x asserts it; 10.x and 11.x rename uploads to it on import anyway)
     /// instead of hcconv's ASCII-only safe name.
@@ -461,6 +466,7 @@ pub static ZULIP_3_4: FormatProfile = FormatProfile {
     zulip_version: None,
     import_source: None,
     dm_topic: "",
+    archives_in_place: false,
     sanitized_upload_names: false,
 };
 
@@ -519,6 +525,7 @@ pub static ZULIP_9_0: FormatProfile = FormatProfile {
     zulip_version: Some("9.0"),
     import_source: None,
     dm_topic: "",
+    archives_in_place: false,
     sanitized_upload_names: false,
 };
 
@@ -585,6 +592,7 @@ pub static ZULIP_10: FormatProfile = FormatProfile {
     changes: CHANGES_10,
     zulip_version: Some("10.0"),
     import_source: Some("hipchat"),
+    archives_in_place: true,
     sanitized_upload_names: true,
     ..ZULIP_9_0
 };

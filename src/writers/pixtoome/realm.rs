@@ -172,10 +172,11 @@ fn subscription_rows<'a>(plan: &'a Plan, profile: &'a FormatProfile) -> impl Ite
     let gray = "#c2c2c2";
     let personal = plan.users.iter().map(move |u| (u.id, u.recipient, gray, true));
     // A deactivated stream's subscriptions are inactive, as Zulip's own deactivation
-    // leaves them (`do_deactivate_stream`).
+    // left them before 10.0 (`do_deactivate_stream`); from 10.0 on they stay.
     let streams = plan.streams.iter().enumerate().flat_map(move |(i, s)| {
         let color = profile.stream_colors[i % profile.stream_colors.len()];
-        s.subscribers.iter().map(move |u| (*u, s.recipient, color, !s.deactivated))
+        let active = !s.deactivated || profile.archives_in_place;
+        s.subscribers.iter().map(move |u| (*u, s.recipient, color, active))
     });
     personal.chain(streams).enumerate().map(move |(i, (user, recipient, color, active))| checked(profile, "zerver_subscription", Value::Object(profile.subscription_row(i as u64 + 1, user, recipient, color, active))))
 }
