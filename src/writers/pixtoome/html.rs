@@ -387,7 +387,7 @@ fn youtube_id(url: &str) -> Option<String> {
 fn inline(text: &str, mentions: &LinkTargets, out: &mut String, links: &mut Vec<FoundLink>, quoted: bool, found: &mut Mentioned) -> usize {
     if let Some(note) = text.strip_prefix("*[attachment ").and_then(|t| t.strip_suffix("]*")) {
         out.push_str("<em>[attachment ");
-        escape_text(note, out);
+        text_with_emoji(note, out);
         out.push_str("]</em>");
         return 1;
     }
@@ -395,10 +395,10 @@ fn inline(text: &str, mentions: &LinkTargets, out: &mut String, links: &mut Vec<
     let mut pos = 0;
     while pos < text.len() {
         let Some((start, end, token)) = next_token(text, pos, mentions) else {
-            escape_text(&text[pos..], out);
+            text_with_emoji(&text[pos..], out);
             break;
         };
-        escape_text(&text[pos..start], out);
+        text_with_emoji(&text[pos..start], out);
         elements += 1;
         match token {
             Token::Mention(id, name) => {
@@ -556,6 +556,32 @@ fn escape_text(text: &str, out: &mut String) {
     escape(text, out, false, false);
 }
 
+/// Text as 3.4 shows it: escaped, and each Unicode emoji it knows as its emoji
+/// span (`UnicodeEmoji`/`make_emoji`: the attributes in the order ElementTree
+/// writes them, the title the name with spaces for `_`).
+fn text_with_emoji(text: &str, out: &mut String) {
+    let mut start = 0;
+    for (i, c) in text.char_indices().filter(|(_, c)| *c >= '\u{2000}') {
+        let Some(name) = unicode_emoji_name(c) else { continue };
+        escape_text(&text[start..i], out);
+        let title = name.replace('_', " ");
+        let codepoint = format!("{:04x}", c as u32);
+        out.push_str(&format!("<span aria-label=\"{title}\" class=\"emoji emoji-{codepoint}\" role=\"img\" title=\"{title}\">:{name}:</span>"));
+        start = i + c.len_utf8();
+    }
+    escape_text(&text[start..], out);
+}
+
+/// 3.4's name of the Unicode emoji `c`, if its Markdown shows `c` as one.
+fn unicode_emoji_name(c: char) -> Option<&'static str> {
+    static NAMES: std::sync::OnceLock<HashMap<char, &'static str>> = std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        let lines = include_str!("emoji_3_4.txt").lines().filter(|l| !l.starts_with('#'));
+        lines.filter_map(|l| l.split_once(' ')).filter_map(|(hex, name)| Some((char::from_u32(u32::from_str_radix(hex, 16).ok()?)?, name))).collect()
+    });
+    names.get(&c).copied()
+}
+
 /// ElementTree's attribute escaping: also `"`.
 fn escape_attribute(text: &str, out: &mut String) {
     escape(text, out, true, false);
@@ -685,18 +711,20 @@ mod tests {
 
     /// Where Hipchat's plain text and Zulip's Markdown part ways, the HTML shows the
     /// text as Hipchat did (3.4 would make code of a tab-indented line, bold of an
-    /// unknown `@**name**`, an emoji of `:smile:` or a Unicode heart, and read `&amp;`).
+    /// unknown `@**name**`, an emoji of `:smile:`, and read `&amp;`).
     #[test]
     fn plain_text_stays_plain() {
         let t = targets();
         assert_eq!(render("\tstarts with tab", Plain, &t), "<p>starts with tab</p>");
         assert_eq!(render("and @**Nobody Here**", Plain, &t), "<p>and @**Nobody Here**</p>");
-        assert_eq!(render("emoji :smile: \u{2764}", Plain, &t), "<p>emoji :smile: \u{2764}</p>");
+        assert_eq!(render("emoji :smile:", Plain, &t), "<p>emoji :smile:</p>");
         assert_eq!(render("<b>x</b> &amp;", Plain, &t), "<p>&lt;b&gt;x&lt;/b&gt; &amp;amp;</p>");
     }
 
     /// A mention in a `/quote` is silent, as 3.4 renders it: no `@`, and no
     /// `mentioned` flag; a wildcard there still notifies (3.4 notes it either way).
+    /// The HTML and the mentions are what 3.4's `render_markdown` gave for the same
+    /// content in the real 3.4 server tree (no user mentioned, wildcard true).
     #[test]
     fn mentions_in_a_quote_are_silent() {
         let t = targets();
@@ -708,6 +736,26 @@ mod tests {
         // Not a quote in a plain message: the `>` is text, the mention a mention.
         assert_eq!(rendered("> @**Other User**", Plain, &t).mentioned.users, vec![7]);
         assert_eq!(rendered("```\n@**Other User**\n```", Code, &t).mentioned, Mentioned::default());
+    }
+
+    /// Unicode emoji as 3.4's `UnicodeEmoji` shows them (each expected HTML is
+    /// what 3.4's `markdown_convert` gave, in the real 3.4 server tree); other
+    /// characters of its ranges (’ – … ©) stay as they are.
+    #[test]
+    fn unicode_emoji_are_3_4s_spans() {
+        let t = targets();
+        let span = |cp: &str, name: &str| format!("<span aria-label=\"{name}\" class=\"emoji emoji-{cp}\" role=\"img\" title=\"{name}\">:{name}:</span>");
+        for (content, shape, zulip) in [
+            ("heart \u{2764} and smile \u{1F600} ok", Plain, format!("<p>heart {} and smile {} ok</p>", span("2764", "heart"), span("1f600", "grinning"))),
+            ("coffee\u{2615}tea \u{2705} done \u{2019}quoted\u{2019} \u{2013} dash \u{2026}", Plain, format!("<p>coffee{}tea {} done \u{2019}quoted\u{2019} \u{2013} dash \u{2026}</p>", span("2615", "coffee"), span("2705", "check"))),
+            ("\u{1F44D}", Plain, format!("<p>{}</p>", span("1f44d", "+1"))),
+            ("x \u{203C} y \u{A9} z \u{2122}", Plain, format!("<p>x {} y \u{A9} z \u{2122}</p>", span("203c", "bangbang"))),
+            ("*[attachment \"a\u{2764}.png\" is missing]*", Plain, format!("<p><em>[attachment \"a{}.png\" is missing]</em></p>", span("2764", "heart"))),
+            ("> quote \u{1F680}", Quote, format!("<blockquote>\n<p>quote {}</p>\n</blockquote>", span("1f680", "rocket"))),
+        ] {
+            assert_eq!(render(content, shape, &t), zulip, "content {content:?}");
+        }
+        assert_eq!(include_str!("emoji_3_4.txt").lines().filter(|l| !l.starts_with('#')).count(), 1012);
     }
 
     #[test]
