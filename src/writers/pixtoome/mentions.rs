@@ -14,7 +14,8 @@
 //!   renders no mention; `quote`/`quoted` blocks are quotes; `spoiler` content is
 //!   ordinary Markdown; `math` renders no mention; an unclosed block runs to the end;
 //! - blocks (separated by blank lines): one that starts with four spaces is an
-//!   indented code block; in any other, the first line that starts with up to three
+//!   indented code block, unless it follows a list (it continues the item); in
+//!   any other, the first line that starts with up to three
 //!   spaces and `>` (and is followed by more than empty `>` lines) starts a quote
 //!   that runs to the block's end, where every mention is silent;
 //! - inline code (a run of backticks to the next run of the same length, across
@@ -56,10 +57,29 @@ pub fn server_rendered(content: &str, targets: &LinkTargets) -> Mentioned {
     let normalized = content.replace("\r\n", "\n").replace('\r', "\n").replace('\t', "    ");
     let mut lines: Vec<(String, bool)> = Vec::new();
     unfence(normalized.split('\n'), false, &mut lines);
-    for block in lines.split(|(line, _)| line.trim().is_empty()) {
-        scan_block(block, targets, &mut found);
+    let mut in_list = false;
+    for block in lines.split(|(line, _)| line.trim().is_empty()).filter(|b| !b.is_empty()) {
+        let first = block[0].0.as_str();
+        let indented = first.starts_with("    ");
+        // An indented block right after a list continues its item; any other
+        // indented block is code.
+        if !(indented && !in_list) {
+            scan_block(block, targets, &mut found);
+        }
+        in_list = is_list_item(first) || (indented && in_list);
     }
     found
+}
+
+/// Whether `line` starts a list item (`-`, `*`, `+` or `1.` and a space, after up
+/// to three spaces), as Python-Markdown's list processors test a block.
+fn is_list_item(line: &str) -> bool {
+    let rest = line.trim_start_matches(' ');
+    if line.len() - rest.len() > 3 {
+        return false;
+    }
+    let marker = rest.strip_prefix(['-', '*', '+']).or_else(|| rest.trim_start_matches(|c: char| c.is_ascii_digit()).strip_prefix('.').filter(|_| rest.starts_with(|c: char| c.is_ascii_digit())));
+    marker.is_some_and(|after| after.starts_with(' '))
 }
 
 /// What a fence line opens.
@@ -149,10 +169,6 @@ fn is_empty_quote_line(line: &str) -> bool {
 
 /// Adds the mentions of one block (lines between blank lines) to `found`.
 fn scan_block(block: &[(String, bool)], targets: &LinkTargets, found: &mut Mentioned) {
-    let Some((first, _)) = block.first() else { return };
-    if first.starts_with("    ") {
-        return;
-    }
     // BlockQuoteProcessor: the first quote line not followed by only empty quote
     // lines starts a quote that runs to the block's end.
     let quote_from = (0..block.len()).find(|&i| is_quote_line(&block[i].0) && !block[i..].iter().all(|(l, _)| is_empty_quote_line(l))).unwrap_or(block.len());
@@ -291,6 +307,76 @@ mod tests {
         assert_eq!(users("x\n    > @**Bob**"), (vec![4], false));
         assert_eq!(users("```quote\n@**Bob**\n```\n@**Ann Lee**"), (vec![3], false));
         assert_eq!(users("```spoiler Title\n@**Bob**\n```"), (vec![4], false));
+    }
+
+    /// Each case: whether "Other User" (active) is mentioned and whether the
+    /// wildcard flag is set, as the real Zulip 10.0 and 9.0-dev servers'
+    /// `markdown_convert` gave them (`mentions_user_ids`, `mentions_stream_wildcard`;
+    /// the two agreed on every case), in realms where "Other User" is active and
+    /// "Gone Person" deactivated.
+    #[test]
+    fn what_zulip_9_and_10_render() {
+        let mut t = LinkTargets::default();
+        t.add_user("Other User", 7, true);
+        t.add_user("Gone Person", 8, false);
+        let cases: &[(&str, bool, bool)] = &[
+            ("hi @**Other User**", true, false),
+            ("> @**Other User**", false, false),
+            ("x\n> q\n@**Other User**", false, false),
+            ("@**Other User**\n> q", true, false),
+            ("```\n@**Other User**\n```", false, false),
+            ("```quote\n@**Other User**\n```", false, false),
+            ("```spoiler T\n@**Other User**\n```", true, false),
+            ("```math\n@**Other User**\n```", false, false),
+            ("    @**Other User**", false, false),
+            ("see `@**Other User**` x", false, false),
+            ("``a ` @**Other User**``", false, false),
+            ("hey,@**Other User**", false, false),
+            (".@**Other User**", false, false),
+            ("(@**Other User**)", true, false),
+            ("[@**Other User**]", true, false),
+            ("/@**Other User**", true, false),
+            ("_@**Other User**_", false, false),
+            ("*@**Other User***", false, false),
+            ("**@**Other User****", false, false),
+            ("@**Gone Person**", false, false),
+            ("@_**Other User**", false, false),
+            ("@**all** x", false, true),
+            ("> @**all**", false, false),
+            ("@**everyone**", false, true),
+            ("@**channel**", false, true),
+            ("@**stream**", false, true),
+            ("@**topic**", false, false),
+            ("a\n\n    @**Other User**\n\n@**Other User**", true, false),
+            ("````\n```\n@**Other User**\n````", false, false),
+            ("```\n@**Other User**", false, false),
+            ("``` a `b`\n@**Other User**", true, false),
+            ("# @**Other User**", true, false),
+            ("- @**Other User**", true, false),
+            ("1. @**Other User**", true, false),
+            ("x\n>\n>\n@**Other User**", false, false),
+            ("   > @**Other User**", false, false),
+            ("    > @**Other User**", false, false),
+            ("@**Other User**\t", true, false),
+            ("\t@**Other User**", false, false),
+            ("text\n    @**Other User**", true, false),
+            ("~~~\n@**Other User**\n~~~", false, false),
+            ("~~~~\n~~~\n@**Other User**\n~~~~", false, false),
+            ("@**Other User**@**Other User**", true, false),
+            ("`x`@**Other User**", false, false),
+            ("a `b\nc` @**Other User**", true, false),
+            ("a `b\n\nc` @**Other User**", true, false),
+            ("<@**Other User**>", true, false),
+            ("'@**Other User**'", true, false),
+            ("\"@**Other User**\"", true, false),
+            ("{@**Other User**}", true, false),
+            ("@**Other User**\n\n> @**Gone Person**\n> x", true, false),
+            ("- a\n\n    @**Other User**", true, false),
+        ];
+        for (content, user, wildcard) in cases {
+            let m = server_rendered(content, &t);
+            assert_eq!((m.users == [7], m.wildcard), (*user, *wildcard), "{content:?}");
+        }
     }
 
     #[test]
