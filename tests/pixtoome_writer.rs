@@ -8,7 +8,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use hcconv::writers::pixtoome::profile::{ZULIP_3_4, ZULIP_9_0};
+use hcconv::writers::pixtoome::profile::{FormatProfile, ZULIP_10, ZULIP_11, ZULIP_12, ZULIP_3_4, ZULIP_9_0};
+
+/// Every `--pixtoome-format` value and its profile.
+const FORMATS: [(&str, &FormatProfile); 5] = [("3.4", &ZULIP_3_4), ("9.0", &ZULIP_9_0), ("10.x", &ZULIP_10), ("11.x", &ZULIP_11), ("12.x", &ZULIP_12)];
 use serde_json::Value;
 
 fn fixture() -> PathBuf {
@@ -105,7 +108,7 @@ fn ids(rows: &[Value]) -> BTreeSet<u64> {
 
 #[test]
 fn layout_has_every_file_and_no_gap_in_message_files() {
-    for (format, profile) in [("3.4", &ZULIP_3_4), ("9.0", &ZULIP_9_0)] {
+    for (format, profile) in FORMATS {
         let dir = tempfile::tempdir().unwrap();
         let (out, _) = convert(dir.path(), &["--pixtoome-format", format]);
         for f in ["realm.json", "attachment.json", "uploads/records.json", "avatars/records.json", "emoji/records.json", "messages-000001.json"] {
@@ -117,7 +120,16 @@ fn layout_has_every_file_and_no_gap_in_message_files() {
         let keys: BTreeSet<&str> = o.realm.as_object().unwrap().keys().map(String::as_str).collect();
         let mut expected: BTreeSet<&str> = profile.all_realm_tables().collect();
         expected.insert("sort_by_date");
+        if let Some(source) = profile.import_source {
+            assert_eq!(o.realm["import_source"], source);
+            expected.insert("import_source");
+        }
         assert_eq!(keys, expected, "realm.json holds exactly the {format} tables");
+        // Zulip 10 and later compare the major release, and take an empty app list.
+        match profile.zulip_version {
+            Some(version) => assert_eq!(json(&out.join("migration_status.json")), serde_json::json!({"migrations_by_app": {}, "zulip_version": version})),
+            None => assert!(!out.join("migration_status.json").exists()),
+        }
         for record in o.uploads.iter() {
             assert!(out.join("uploads").join(record["path"].as_str().unwrap()).is_file());
         }
@@ -130,7 +142,7 @@ fn layout_has_every_file_and_no_gap_in_message_files() {
 
 #[test]
 fn every_row_has_exactly_the_profile_keys() {
-    for (format, profile) in [("3.4", &ZULIP_3_4), ("9.0", &ZULIP_9_0)] {
+    for (format, profile) in FORMATS {
         let dir = tempfile::tempdir().unwrap();
         let (out, _) = convert(dir.path(), &["--pixtoome-format", format]);
         let o = load(&out);
@@ -169,7 +181,7 @@ fn zulip_3_4_rows() {
 #[test]
 fn zulip_9_0_rows() {
     let dir = tempfile::tempdir().unwrap();
-    let (out, _) = convert(dir.path(), &[]);
+    let (out, _) = convert(dir.path(), &["--pixtoome-format", "9.0"]);
     let o = load(&out);
     let realm = &table(&o, "zerver_realm")[0];
     // Renamed announcement streams, and the new one the importer re-maps by key.
@@ -328,7 +340,7 @@ fn users_roles_emails_avatars_and_dummies() {
 #[test]
 fn streams_names_privacy_archiving_and_subscriptions() {
     let dir = tempfile::tempdir().unwrap();
-    let (out, _) = convert(dir.path(), &[]);
+    let (out, _) = convert(dir.path(), &["--pixtoome-format", "9.0"]);
     let o = load(&out);
     let names: Vec<String> = table(&o, "zerver_stream").iter().map(|s| s["name"].as_str().unwrap().to_lowercase()).collect();
     assert_eq!(names.iter().collect::<BTreeSet<_>>().len(), names.len(), "unique ignoring case");
@@ -483,7 +495,15 @@ fn month_topics_and_usermessage_policies() {
     let (out, _) = convert(dir.path(), &["--pixtoome-topic", "month", "--pixtoome-usermessages", "participants"]);
     let o = load(&out);
     assert_eq!(message_with(&o, "anyone here?")["subject"], "2018-04");
-    assert!(o.messages.iter().all(|m| m["subject"] == "2018-04" || m["subject"] == ""));
+    // Stream messages by month; direct messages have the release's DM topic
+    // (`Message.DM_TOPIC` from 11.x on, the default 12.x here), and only they are
+    // no channel messages.
+    for m in &o.messages {
+        let direct = m["is_channel_message"] == false;
+        assert_eq!(m["subject"], if direct { ZULIP_12.dm_topic } else { "2018-04" }, "{m}");
+    }
+    assert_eq!(ZULIP_12.dm_topic, "\u{7}");
+    assert!(o.messages.iter().any(|m| m["is_channel_message"] == false) && o.messages.iter().any(|m| m["is_channel_message"] == true));
     let first = message_with(&o, "anyone here?");
     assert_eq!(rows_of(&o, &first["id"]).len(), 2, "sender and the mentioned user only");
     let dir2 = tempfile::tempdir().unwrap();

@@ -66,8 +66,9 @@ pub enum UserMessagePolicy {
 #[derive(Args, Debug, Clone, Default)]
 #[command(next_help_heading = "Pixtoome options")]
 pub struct PixtoomeOptions {
-    /// Import format of the target server (the Zulip release Pixtoome is built on).
-    #[arg(long = "pixtoome-format", value_enum, default_value = "9.0", value_name = "VERSION")]
+    /// Import format of the target server: the Zulip release it runs (Zulip 10 and
+    /// later refuse a folder written for another major release).
+    #[arg(long = "pixtoome-format", value_enum, default_value = "12.x", value_name = "VERSION")]
     pub format: FormatVersion,
     /// Topics for room messages: one per room, or one per month ("2018-04").
     #[arg(long = "pixtoome-topic", value_enum, default_value = "room", value_name = "SCHEME")]

@@ -24,17 +24,19 @@ pub enum FormatVersion {
     Zulip3_4,
     /// Zulip 9.x (written from and checked in Zulip's main branch of 2024-05-21,
     /// 9.0-dev).
-    #[default]
-    #[value(name = "9.0")]
+    #[value(name = "9.0", alias = "9.x", alias = "9")]
     Zulip9_0,
-    /// Zulip 10.x (written from Zulip 10.0's own tree).
-    #[value(name = "10.x")]
+    /// Zulip 10.x (written from Zulip 10.0's own tree, checked in its importer).
+    #[value(name = "10.x", alias = "10.0", alias = "10")]
     Zulip10,
-    /// Zulip 11.x (written from Zulip's main branch just after 11.0).
-    #[value(name = "11.x")]
+    /// Zulip 11.x (written from Zulip's main branch just after 11.0; not run).
+    #[value(name = "11.x", alias = "11.0", alias = "11")]
     Zulip11,
-    /// Zulip 12.x (written from Zulip's main branch of the 12.0 beta).
-    #[value(name = "12.x")]
+    /// Zulip 12.x, the current release line (written from Zulip's main branch of
+    /// the 12.0 beta; not run): the default, since a Hipchat archive is mostly
+    /// imported into a server installed now.
+    #[default]
+    #[value(name = "12.x", alias = "12.0", alias = "12")]
     Zulip12,
 }
 
