@@ -174,14 +174,36 @@ pub fn split_chars_owned(text: String, max: usize) -> Vec<String> {
 /// exactly `text`. Breaks after the last newline in a part, else after the last
 /// whitespace, else at the limit (never inside a character).
 pub fn split_chars(text: &str, max: usize) -> Vec<String> {
+    split_weighted(text, max, |_| 1)
+}
+
+/// [`split_chars`] where each character counts `weight(c)` towards `max` (a
+/// target may bound something other than characters, such as the work of
+/// rendering a part). A character heavier than `max` still makes a part of its own.
+pub fn split_weighted(text: &str, max: usize, weight: impl Fn(char) -> usize) -> Vec<String> {
     let max = max.max(1);
-    if text.chars().count() <= max {
+    let heavier_than_max = |t: &str| {
+        let mut total = 0;
+        t.chars().any(|c| {
+            total += weight(c);
+            total > max
+        })
+    };
+    if !heavier_than_max(text) {
         return vec![text.to_string()];
     }
     let mut parts = Vec::new();
     let mut rest = text;
-    while rest.chars().count() > max {
-        let limit = rest.char_indices().nth(max).map_or(rest.len(), |(i, _)| i);
+    while heavier_than_max(rest) {
+        // The longest prefix that weighs at most `max` (at least one character).
+        let mut total = 0;
+        let limit = rest
+            .char_indices()
+            .find(|(_, c)| {
+                total += weight(*c);
+                total > max
+            })
+            .map_or(rest.len(), |(i, c)| if i == 0 { c.len_utf8() } else { i });
         let window = &rest[..limit];
         let cut = window
             .rfind('\n')
@@ -465,6 +487,29 @@ mod tests {
                 prop_assert!(!p.is_empty() || text.is_empty());
             }
         }
+
+        /// Weighted parts are lossless and weigh at most `max` (or are one
+        /// character heavier than it).
+        #[test]
+        fn weighted_split_concatenates_back(text in "[a-c \n\u{1F600}-\u{1F602}]{0,300}", max in 1usize..60) {
+            let weight = |c: char| if c >= '\u{1F600}' { 7 } else { 1 };
+            let parts = split_weighted(&text, max, weight);
+            prop_assert_eq!(parts.concat(), text.clone());
+            for p in &parts {
+                let w: usize = p.chars().map(weight).sum();
+                prop_assert!(w <= max || p.chars().count() == 1, "{:?} weighs {}", p, w);
+                prop_assert!(!p.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn weighted_split_counts_heavy_characters() {
+        let text = format!("{}{}", "\u{1F600}".repeat(5), "a".repeat(5));
+        let weight = |c: char| if c == '\u{1F600}' { 4 } else { 1 };
+        assert_eq!(split_weighted(&text, 8, weight), vec!["\u{1F600}\u{1F600}", "\u{1F600}\u{1F600}", "\u{1F600}aaaa", "a"]);
+        assert_eq!(split_weighted("abc", 8, weight), vec!["abc"]);
+        assert_eq!(split_weighted(&text, 8, |_| 1), split_chars(&text, 8));
     }
 
     #[test]

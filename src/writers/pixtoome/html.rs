@@ -572,6 +572,12 @@ fn text_with_emoji(text: &str, out: &mut String) {
     escape_text(&text[start..], out);
 }
 
+/// Whether Zulip's Markdown shows `c` as an emoji: one 3.4 knows, or any
+/// character of the Unicode blocks of pictographs (later releases know more).
+pub fn is_unicode_emoji(c: char) -> bool {
+    ('\u{1F000}'..='\u{1FAFF}').contains(&c) || (c >= '\u{2000}' && unicode_emoji_name(c).is_some())
+}
+
 /// 3.4's name of the Unicode emoji `c`, if its Markdown shows `c` as one.
 fn unicode_emoji_name(c: char) -> Option<&'static str> {
     static NAMES: std::sync::OnceLock<HashMap<char, &'static str>> = std::sync::OnceLock::new();
