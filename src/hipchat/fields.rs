@@ -3,12 +3,19 @@
 //! Real exports disagree on types (ids as numbers or strings, null where the document
 //! says string), so every read goes through these helpers instead of strict serde
 //! structs that would reject a whole file for one odd field.
+//!
+//! The fields of a message read borrowed ([`BorrowedFields`], what is known of
+//! their [`Escapes`], and [`object`] for a nested object) live here too: the
+//! element readers that make them ([`super::scan`], [`super::borrowed`]) and the
+//! field accessors that read them both use this module, which uses neither.
 
 use std::borrow::Cow;
+use std::fmt;
 
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-pub use super::borrowed::Escapes;
 pub use super::json::without_nul;
 use super::time::{parse_timestamp, timestamp_from_json};
 use crate::model::Timestamp;
@@ -115,7 +122,7 @@ pub fn embedded_json(v: Option<&Value>) -> Option<Value> {
 }
 
 /// One field of a message object: a parsed value, or the raw JSON text of the
-/// borrowed fast path ([`super::borrowed`]). Every reading goes through the `Value`
+/// borrowed fast path ([`super::borrowed`], [`super::scan`]). Every reading goes through the `Value`
 /// rules above; the raw side only skips building a `Value` for plain strings and
 /// small objects, so both give the same result.
 #[derive(Clone, Copy)]
@@ -191,7 +198,7 @@ impl<'a> Field<'a> {
     /// parsing it again. Raw objects are read borrowed, without a `Value`.
     pub fn members(self) -> Members<'a> {
         if let Field::Raw(r, escapes) = self {
-            if let Some(fields) = super::borrowed::object(r, escapes) {
+            if let Some(fields) = object(r, escapes) {
                 return Members::Borrowed(fields);
             }
         }
@@ -210,7 +217,7 @@ impl<'a> Field<'a> {
 /// The members of an object field ([`Field::members`]); empty for a non-object.
 pub enum Members<'a> {
     /// Borrowed from raw JSON text.
-    Borrowed(super::borrowed::BorrowedFields<'a>),
+    Borrowed(BorrowedFields<'a>),
     /// A parsed value.
     Parsed(Cow<'a, Value>),
 }
@@ -222,5 +229,102 @@ impl Members<'_> {
             Members::Borrowed(fields) => fields.field(key),
             Members::Parsed(v) => v.get(key).map(Field::Value),
         }
+    }
+}
+
+/// Whether a JSON text may hold escapes (`\n`, `\u0000`…).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Escapes {
+    /// Not one backslash: every string in it is its own text, and none holds a NUL
+    /// (JSON allows a NUL in a string only as `\u0000`; serde_json refuses a raw
+    /// one), so readers take strings as they are, without looking for either.
+    Absent,
+    /// There may be escapes: strings are decoded and NULs dropped.
+    Possible,
+}
+
+/// One message object's fields, in file order, each as its JSON text.
+pub struct BorrowedFields<'a> {
+    /// Each key and its value's JSON text (checked to be JSON).
+    entries: Vec<(&'a str, &'a str)>,
+    /// Whether the object's text holds a backslash anywhere.
+    escapes: Escapes,
+}
+
+impl<'a> BorrowedFields<'a> {
+    /// Fields from keys and their values' JSON text, which the caller has checked
+    /// to be JSON; `escapes` is what is known of the text they came from.
+    pub(super) fn new(entries: Vec<(&'a str, &'a str)>, escapes: Escapes) -> Self {
+        BorrowedFields { entries, escapes }
+    }
+
+    /// The same fields, known to come from a text whose escapes are `escapes`.
+    pub(super) fn with_escapes(self, escapes: Escapes) -> Self {
+        BorrowedFields { escapes, ..self }
+    }
+
+    /// The raw JSON text of `key`.
+    pub fn get(&self, key: &str) -> Option<&'a str> {
+        self.entries.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+    }
+
+    /// The field `key`, carrying what is known of its escapes.
+    pub fn field(&self, key: &str) -> Option<Field<'a>> {
+        self.get(key).map(|raw| Field::Raw(raw, self.escapes))
+    }
+
+    /// Every key, in file order.
+    pub fn keys(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.entries.iter().map(|(k, _)| *k)
+    }
+
+    /// Every key and its value's JSON text, in file order.
+    #[cfg(test)]
+    pub fn entries(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
+        self.entries.iter().copied()
+    }
+
+    /// Whether the text they came from may hold escapes.
+    #[cfg(test)]
+    pub fn escapes(&self) -> Escapes {
+        self.escapes
+    }
+}
+
+/// The entries of a JSON object given as text; `None` for anything else, or an
+/// object with escaped or repeated keys. `escapes` is what is known of the text
+/// it came from.
+pub fn object(json: &str, escapes: Escapes) -> Option<BorrowedFields<'_>> {
+    serde_json::from_str::<Fields<'_>>(json).ok().map(|f| f.0.with_escapes(escapes))
+}
+
+/// A message object's entries; a repeated key is an error (the `Value` path keeps
+/// the last one, and counting it is that path's business).
+pub(super) struct Fields<'a>(pub(super) BorrowedFields<'a>);
+
+impl<'de: 'a, 'a> de::Deserialize<'de> for Fields<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(FieldsVisitor)
+    }
+}
+
+pub(super) struct FieldsVisitor;
+
+impl<'de> Visitor<'de> for FieldsVisitor {
+    type Value = Fields<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a message object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+        let mut entries: Vec<(&'de str, &'de str)> = Vec::with_capacity(12);
+        while let Some((key, value)) = map.next_entry::<&'de str, &'de RawValue>()? {
+            if entries.iter().any(|(k, _)| *k == key) {
+                return Err(de::Error::custom("repeated key"));
+            }
+            entries.push((key, value.get()));
+        }
+        Ok(Fields(BorrowedFields { entries, escapes: Escapes::Possible }))
     }
 }

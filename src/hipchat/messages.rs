@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::borrowed::{self, BorrowedFields};
+use super::borrowed;
+use super::fields::BorrowedFields;
 use super::fields::{Field, Members, embedded_json, id, id_of, unwrap, without_nul};
 use super::json::RawElement;
 use crate::error::Result;
