@@ -259,6 +259,29 @@ mod tests {
         assert!(share >= 300, "{share} in 1000");
     }
 
+    /// The shape's HTML bodies all take the converter's fast path (but the rare
+    /// rich ones it leaves to htmd), and give what htmd gives.
+    #[test]
+    fn the_shapes_html_takes_the_fast_path_and_matches_htmd() {
+        let (mut html, mut taken) = (0, 0);
+        for seq in (0..20_000).filter(|s| is_notification(*s)) {
+            let element = notification(seq, 7, String::new(), String::new());
+            let body = element.as_object().and_then(|o| o.values().next()).filter(|v| v.is_object()).unwrap_or(&element);
+            if body["format"] != "html" && body["message_format"] != "html" {
+                continue;
+            }
+            let text = body["message"].as_str().unwrap_or_default();
+            html += 1;
+            if let Some(fast) = crate::convert::html::markdown(text) {
+                taken += 1;
+                assert_eq!(fast, htmd::convert(text).unwrap().trim(), "{text}");
+            } else {
+                assert!(["<table>", "<h3>", "<blockquote>", "<pre>"].iter().any(|t| text.contains(t)), "left to htmd: {text}");
+            }
+        }
+        assert!(taken * 100 > html * 95, "{taken} of {html}");
+    }
+
     #[test]
     fn private_steps_reach_many_partners() {
         let users = 800;
