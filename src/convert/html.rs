@@ -26,6 +26,8 @@
 //! sup abbr cite kbd ins del mark q var samp br img hr p div center section
 //! article aside header footer nav main address ul ol li blockquote h1`–`h6`.
 
+use std::borrow::Cow;
+
 /// Elements nested deeper than this are left to `htmd`.
 const MAX_DEPTH: usize = 48;
 
@@ -33,15 +35,29 @@ const MAX_DEPTH: usize = 48;
 /// it is outside the subset this module reproduces.
 pub fn markdown(html: &str) -> Option<String> {
     let mut tree = Builder::parse(html)?;
+    tree.pool = BUFFERS.with(|b| std::mem::take(&mut *b.borrow_mut()));
     let mut out = String::with_capacity(html.len());
     tree.walk_children(BODY, &mut out, true, false);
-    Some(out.trim().to_string())
+    tree.pool.retain(|b| b.capacity() <= 16 * 1024);
+    BUFFERS.with(|b| *b.borrow_mut() = std::mem::take(&mut tree.pool));
+    out.truncate(out.trim_end().len());
+    out.drain(..out.len() - out.trim_start().len());
+    Some(out)
+}
+
+thread_local! {
+    /// The conversion's spare buffers, kept from one body to the next: their
+    /// growing was most of the allocations left (callgrind).
+    static BUFFERS: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The body element's index in the tree (html5ever wraps every fragment in
 /// `html`, `head` and `body`; the first two add only newlines, which the final
 /// trim removes).
-const BODY: usize = 0;
+const BODY: u32 = 0;
+
+/// No node: the end of a list of children.
+const NONE: u32 = u32::MAX;
 
 /// What an element is to the HTML parser and to `htmd`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -66,58 +82,59 @@ enum Kind {
 
 /// The elements taken, by lowercase name.
 fn kind_of(name: &str) -> Option<(&'static str, Kind)> {
-    const ELEMENTS: [(&str, Kind); 49] = [
-        ("a", Kind::Anchor),
-        ("b", Kind::Formatting),
-        ("strong", Kind::Formatting),
-        ("i", Kind::Formatting),
-        ("em", Kind::Formatting),
-        ("code", Kind::Formatting),
-        ("u", Kind::Formatting),
-        ("s", Kind::Formatting),
-        ("strike", Kind::Formatting),
-        ("big", Kind::Formatting),
-        ("small", Kind::Formatting),
-        ("tt", Kind::Formatting),
-        ("font", Kind::Formatting),
-        ("span", Kind::Inline),
-        ("sub", Kind::Inline),
-        ("sup", Kind::Inline),
-        ("abbr", Kind::Inline),
-        ("cite", Kind::Inline),
-        ("kbd", Kind::Inline),
-        ("ins", Kind::Inline),
-        ("del", Kind::Inline),
-        ("mark", Kind::Inline),
-        ("q", Kind::Inline),
-        ("var", Kind::Inline),
-        ("samp", Kind::Inline),
-        ("br", Kind::Void),
-        ("img", Kind::Void),
-        ("hr", Kind::Rule),
-        ("p", Kind::Block),
-        ("div", Kind::Block),
-        ("center", Kind::Block),
-        ("section", Kind::Block),
-        ("article", Kind::Block),
-        ("aside", Kind::Block),
-        ("header", Kind::Block),
-        ("footer", Kind::Block),
-        ("nav", Kind::Block),
-        ("main", Kind::Block),
-        ("address", Kind::Block),
-        ("ul", Kind::Block),
-        ("ol", Kind::Block),
-        ("blockquote", Kind::Block),
-        ("li", Kind::Item),
-        ("h1", Kind::Heading),
-        ("h2", Kind::Heading),
-        ("h3", Kind::Heading),
-        ("h4", Kind::Heading),
-        ("h5", Kind::Heading),
-        ("h6", Kind::Heading),
-    ];
-    ELEMENTS.iter().find(|(n, _)| *n == name).copied()
+    use Kind::*;
+    Some(match name {
+        "a" => ("a", Anchor),
+        "b" => ("b", Formatting),
+        "strong" => ("strong", Formatting),
+        "i" => ("i", Formatting),
+        "em" => ("em", Formatting),
+        "code" => ("code", Formatting),
+        "u" => ("u", Formatting),
+        "s" => ("s", Formatting),
+        "strike" => ("strike", Formatting),
+        "big" => ("big", Formatting),
+        "small" => ("small", Formatting),
+        "tt" => ("tt", Formatting),
+        "font" => ("font", Formatting),
+        "span" => ("span", Inline),
+        "sub" => ("sub", Inline),
+        "sup" => ("sup", Inline),
+        "abbr" => ("abbr", Inline),
+        "cite" => ("cite", Inline),
+        "kbd" => ("kbd", Inline),
+        "ins" => ("ins", Inline),
+        "del" => ("del", Inline),
+        "mark" => ("mark", Inline),
+        "q" => ("q", Inline),
+        "var" => ("var", Inline),
+        "samp" => ("samp", Inline),
+        "br" => ("br", Void),
+        "img" => ("img", Void),
+        "hr" => ("hr", Rule),
+        "p" => ("p", Block),
+        "div" => ("div", Block),
+        "center" => ("center", Block),
+        "section" => ("section", Block),
+        "article" => ("article", Block),
+        "aside" => ("aside", Block),
+        "header" => ("header", Block),
+        "footer" => ("footer", Block),
+        "nav" => ("nav", Block),
+        "main" => ("main", Block),
+        "address" => ("address", Block),
+        "ul" => ("ul", Block),
+        "ol" => ("ol", Block),
+        "blockquote" => ("blockquote", Block),
+        "li" => ("li", Item),
+        "h1" => ("h1", Heading),
+        "h2" => ("h2", Heading),
+        "h3" => ("h3", Heading),
+        "h4" => ("h4", Heading),
+        "h5" => ("h5", Heading),
+        "h6" => ("h6", Heading),
+        _ => return None,
+    })
 }
 
 /// Whether `htmd` counts the element as a block (its `BLOCK_ELEMENTS`, for the
@@ -132,35 +149,49 @@ fn is_block(tag: &str) -> bool {
 /// Whether the HTML parser counts the element as "special" (it stops the search
 /// for an open `li` when a new one starts), for the elements taken here.
 fn is_special(tag: &str) -> bool {
-    is_block(tag) || matches!(tag, "br" | "img")
+    is_block(tag) || matches!(tag, "br" | "img" | "body")
 }
 
-/// One node of the tree: text, or an element and its children.
-struct Node {
+/// One node of the tree: text, or an element and its children (a linked list:
+/// no allocation per node).
+struct Node<'a> {
     /// The element's name (`"body"` for the root), or `None` for text.
     tag: Option<&'static str>,
-    /// Attributes in source order, names lowercased, the repeats of a name dropped.
-    attrs: Vec<(String, String)>,
-    /// The text of a text node (references decoded).
-    text: String,
-    children: Vec<usize>,
-    parent: usize,
+    /// The text of a text node (references decoded), borrowed from the body
+    /// where it has none.
+    text: Cow<'a, str>,
+    /// The element's attributes: `Tree::attrs[attrs.0..attrs.1]`.
+    attrs: (u32, u32),
+    first: u32,
+    last: u32,
+    next: u32,
+    parent: u32,
 }
 
-/// The tree of one body.
-struct Tree {
-    nodes: Vec<Node>,
+impl<'a> Node<'a> {
+    fn new(tag: Option<&'static str>, text: Cow<'a, str>, attrs: (u32, u32), parent: u32) -> Node<'a> {
+        Node { tag, text, attrs, first: NONE, last: NONE, next: NONE, parent }
+    }
+}
+
+/// The tree of one body, and the buffers its conversion reuses.
+struct Tree<'a> {
+    nodes: Vec<Node<'a>>,
+    /// Attributes in source order, names lowercased, the repeats of a name dropped.
+    attrs: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    /// Spare buffers for converted pieces.
+    pool: Vec<String>,
 }
 
 /// The tokenizer and tree builder for the subset.
 struct Builder<'a> {
     html: &'a str,
     pos: usize,
-    tree: Tree,
+    tree: Tree<'a>,
     /// Open elements, the body first.
-    open: Vec<usize>,
+    open: Vec<u32>,
     /// Text read since the last tag, references decoded.
-    pending: String,
+    pending: Cow<'a, str>,
     /// Whether anything but leading whitespace was read (html5ever drops the
     /// whitespace before the first tag or character).
     started: bool,
@@ -173,22 +204,24 @@ fn is_html_space(b: u8) -> bool {
 }
 
 impl<'a> Builder<'a> {
-    fn parse(html: &'a str) -> Option<Tree> {
+    fn parse(html: &'a str) -> Option<Tree<'a>> {
         // A carriage return is rewritten, a NUL and a leading byte order mark
         // dropped by the parser: left to htmd.
-        if html.starts_with('\u{FEFF}') || html.bytes().any(|b| b == b'\r' || b == 0) {
+        if html.starts_with('\u{FEFF}') || memchr::memchr2(b'\r', 0, html.as_bytes()).is_some() {
             return None;
         }
-        let body = Node { tag: Some("body"), attrs: Vec::new(), text: String::new(), children: Vec::new(), parent: 0 };
-        let mut b = Builder { html, pos: 0, tree: Tree { nodes: vec![body] }, open: vec![BODY], pending: String::new(), started: false };
+        let body = Node::new(Some("body"), Cow::Borrowed(""), (0, 0), BODY);
+        let mut nodes = Vec::with_capacity(html.len() / 16 + 4);
+        nodes.push(body);
+        let tree = Tree { nodes, attrs: Vec::new(), pool: Vec::new() };
+        let mut b = Builder { html, pos: 0, tree, open: vec![BODY], pending: Cow::Borrowed(""), started: false };
         let bytes = html.as_bytes();
         while b.pos < bytes.len() {
-            let rest = &bytes[b.pos..];
-            let Some(at) = rest.iter().position(|c| *c == b'<' || *c == b'&') else {
-                b.pending.push_str(&html[b.pos..]);
+            let Some(at) = memchr::memchr2(b'<', b'&', &bytes[b.pos..]) else {
+                b.push_pending(&html[b.pos..]);
                 break;
             };
-            b.pending.push_str(&html[b.pos..b.pos + at]);
+            b.push_pending(&html[b.pos..b.pos + at]);
             b.pos += at;
             if bytes[b.pos] == b'&' {
                 b.reference()?;
@@ -200,52 +233,60 @@ impl<'a> Builder<'a> {
         Some(b.tree)
     }
 
+    /// Adds `text` to the pending text (borrowed while it is one piece).
+    fn push_pending(&mut self, text: &'a str) {
+        if self.pending.is_empty() {
+            self.pending = Cow::Borrowed(text);
+        } else if !text.is_empty() {
+            self.pending.to_mut().push_str(text);
+        }
+    }
+
     /// A character reference at `pos` (which holds `&`), decoded into the pending text.
     fn reference(&mut self) -> Option<()> {
         let (c, len) = reference_at(&self.html[self.pos..])?;
-        match c {
-            Some(c) => self.pending.push(c),
-            None => self.pending.push('&'),
-        }
+        self.pending.to_mut().push(c.unwrap_or('&'));
         self.pos += len;
         Some(())
     }
 
     /// A tag at `pos` (which holds `<`), or a `<` that is text.
     fn tag(&mut self) -> Option<()> {
-        let bytes = self.html.as_bytes();
-        let next = bytes.get(self.pos + 1).copied();
-        match next {
+        match self.html.as_bytes().get(self.pos + 1) {
             Some(c) if c.is_ascii_alphabetic() => self.start_tag(),
             Some(b'/') => self.end_tag(),
             // `<!`, `<?` open comments and declarations.
             Some(b'!' | b'?') => None,
             // A `<` before anything else, or at the end, is text.
             _ => {
-                self.pending.push('<');
+                self.push_pending(&self.html[self.pos..self.pos + 1]);
                 self.pos += 1;
                 Some(())
             }
         }
     }
 
-    /// The name at `from` (ASCII letters and digits, lowercased) and where it ends;
-    /// `None` unless a space, `/` or `>` follows it.
-    fn name_at(&self, from: usize) -> Option<(String, usize)> {
+    /// The element named at `from` (ASCII letters and digits, any case) and where
+    /// its name ends; `None` unless it is one taken and a space, `/` or `>` follows.
+    fn element_at(&self, from: usize) -> Option<(&'static str, Kind, usize)> {
         let bytes = self.html.as_bytes();
         let len = bytes[from..].iter().take_while(|c| c.is_ascii_alphanumeric()).count();
         let end = from + len;
-        match bytes.get(end) {
-            Some(c) if is_html_space(*c) || *c == b'/' || *c == b'>' => Some((self.html[from..end].to_ascii_lowercase(), end)),
-            _ => None,
+        if !bytes.get(end).is_some_and(|c| is_html_space(*c) || *c == b'/' || *c == b'>') {
+            return None;
         }
+        let mut lower = [0u8; 10];
+        let name = lower.get_mut(..len)?;
+        name.copy_from_slice(&bytes[from..end]);
+        name.make_ascii_lowercase();
+        let (tag, kind) = kind_of(std::str::from_utf8(name).ok()?)?;
+        Some((tag, kind, end))
     }
 
     fn start_tag(&mut self) -> Option<()> {
-        let (name, mut at) = self.name_at(self.pos + 1)?;
-        let (tag, kind) = kind_of(&name)?;
+        let (tag, kind, mut at) = self.element_at(self.pos + 1)?;
         let bytes = self.html.as_bytes();
-        let mut attrs: Vec<(String, String)> = Vec::new();
+        let first_attr = self.tree.attrs.len();
         let self_closing;
         loop {
             while bytes.get(at).is_some_and(|c| is_html_space(*c)) {
@@ -267,10 +308,10 @@ impl<'a> Builder<'a> {
                     break;
                 }
                 _ => {
-                    let (attr, end) = self.attribute(at)?;
+                    let (name, value, end) = self.attribute(at)?;
                     at = end;
-                    if !attrs.iter().any(|(n, _)| *n == attr.0) {
-                        attrs.push(attr);
+                    if !self.tree.attrs[first_attr..].iter().any(|(n, _)| *n == name) {
+                        self.tree.attrs.push((name, value));
                     }
                 }
             }
@@ -279,20 +320,22 @@ impl<'a> Builder<'a> {
             return None;
         }
         self.pos = at;
-        self.open_element(tag, kind, attrs)
+        self.open_element(tag, kind, (first_attr as u32, self.tree.attrs.len() as u32))
     }
 
     /// An attribute at `at`: its name and value, and where it ends. Only names
     /// of letters, digits and `-_:.`, and values quoted or plain (no quotes,
     /// `<`, `=` or backquote in them), after a space or at the tag's end.
-    fn attribute(&self, at: usize) -> Option<((String, String), usize)> {
-        let bytes = self.html.as_bytes();
+    fn attribute(&self, at: usize) -> Option<(Cow<'a, str>, Cow<'a, str>, usize)> {
+        let html = self.html;
+        let bytes = html.as_bytes();
         let is_name = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b':' | b'.');
         let len = bytes[at..].iter().take_while(|c| is_name(**c)).count();
         if len == 0 || !bytes[at].is_ascii_alphabetic() {
             return None;
         }
-        let name = self.html[at..at + len].to_ascii_lowercase();
+        let raw_name = &html[at..at + len];
+        let name = if raw_name.bytes().any(|c| c.is_ascii_uppercase()) { Cow::Owned(raw_name.to_ascii_lowercase()) } else { Cow::Borrowed(raw_name) };
         let mut i = at + len;
         while bytes.get(i).is_some_and(|c| is_html_space(*c)) {
             i += 1;
@@ -300,8 +343,8 @@ impl<'a> Builder<'a> {
         if bytes.get(i) != Some(&b'=') {
             // No value: the next attribute or the tag's end must follow a space.
             return match bytes.get(i)? {
-                b'>' | b'/' => Some(((name, String::new()), i)),
-                _ if i > at + len => Some(((name, String::new()), i)),
+                b'>' | b'/' => Some((name, Cow::Borrowed(""), i)),
+                _ if i > at + len => Some((name, Cow::Borrowed(""), i)),
                 _ => None,
             };
         }
@@ -311,13 +354,13 @@ impl<'a> Builder<'a> {
         }
         let (raw, end) = match bytes.get(i)? {
             q @ (b'"' | b'\'') => {
-                let close = bytes[i + 1..].iter().position(|c| c == q)? + i + 1;
-                (&self.html[i + 1..close], close + 1)
+                let close = memchr::memchr(*q, &bytes[i + 1..])? + i + 1;
+                (&html[i + 1..close], close + 1)
             }
             b'>' => return None,
             _ => {
                 let len = bytes[i..].iter().take_while(|c| !is_html_space(**c) && **c != b'>').count();
-                let raw = &self.html[i..i + len];
+                let raw = &html[i..i + len];
                 if raw.bytes().any(|c| matches!(c, b'"' | b'\'' | b'<' | b'=' | b'`')) {
                     return None;
                 }
@@ -328,16 +371,17 @@ impl<'a> Builder<'a> {
         if !matches!(bytes.get(end), Some(c) if is_html_space(*c) || *c == b'>' || *c == b'/') {
             return None;
         }
-        Some(((name, decode(raw)?), end))
+        let value = if raw.contains('&') { Cow::Owned(decode(raw)?) } else { Cow::Borrowed(raw) };
+        Some((name, value, end))
     }
 
     fn end_tag(&mut self) -> Option<()> {
-        let (name, at) = self.name_at(self.pos + 2)?;
+        let (tag, _, at) = self.element_at(self.pos + 2)?;
         if self.html.as_bytes().get(at) != Some(&b'>') {
             return None;
         }
         let top = *self.open.last()?;
-        if top == BODY || self.tree.nodes[top].tag != Some(kind_of(&name)?.0) {
+        if top == BODY || self.tree.nodes[top as usize].tag != Some(tag) {
             return None;
         }
         self.flush_text();
@@ -346,48 +390,48 @@ impl<'a> Builder<'a> {
         Some(())
     }
 
+    /// Whether an element named `tag` is open.
+    fn is_open(&self, tag: &str) -> bool {
+        self.open.iter().any(|i| self.tree.nodes[*i as usize].tag == Some(tag))
+    }
+
     /// Opens (or, for void elements, adds) an element, when the HTML parser would
     /// just nest it.
-    fn open_element(&mut self, tag: &'static str, kind: Kind, attrs: Vec<(String, String)>) -> Option<()> {
-        let top_tag = self.tree.nodes[*self.open.last()?].tag;
+    fn open_element(&mut self, tag: &'static str, kind: Kind, attrs: (u32, u32)) -> Option<()> {
+        let top = *self.open.last()?;
+        let top_tag = self.tree.nodes[top as usize].tag.unwrap_or("");
         // Inline code holds text only (htmd treats what is inside as preformatted).
-        if top_tag == Some("code") {
+        if top_tag == "code" || self.open.len() > MAX_DEPTH {
             return None;
         }
-        let open_tags = || self.open.iter().map(|i| self.tree.nodes[*i].tag.unwrap_or(""));
         // htmd numbers from an `ol`'s `start`, and writes a math span as TeX.
-        let attr = |name: &str| attrs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        let attr = |name: &str| self.tree.attrs[attrs.0 as usize..attrs.1 as usize].iter().find(|(n, _)| n == name).map(|(_, v)| v.as_ref());
         if (tag == "ol" && attr("start").is_some()) || (tag == "span" && attr("class").is_some_and(|c| c.starts_with("math"))) {
             return None;
         }
         let closes_paragraph = matches!(kind, Kind::Rule | Kind::Block | Kind::Item | Kind::Heading);
-        if closes_paragraph && open_tags().any(|t| t == "p") {
+        if closes_paragraph && self.is_open("p") {
             return None;
         }
         match kind {
-            Kind::Anchor if open_tags().any(|t| t == "a") => return None,
-            Kind::Heading if top_tag.is_some_and(|t| kind_of(t).is_some_and(|(_, k)| k == Kind::Heading)) => return None,
+            Kind::Anchor if self.is_open("a") => return None,
+            Kind::Heading if kind_of(top_tag).is_some_and(|(_, k)| k == Kind::Heading) => return None,
             Kind::Item => {
                 // An open `li` above the nearest special element would be closed.
-                for t in open_tags().collect::<Vec<_>>().into_iter().rev() {
+                for i in self.open.iter().rev() {
+                    let t = self.tree.nodes[*i as usize].tag.unwrap_or("");
                     if t == "li" {
                         return None;
                     }
-                    if t == "body" || (is_special(t) && !matches!(t, "address" | "div" | "p")) {
+                    if is_special(t) && !matches!(t, "address" | "div" | "p") {
                         break;
                     }
                 }
             }
             _ => {}
         }
-        if self.open.len() > MAX_DEPTH {
-            return None;
-        }
         self.flush_text();
-        let parent = *self.open.last()?;
-        let id = self.tree.nodes.len();
-        self.tree.nodes.push(Node { tag: Some(tag), attrs, text: String::new(), children: Vec::new(), parent });
-        self.tree.nodes[parent].children.push(id);
+        let id = self.tree.append(top, Node::new(Some(tag), Cow::Borrowed(""), attrs, top));
         self.started = true;
         if !matches!(kind, Kind::Void | Kind::Rule) {
             self.open.push(id);
@@ -399,25 +443,24 @@ impl<'a> Builder<'a> {
     /// before it, as the DOM does).
     fn flush_text(&mut self) {
         if !self.started {
-            let kept = self.pending.trim_start_matches(|c: char| c.is_ascii() && is_html_space(c as u8)).len();
-            self.pending.drain(..self.pending.len() - kept);
+            let skip = self.pending.len() - self.pending.trim_start_matches(|c: char| c.is_ascii() && is_html_space(c as u8)).len();
+            match &mut self.pending {
+                Cow::Borrowed(text) => *text = &text[skip..],
+                Cow::Owned(text) => drop(text.drain(..skip)),
+            }
             self.started = !self.pending.is_empty();
         }
         if self.pending.is_empty() {
             return;
         }
         let parent = *self.open.last().expect("the body stays open");
-        if let Some(&last) = self.tree.nodes[parent].children.last() {
-            if self.tree.nodes[last].tag.is_none() {
-                self.tree.nodes[last].text.push_str(&self.pending);
-                self.pending.clear();
-                return;
-            }
+        let last = self.tree.nodes[parent as usize].last;
+        let text = std::mem::replace(&mut self.pending, Cow::Borrowed(""));
+        if last != NONE && self.tree.nodes[last as usize].tag.is_none() {
+            self.tree.nodes[last as usize].text.to_mut().push_str(&text);
+            return;
         }
-        let id = self.tree.nodes.len();
-        let text = std::mem::take(&mut self.pending);
-        self.tree.nodes.push(Node { tag: None, attrs: Vec::new(), text, children: Vec::new(), parent });
-        self.tree.nodes[parent].children.push(id);
+        self.tree.append(parent, Node::new(None, text, (0, 0), parent));
     }
 }
 
@@ -587,43 +630,88 @@ fn append_normalized(out: &mut String, content: &str) {
     out.push_str(content);
 }
 
-impl Tree {
-    fn tag(&self, node: usize) -> Option<&'static str> {
-        self.nodes[node].tag
+impl<'a> Tree<'a> {
+    /// Adds `node` as the last child of `parent`; its index.
+    fn append(&mut self, parent: u32, node: Node<'a>) -> u32 {
+        let id = self.nodes.len() as u32;
+        self.nodes.push(node);
+        match self.nodes[parent as usize].last {
+            NONE => self.nodes[parent as usize].first = id,
+            last => self.nodes[last as usize].next = id,
+        }
+        self.nodes[parent as usize].last = id;
+        id
+    }
+
+    fn node(&self, id: u32) -> &Node<'a> {
+        &self.nodes[id as usize]
+    }
+
+    fn node_mut(&mut self, id: u32) -> &mut Node<'a> {
+        &mut self.nodes[id as usize]
+    }
+
+    fn tag(&self, id: u32) -> Option<&'static str> {
+        self.node(id).tag
+    }
+
+    fn attrs(&self, id: u32) -> &[(Cow<'a, str>, Cow<'a, str>)] {
+        let (from, to) = self.node(id).attrs;
+        &self.attrs[from as usize..to as usize]
+    }
+
+    /// An empty buffer, reused when one is spare.
+    fn buffer(&mut self) -> String {
+        self.pool.pop().unwrap_or_default()
+    }
+
+    /// Gives a buffer back for reuse.
+    fn recycle(&mut self, mut buffer: String) {
+        buffer.clear();
+        self.pool.push(buffer);
     }
 
     /// `htmd`'s joining of like neighbours before it walks children: two inline
     /// elements of one name (or `b`/`strong`, `i`/`em`) with the same attributes,
     /// each holding only text, become one (links excepted).
-    fn combine_children(&mut self, node: usize) {
-        let mut i = 1;
-        while i < self.nodes[node].children.len() {
-            let (a, b) = (self.nodes[node].children[i - 1], self.nodes[node].children[i]);
-            if self.can_combine(a, b) {
-                let from = self.nodes[b].children[0];
-                let moved = std::mem::take(&mut self.nodes[from].text);
-                let into = self.nodes[a].children[0];
-                self.nodes[into].text.push_str(&moved);
-                self.nodes[node].children.remove(i);
-            } else {
-                i += 1;
+    fn combine_children(&mut self, node: u32) {
+        let mut a = self.node(node).first;
+        while a != NONE {
+            let b = self.node(a).next;
+            if b == NONE {
+                break;
+            }
+            if !self.can_combine(a, b) {
+                a = b;
+                continue;
+            }
+            let (into, from) = (self.node(a).first, self.node(b).first);
+            let moved = std::mem::take(&mut self.node_mut(from).text);
+            self.node_mut(into).text.to_mut().push_str(&moved);
+            self.node_mut(a).next = self.node(b).next;
+            if self.node(node).last == b {
+                self.node_mut(node).last = a;
             }
         }
     }
 
-    fn can_combine(&self, a: usize, b: usize) -> bool {
+    fn can_combine(&self, a: u32, b: u32) -> bool {
         let (Some(ta), Some(tb)) = (self.tag(a), self.tag(b)) else { return false };
-        let only_text = |n: usize| self.nodes[n].children.len() == 1 && self.tag(self.nodes[n].children[0]).is_none();
+        let only_text = |n: u32| {
+            let first = self.node(n).first;
+            first != NONE && first == self.node(n).last && self.tag(first).is_none()
+        };
         let alike = ta == tb || matches!((ta, tb), ("i", "em") | ("em", "i") | ("b", "strong") | ("strong", "b"));
-        !is_block(ta) && ta != "a" && only_text(a) && only_text(b) && alike && self.nodes[a].attrs == self.nodes[b].attrs
+        !is_block(ta) && ta != "a" && alike && only_text(a) && only_text(b) && self.attrs(a) == self.attrs(b)
     }
 
     /// `htmd`'s walk over the children of `node` into `out`.
-    fn walk_children(&mut self, node: usize, out: &mut String, parent_is_block: bool, pre: bool) {
+    fn walk_children(&mut self, node: u32, out: &mut String, parent_is_block: bool, pre: bool) {
         self.combine_children(node);
         let mut trim_leading = !pre && parent_is_block;
-        for k in 0..self.nodes[node].children.len() {
-            let child = self.nodes[node].children[k];
+        let mut child = self.node(node).first;
+        while child != NONE {
+            let next = self.node(child).next;
             let block = self.tag(child).is_some_and(is_block);
             if block {
                 out.truncate(out.trim_end_matches(' ').len());
@@ -633,130 +721,135 @@ impl Tree {
             if out.len() > before {
                 trim_leading = block;
             }
+            child = next;
         }
     }
 
-    /// The content of `node`'s children on its own, as `htmd`'s handlers ask for it.
-    fn content(&mut self, node: usize) -> String {
+    /// The content of `node`'s children on its own, as `htmd`'s handlers ask for
+    /// it (in a buffer to recycle).
+    fn content(&mut self, node: u32) -> String {
         let tag = self.tag(node).unwrap_or("");
-        let mut out = String::new();
+        let mut out = self.buffer();
         self.walk_children(node, &mut out, is_block(tag), tag == "code");
         out
     }
 
-    fn walk_node(&mut self, node: usize, out: &mut String, trim_leading: bool, pre: bool) {
+    fn walk_node(&mut self, node: u32, out: &mut String, trim_leading: bool, pre: bool) {
         let Some(tag) = self.tag(node) else {
-            let text = std::mem::take(&mut self.nodes[node].text);
-            push_text(out, &text, trim_leading, pre);
+            let text = std::mem::take(&mut self.node_mut(node).text);
+            self.push_text(out, &text, trim_leading, pre);
             return;
         };
+        let mut converted = self.buffer();
         match tag {
             "span" => {
-                let mut content = String::new();
-                self.walk_children(node, &mut content, false, pre);
-                append_normalized(out, content.trim_matches('\n'));
+                self.walk_children(node, &mut converted, false, pre);
+                append_normalized(out, converted.trim_matches('\n'));
             }
             "u" | "s" | "strike" | "big" | "small" | "tt" | "font" | "sub" | "sup" | "abbr" | "cite" | "kbd" | "ins" | "del" | "mark" | "q" | "var" | "samp" => {
-                let mut content = String::new();
-                self.walk_children(node, &mut content, false, pre);
-                append_normalized(out, &content);
+                self.walk_children(node, &mut converted, false, pre);
+                append_normalized(out, &converted);
             }
             _ => {
-                if let Some(converted) = self.handle(node, tag) {
+                if self.handle(node, tag, &mut converted) {
                     append_normalized(out, &converted);
                 }
             }
         }
+        self.recycle(converted);
     }
 
-    /// The element handlers of `htmd` for the elements taken.
-    fn handle(&mut self, node: usize, tag: &str) -> Option<String> {
-        Some(match tag {
-            "a" => self.anchor(node),
-            "b" | "strong" => return self.emphasis(node, "**"),
-            "i" | "em" => return self.emphasis(node, "*"),
-            "code" => self.inline_code(node),
-            "br" => "  \n".to_string(),
-            "hr" => "\n\n* * *\n\n".to_string(),
-            "img" => return self.image(node),
-            "ul" | "ol" => return self.list(node, tag),
-            "li" => self.list_item(node),
+    /// `htmd`'s element handlers for the elements taken: writes the element into
+    /// `out` (empty), or returns false for none.
+    fn handle(&mut self, node: u32, tag: &str, out: &mut String) -> bool {
+        match tag {
+            "a" => self.anchor(node, out),
+            "b" | "strong" => return self.emphasis(node, "**", out),
+            "i" | "em" => return self.emphasis(node, "*", out),
+            "code" => self.inline_code(node, out),
+            "br" => out.push_str("  \n"),
+            "hr" => out.push_str("\n\n* * *\n\n"),
+            "img" => return self.image(node, out),
+            "ul" | "ol" => return self.list(node, tag, out),
+            "li" => self.list_item(node, out),
             "blockquote" => {
                 let content = self.content(node);
-                let quoted: Vec<String> = content.trim_start_matches('\n').trim_end_matches(is_doc_space).lines().map(|l| format!("> {l}")).collect();
-                format!("\n\n{}\n\n", quoted.join("\n"))
+                out.push_str("\n\n");
+                for (i, line) in content.trim_start_matches('\n').trim_end_matches(is_doc_space).lines().enumerate() {
+                    if i > 0 {
+                        out.push('\n');
+                    }
+                    out.push_str("> ");
+                    out.push_str(line);
+                }
+                out.push_str("\n\n");
+                self.recycle(content);
             }
             h if h.len() == 2 && h.starts_with('h') => {
-                let level = usize::from(h.as_bytes()[1] - b'0');
                 let content = self.content(node);
-                format!("\n\n{} {}\n\n", "#".repeat(level), content.trim_matches(is_doc_space).trim_matches('\n'))
+                out.push_str("\n\n");
+                out.extend(std::iter::repeat_n('#', usize::from(h.as_bytes()[1] - b'0')));
+                out.push(' ');
+                out.push_str(content.trim_matches(is_doc_space).trim_matches('\n'));
+                out.push_str("\n\n");
+                self.recycle(content);
             }
             // p, div and the other blocks.
             _ => {
                 let content = self.content(node);
-                format!("\n\n{}\n\n", content.trim_matches('\n'))
-            }
-        })
-    }
-
-    fn anchor(&mut self, node: usize) -> String {
-        let (mut href, mut title) = (None, None);
-        for (name, value) in &self.nodes[node].attrs {
-            match name.as_str() {
-                "href" => href = Some(value.clone()),
-                "title" => title = Some(value.clone()),
-                _ => {}
+                out.push_str("\n\n");
+                out.push_str(content.trim_matches('\n'));
+                out.push_str("\n\n");
+                self.recycle(content);
             }
         }
+        true
+    }
+
+    fn anchor(&mut self, node: u32, out: &mut String) {
         let content = self.content(node);
-        let Some(href) = href else { return content };
-        let link = if href.contains(['(', ')']) { href.replace('(', "\\(").replace(')', "\\)") } else { href };
-        let content = content.trim_start_matches(is_doc_space);
-        let text = content.trim_end_matches(is_doc_space);
-        let trailing = &content[text.len()..];
-        let mut out = String::with_capacity(text.len() + link.len() + 8);
+        let attrs = self.attrs(node);
+        let href = attrs.iter().find(|(n, _)| n == "href").map(|(_, v)| v.as_ref());
+        let Some(href) = href else {
+            out.push_str(&content);
+            self.recycle(content);
+            return;
+        };
+        let title = attrs.iter().find(|(n, _)| n == "title").map(|(_, v)| v.as_ref());
+        let inner = content.trim_start_matches(is_doc_space);
+        let text = inner.trim_end_matches(is_doc_space);
         out.push('[');
         out.push_str(text);
-        out.push_str("](");
-        let spaced = link.contains(' ');
-        if spaced {
-            out.push('<');
-        }
-        out.push_str(&link);
-        if spaced {
-            out.push('>');
-        }
-        if let Some(title) = title {
-            out.push_str(" \"");
-            let lines: Vec<String> = title.lines().map(|l| l.trim_matches(is_doc_space)).filter(|l| !l.is_empty()).map(|l| l.replace('"', "\\\"")).collect();
-            out.push_str(&lines.join("\n"));
-            out.push('"');
-        }
-        out.push(')');
-        out.push_str(trailing);
-        out
+        push_destination(out, href, title);
+        out.push_str(&inner[text.len()..]);
+        self.recycle(content);
     }
 
-    fn emphasis(&mut self, node: usize, marker: &str) -> Option<String> {
+    fn emphasis(&mut self, node: u32, marker: &str, out: &mut String) -> bool {
         let content = self.content(node);
-        if content.is_empty() {
-            return None;
-        }
         let inner = content.trim();
-        if inner.is_empty() {
-            return None;
+        let written = !inner.is_empty();
+        if written {
+            let start = content.len() - content.trim_start().len();
+            out.push_str(&content[..start]);
+            out.push_str(marker);
+            out.push_str(inner);
+            out.push_str(marker);
+            out.push_str(&content[start + inner.len()..]);
         }
-        let start = content.len() - content.trim_start().len();
-        let (lead, trail) = (&content[..start], &content[start + inner.len()..]);
-        Some(format!("{lead}{marker}{inner}{marker}{trail}"))
+        self.recycle(content);
+        written
     }
 
-    fn inline_code(&mut self, node: usize) -> String {
+    fn inline_code(&mut self, node: u32, out: &mut String) {
         let content = self.content(node);
         let code = content.trim_matches(is_doc_space);
+        // The fence: one backquote more than the longest run when the code starts
+        // or ends with one, else the shortest run length the code lacks.
+        let padded = code.starts_with('`') || code.ends_with('`');
         let mut runs: Vec<usize> = Vec::new();
         let (mut run, mut longest) = (0, 0);
-        for b in code.bytes() {
+        for b in code.bytes().chain(std::iter::once(b' ')) {
             if b == b'`' {
                 run += 1;
                 longest = longest.max(run);
@@ -765,73 +858,217 @@ impl Tree {
                 run = 0;
             }
         }
-        if run > 0 {
-            runs.push(run);
+        let fence = if padded { longest + 1 } else { (1..).find(|n| !runs.contains(n)).unwrap_or(1) };
+        out.extend(std::iter::repeat_n('`', fence));
+        if padded {
+            out.push(' ');
         }
-        let padded = code.starts_with('`') || code.ends_with('`');
-        let fence = "`".repeat(if padded { longest + 1 } else { (1..).find(|n| !runs.contains(n)).unwrap_or(1) });
-        if padded { format!("{fence} {code} {fence}") } else { format!("{fence}{code}{fence}") }
+        out.push_str(code);
+        if padded {
+            out.push(' ');
+        }
+        out.extend(std::iter::repeat_n('`', fence));
+        self.recycle(content);
     }
 
-    fn image(&mut self, node: usize) -> Option<String> {
+    fn image(&mut self, node: u32, out: &mut String) -> bool {
         let (mut link, mut alt, mut title) = (None, None, None);
-        for (name, value) in &self.nodes[node].attrs {
-            match name.as_str() {
-                "href" | "src" => link = Some(value.as_str()),
-                "alt" => alt = Some(value.as_str()),
-                "title" => title = Some(value.as_str()),
+        for (name, value) in self.attrs(node) {
+            match name.as_ref() {
+                "href" | "src" => link = Some(value.as_ref()),
+                "alt" => alt = Some(value.as_ref()),
+                "title" => title = Some(value.as_ref()),
                 _ => {}
             }
         }
-        let link = link?.replace('(', "\\(").replace(')', "\\)");
-        let lines = |text: &str| text.lines().map(|l| l.trim_matches(is_doc_space).replace('"', "\\\"")).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n");
-        let spaced = link.contains(' ');
-        let (open, close) = if spaced { ("<", ">") } else { ("", "") };
-        let title = title.map(|t| format!(" \"{}\"", lines(t))).unwrap_or_default();
-        Some(format!("![{}]({open}{link}{close}{title})", alt.map(lines).unwrap_or_default()))
+        let Some(link) = link else { return false };
+        out.push_str("![");
+        if let Some(alt) = alt {
+            push_lines_quoted(out, alt);
+        }
+        push_destination(out, link, title);
+        true
     }
 
-    fn list(&mut self, node: usize, tag: &str) -> Option<String> {
-        let in_item = self.tag(self.nodes[node].parent) == Some("li");
+    fn list(&mut self, node: u32, tag: &str, out: &mut String) -> bool {
+        let in_item = self.tag(self.node(node).parent) == Some("li");
         let content = if tag == "ol" { self.ordered_items(node) } else { self.content(node) };
         let trimmed = content.trim_matches('\n');
-        if trimmed.is_empty() {
-            return None;
+        let written = !trimmed.is_empty();
+        if written {
+            let breaks = if in_item { "\n" } else { "\n\n" };
+            out.push_str(breaks);
+            out.push_str(trimmed);
+            out.push_str(breaks);
         }
-        Some(if in_item { format!("\n{trimmed}\n") } else { format!("\n\n{trimmed}\n\n") })
+        self.recycle(content);
+        written
     }
 
     /// An `ol`'s children, each converted on its own, items numbered from 1 (an
     /// `ol` with a `start` is left to htmd), joined as `htmd` joins blocks.
-    fn ordered_items(&mut self, node: usize) -> String {
-        let children = self.nodes[node].children.clone();
-        let items = children.iter().filter(|c| self.tag(**c) == Some("li")).count();
+    fn ordered_items(&mut self, node: u32) -> String {
+        let mut items = 0;
+        let mut child = self.node(node).first;
+        while child != NONE {
+            items += usize::from(self.tag(child) == Some("li"));
+            child = self.node(child).next;
+        }
+        let width = digits(items);
+        let mut joined = self.buffer();
+        let (mut part, mut item) = (self.buffer(), self.buffer());
         let mut number = 0;
-        let mut parts = Vec::with_capacity(children.len());
-        for child in children {
-            let mut out = String::new();
-            self.walk_node(child, &mut out, true, false);
+        let mut child = self.node(node).first;
+        while child != NONE {
+            part.clear();
+            self.walk_node(child, &mut part, true, false);
             if self.tag(child) == Some("li") {
                 number += 1;
                 let index = number.to_string();
-                let spacing = " ".repeat(2 + digits(items) - index.len());
-                let body = indent_after_first_line(out.trim_start_matches('\n'), index.len() + 1 + spacing.len());
-                parts.push(format!("\n{index}.{spacing}{body}"));
+                let spacing = 2 + width - index.len();
+                item.clear();
+                item.push('\n');
+                item.push_str(&index);
+                item.push('.');
+                item.extend(std::iter::repeat_n(' ', spacing));
+                push_indented(&mut item, part.trim_start_matches('\n'), index.len() + 1 + spacing);
+                join_block(&mut joined, &item);
             } else {
-                parts.push(out);
+                join_block(&mut joined, &part);
             }
+            child = self.node(child).next;
         }
-        join_blocks(&parts)
+        self.recycle(part);
+        self.recycle(item);
+        joined
     }
 
-    fn list_item(&mut self, node: usize) -> String {
+    fn list_item(&mut self, node: u32, out: &mut String) {
         let content = self.content(node);
-        let content = content.trim_start_matches(is_doc_space);
-        if self.tag(self.nodes[node].parent) == Some("ol") {
-            format!("\n{content}\n")
+        let item = content.trim_start_matches(is_doc_space);
+        if self.tag(self.node(node).parent) == Some("ol") {
+            out.push('\n');
+            out.push_str(item);
+            out.push('\n');
         } else {
-            format!("\n*   {}", indent_after_first_line(content, 4))
+            out.push_str("\n*   ");
+            push_indented(out, item, 4);
         }
+        self.recycle(content);
+    }
+
+    /// A text node as `htmd` writes it: as it is when nothing in it could read as
+    /// Markdown, else with Markdown's specials escaped and whitespace runs folded;
+    /// leading spaces dropped after a block start or another space.
+    fn push_text(&mut self, out: &mut String, text: &str, trim_leading: bool, pre: bool) {
+        if pre {
+            out.push_str(text);
+            return;
+        }
+        let after_space = out.ends_with(' ');
+        if is_plain_text(text) {
+            let text = if trim_leading || (text.starts_with(' ') && after_space) { text.trim_start_matches(' ') } else { text };
+            out.push_str(text);
+            return;
+        }
+        let (mut escaped, mut folded) = (self.buffer(), self.buffer());
+        self.escape_markdown(text, &mut escaped);
+        fold_whitespace(&escaped, &mut folded);
+        let text = if trim_leading || (folded.starts_with(' ') && after_space) { folded.trim_start_matches(' ') } else { &folded };
+        out.push_str(text);
+        self.recycle(escaped);
+        self.recycle(folded);
+    }
+
+    /// `htmd`'s escapes of a text that may read as Markdown or HTML, into `out`.
+    fn escape_markdown(&mut self, text: &str, out: &mut String) {
+        let Some(first) = text.chars().next() else { return };
+        let special = |b: u8| matches!(b, b'\\' | b'*' | b'_' | b'`' | b'[' | b']');
+        let structural = matches!(first, '=' | '~' | '>' | '-' | '+' | '#' | '0'..='9');
+        if !structural && !text.bytes().any(special) {
+            escape_html(text, out);
+            return;
+        }
+        let backslash_first = match first {
+            '=' | '~' | '>' => true,
+            '-' | '+' => text.chars().nth(1) == Some(' '),
+            '#' => is_atx_heading(text),
+            _ => false,
+        };
+        let mut escaped = self.buffer();
+        if backslash_first {
+            escaped.push('\\');
+        }
+        let mut copied = 0;
+        for (i, b) in text.bytes().enumerate() {
+            if special(b) {
+                escaped.push_str(&text[copied..i]);
+                escaped.push('\\');
+                copied = i;
+            }
+        }
+        escaped.push_str(&text[copied..]);
+        if first.is_ascii_digit() {
+            if let Some(dot) = ordered_item_dot(&escaped) {
+                escaped.replace_range(dot..dot + 1, "\\.");
+            }
+        }
+        escape_html(&escaped, out);
+        self.recycle(escaped);
+    }
+}
+
+/// The end of a link or image as `htmd` writes it: `](destination "title")`,
+/// the destination in angle brackets when it has a space.
+fn push_destination(out: &mut String, link: &str, title: Option<&str>) {
+    out.push_str("](");
+    let spaced = link.contains(' ');
+    if spaced {
+        out.push('<');
+    }
+    push_link(out, link);
+    if spaced {
+        out.push('>');
+    }
+    if let Some(title) = title {
+        out.push_str(" \"");
+        push_lines_quoted(out, title);
+        out.push('"');
+    }
+    out.push(')');
+}
+
+/// A link destination as `htmd` writes it: parentheses escaped.
+fn push_link(out: &mut String, link: &str) {
+    let mut copied = 0;
+    for (i, b) in link.bytes().enumerate() {
+        if b == b'(' || b == b')' {
+            out.push_str(&link[copied..i]);
+            out.push('\\');
+            copied = i;
+        }
+    }
+    out.push_str(&link[copied..]);
+}
+
+/// A title or alternative text as `htmd` writes it: each line trimmed, empty ones
+/// dropped, quotes escaped.
+fn push_lines_quoted(out: &mut String, text: &str) {
+    let mut first = true;
+    for line in text.lines().map(|l| l.trim_matches(is_doc_space)).filter(|l| !l.is_empty()) {
+        if !first {
+            out.push('\n');
+        }
+        first = false;
+        let mut copied = 0;
+        for (i, b) in line.bytes().enumerate() {
+            if b == b'"' {
+                out.push_str(&line[copied..i]);
+                out.push('\\');
+                copied = i;
+            }
+        }
+        out.push_str(&line[copied..]);
     }
 }
 
@@ -843,9 +1080,9 @@ fn digits(num: usize) -> usize {
     ((num + 1) as f32).log10().ceil() as usize
 }
 
-/// Every line but the first indented by `indent` spaces, line ends trimmed.
-fn indent_after_first_line(text: &str, indent: usize) -> String {
-    let mut out = String::with_capacity(text.len() + 16);
+/// `text` with every line but the first indented by `indent` spaces, line ends
+/// trimmed, appended to `out`.
+fn push_indented(out: &mut String, text: &str, indent: usize) {
     for (i, line) in text.lines().enumerate() {
         let line = line.trim_end_matches(is_doc_space);
         if i > 0 {
@@ -856,40 +1093,19 @@ fn indent_after_first_line(text: &str, indent: usize) -> String {
         }
         out.push_str(line);
     }
-    out
 }
 
-/// `htmd`'s join of converted blocks: at most two line breaks between two.
-fn join_blocks(parts: &[String]) -> String {
-    let mut out = String::with_capacity(parts.iter().map(String::len).sum());
-    for part in parts.iter().filter(|p| !p.is_empty()) {
-        let kept = out.trim_end_matches('\n').len();
-        let breaks = (out.len() - kept).max(leading(part, '\n')).min(2);
-        out.truncate(kept);
-        out.push_str(&"\n".repeat(breaks));
-        out.push_str(part.trim_start_matches('\n'));
-    }
-    out
-}
-
-/// A text node as `htmd` writes it: as it is when nothing in it could read as
-/// Markdown, else with Markdown's specials escaped and whitespace runs folded;
-/// leading spaces dropped after a block start or another space.
-fn push_text(out: &mut String, text: &str, trim_leading: bool, pre: bool) {
-    if pre {
-        out.push_str(text);
+/// `htmd`'s join of converted blocks, one more: at most two line breaks between
+/// two.
+fn join_block(joined: &mut String, part: &str) {
+    if part.is_empty() {
         return;
     }
-    let after_space = out.ends_with(' ');
-    if is_plain_text(text) {
-        let text = if trim_leading || (text.starts_with(' ') && after_space) { text.trim_start_matches(' ') } else { text };
-        out.push_str(text);
-        return;
-    }
-    let escaped = escape_markdown(text);
-    let folded = fold_whitespace(&escaped);
-    let text = if trim_leading || (folded.starts_with(' ') && after_space) { folded.trim_start_matches(' ') } else { &folded };
-    out.push_str(text);
+    let kept = joined.trim_end_matches('\n').len();
+    let breaks = (joined.len() - kept).max(leading(part, '\n')).min(2);
+    joined.truncate(kept);
+    joined.extend(std::iter::repeat_n('\n', breaks));
+    joined.push_str(part.trim_start_matches('\n'));
 }
 
 /// Text `htmd` writes unchanged.
@@ -910,54 +1126,23 @@ fn is_plain_text(text: &str) -> bool {
     true
 }
 
-/// Runs of ASCII whitespace as one space.
-fn fold_whitespace(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+/// Runs of ASCII whitespace as one space, into `out`.
+fn fold_whitespace(text: &str, out: &mut String) {
     let mut in_space = false;
-    for c in text.chars() {
-        if c.is_ascii_whitespace() {
+    let mut copied = 0;
+    for (i, b) in text.bytes().enumerate() {
+        if b.is_ascii_whitespace() {
+            out.push_str(&text[copied..i]);
             if !in_space {
                 out.push(' ');
             }
             in_space = true;
+            copied = i + 1;
         } else {
-            out.push(c);
             in_space = false;
         }
     }
-    out
-}
-
-/// `htmd`'s escapes of a text that may read as Markdown or HTML.
-fn escape_markdown(text: &str) -> String {
-    let Some(first) = text.chars().next() else { return String::new() };
-    let special = |b: u8| matches!(b, b'\\' | b'*' | b'_' | b'`' | b'[' | b']');
-    let structural = matches!(first, '=' | '~' | '>' | '-' | '+' | '#' | '0'..='9');
-    if !structural && !text.bytes().any(special) {
-        return escape_html(text);
-    }
-    let backslash_first = match first {
-        '=' | '~' | '>' => true,
-        '-' | '+' => text.chars().nth(1) == Some(' '),
-        '#' => is_atx_heading(text),
-        _ => false,
-    };
-    let mut escaped = String::with_capacity(text.len() + 8);
-    if backslash_first {
-        escaped.push('\\');
-    }
-    for c in text.chars() {
-        if c.is_ascii() && special(c as u8) {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    if first.is_ascii_digit() {
-        if let Some(dot) = ordered_item_dot(&escaped) {
-            escaped.replace_range(dot..dot + 1, "\\.");
-        }
-    }
-    escape_html(&escaped)
+    out.push_str(&text[copied..]);
 }
 
 /// Whether `text` starts like a Markdown heading (`#`s, then a space).
@@ -997,9 +1182,9 @@ fn ordered_item_dot(text: &str) -> Option<usize> {
     None
 }
 
-/// A backslash before each `<` that Markdown would read as the start of HTML.
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 4);
+/// `text` with a backslash before each `<` that Markdown would read as the start
+/// of HTML, into `out`.
+fn escape_html(text: &str, out: &mut String) {
     let mut copied = 0;
     for (i, _) in text.match_indices('<') {
         let after = &text[i + 1..];
@@ -1018,7 +1203,6 @@ fn escape_html(text: &str) -> String {
         }
     }
     out.push_str(&text[copied..]);
-    out
 }
 
 #[cfg(test)]

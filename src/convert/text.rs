@@ -50,22 +50,23 @@ const MAX_HTML_DEPTH: usize = 256;
 
 /// Whether the element nesting of `html` may go deeper than `limit` (an upper
 /// bound: closing tags only close an element that is open, as in an HTML parser).
+/// Names are compared in place, ignoring ASCII case: no string per tag.
 fn html_nesting_exceeds(html: &str, limit: usize) -> bool {
     const VOID: [&str; 14] = ["area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"];
-    let mut open: Vec<String> = Vec::new();
+    let mut open: Vec<&str> = Vec::new();
     let mut rest = html;
-    while let Some(lt) = rest.find('<') {
+    while let Some(lt) = memchr::memchr(b'<', rest.as_bytes()) {
         let after = &rest[lt + 1..];
-        let Some(gt) = after.find('>') else { break };
+        let Some(gt) = memchr::memchr(b'>', after.as_bytes()) else { break };
         let tag = &after[..gt];
         rest = &after[gt + 1..];
-        let closing = tag.starts_with('/');
-        let name: String = tag.trim_start_matches('/').chars().take_while(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
-        if name.is_empty() || VOID.contains(&name.as_str()) || tag.ends_with('/') {
+        let unslashed = tag.trim_start_matches('/');
+        let name = &unslashed[..unslashed.bytes().take_while(u8::is_ascii_alphanumeric).count()];
+        if name.is_empty() || VOID.iter().any(|v| v.eq_ignore_ascii_case(name)) || tag.ends_with('/') {
             continue;
         }
-        if closing {
-            if let Some(at) = open.iter().rposition(|n| *n == name) {
+        if tag.starts_with('/') {
+            if let Some(at) = open.iter().rposition(|n| n.eq_ignore_ascii_case(name)) {
                 open.truncate(at);
             }
         } else {
@@ -439,6 +440,44 @@ mod tests {
         assert_eq!(html_to_markdown(&html), "deep");
         let unclosed = format!("{}x", "<b>".repeat(50_000));
         assert_eq!(html_to_markdown(&unclosed), "x");
+    }
+
+    /// The nesting bound as it was first written (a `String` per tag), to hold
+    /// the allocation-free one to.
+    fn nesting_exceeds_as_written(html: &str, limit: usize) -> bool {
+        const VOID: [&str; 14] = ["area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"];
+        let mut open: Vec<String> = Vec::new();
+        let mut rest = html;
+        while let Some(lt) = rest.find('<') {
+            let after = &rest[lt + 1..];
+            let Some(gt) = after.find('>') else { break };
+            let tag = &after[..gt];
+            rest = &after[gt + 1..];
+            let closing = tag.starts_with('/');
+            let name: String = tag.trim_start_matches('/').chars().take_while(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
+            if name.is_empty() || VOID.contains(&name.as_str()) || tag.ends_with('/') {
+                continue;
+            }
+            if closing {
+                if let Some(at) = open.iter().rposition(|n| *n == name) {
+                    open.truncate(at);
+                }
+            } else {
+                open.push(name);
+                if open.len() > limit {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    proptest! {
+        #[test]
+        fn the_nesting_bound_is_the_one_first_written(pieces in prop::collection::vec(prop::sample::select(vec!["<b>", "<B>", "</b>", "</B>", "<i>", "</i>", "<br>", "<BR>", "<b/>", "<//b>", "</ b>", "<>", "< >", "<3", "x", "é", ">", "<", "<img src=\"a>b\">", "<div class=x>", "</div>", "<Div>", "<ä>", "</i x>"]), 0..24), limit in 0usize..5) {
+            let html = pieces.concat();
+            prop_assert_eq!(html_nesting_exceeds(&html, limit), nesting_exceeds_as_written(&html, limit), "{}", html);
+        }
     }
 
     #[test]
