@@ -404,10 +404,12 @@ pub fn notification_text(m: &Message, style: Style) -> String {
     } else {
         m.text.clone()
     };
-    if let Some(card) = card.as_ref().and_then(|c| c.as_object()) {
-        let get = |k: &str| card.get(k).and_then(|v| v.as_str()).map(str::trim).filter(|s| !s.is_empty());
+    if let Some(card) = card {
+        fn shown(text: &Option<String>) -> Option<&str> {
+            text.as_deref().map(str::trim).filter(|s| !s.is_empty())
+        }
         let mut extra = Vec::new();
-        match (get("title"), get("url")) {
+        match (shown(&card.title), shown(&card.url)) {
             (Some(t), Some(u)) if !body.contains(u) => extra.push(match style {
                 Style::Markdown => format!("[{t}]({u})"),
                 Style::Plain => format!("{t} ({u})"),
@@ -416,7 +418,7 @@ pub fn notification_text(m: &Message, style: Style) -> String {
             (None, Some(u)) if !body.contains(u) => extra.push(u.to_string()),
             _ => {}
         }
-        if let Some(d) = get("description").filter(|d| !body.contains(d)) {
+        if let Some(d) = shown(&card.description).filter(|d| !body.contains(d)) {
             extra.push(d.to_string());
         }
         if !extra.is_empty() {
