@@ -155,27 +155,29 @@ pub fn decode_entities(s: &str) -> String {
     out
 }
 
+/// The character an entity's name (between `&` and `;`) stands for, if
+/// [`decode_entities`] decodes it.
+fn entity(name: &str) -> Option<char> {
+    match name {
+        "amp" => Some('&'),
+        "lt" => Some('<'),
+        "gt" => Some('>'),
+        "quot" => Some('"'),
+        "apos" => Some('\''),
+        "nbsp" => Some(' '),
+        _ if name.starts_with("#x") || name.starts_with("#X") => u32::from_str_radix(&name[2..], 16).ok().and_then(char::from_u32),
+        _ if name.starts_with('#') => name[1..].parse().ok().and_then(char::from_u32),
+        _ => None,
+    }
+}
+
 /// [`decode_entities`] appended to `out`.
 fn decode_entities_into(s: &str, out: &mut String) {
     let mut rest = s;
     while let Some(amp) = memchr::memchr(b'&', rest.as_bytes()) {
         out.push_str(&rest[..amp]);
         let tail = &rest[amp..];
-        let decoded = memchr::memchr(b';', &tail.as_bytes()[..tail.len().min(11)]).and_then(|semi| {
-            let ent = &tail[1..semi];
-            let c = match ent {
-                "amp" => Some('&'),
-                "lt" => Some('<'),
-                "gt" => Some('>'),
-                "quot" => Some('"'),
-                "apos" => Some('\''),
-                "nbsp" => Some(' '),
-                _ if ent.starts_with("#x") || ent.starts_with("#X") => u32::from_str_radix(&ent[2..], 16).ok().and_then(char::from_u32),
-                _ if ent.starts_with('#') => ent[1..].parse().ok().and_then(char::from_u32),
-                _ => None,
-            }?;
-            Some((c, semi + 1))
-        });
+        let decoded = memchr::memchr(b';', &tail.as_bytes()[..tail.len().min(11)]).and_then(|semi| Some((entity(&tail[1..semi])?, semi + 1)));
         match decoded {
             Some((c, len)) => {
                 out.push(c);
@@ -551,21 +553,7 @@ mod tests {
         while let Some(amp) = rest.find('&') {
             out.push_str(&rest[..amp]);
             let tail = &rest[amp..];
-            let decoded = tail.find(';').filter(|semi| *semi <= 10).and_then(|semi| {
-                let ent = &tail[1..semi];
-                let c = match ent {
-                    "amp" => Some('&'),
-                    "lt" => Some('<'),
-                    "gt" => Some('>'),
-                    "quot" => Some('"'),
-                    "apos" => Some('\''),
-                    "nbsp" => Some(' '),
-                    _ if ent.starts_with("#x") || ent.starts_with("#X") => u32::from_str_radix(&ent[2..], 16).ok().and_then(char::from_u32),
-                    _ if ent.starts_with('#') => ent[1..].parse().ok().and_then(char::from_u32),
-                    _ => None,
-                }?;
-                Some((c, semi + 1))
-            });
+            let decoded = tail.find(';').filter(|semi| *semi <= 10).and_then(|semi| Some((entity(&tail[1..semi])?, semi + 1)));
             match decoded {
                 Some((c, len)) => {
                     out.push(c);
