@@ -12,9 +12,10 @@
 //!
 //! [`markdown`] gives `None` for anything else, and the caller asks `htmd`: a tag
 //! outside the list below, an end tag that does not close the element opened last
-//! (html5ever's adoption agency and implied end tags would reshape the tree), a
-//! block or list item opened where HTML closes a paragraph or an item first, a
-//! comment, doctype or processing instruction, a character reference outside
+//! (html5ever's adoption agency would reshape the tree) but for the paragraphs
+//! and items a block's end closes, a paragraph or an item that HTML closes
+//! anywhere but where it is the element opened last, a comment, doctype or
+//! processing instruction, a character reference outside
 //! [`named_reference`]'s table or without its `;`, a `<` that starts a tag that
 //! does not end, a carriage return or NUL, nesting deeper than [`MAX_DEPTH`].
 //! A proptest holds the output to `htmd`'s on generated HTML (every element
@@ -376,18 +377,39 @@ impl<'a> Builder<'a> {
     }
 
     fn end_tag(&mut self) -> Option<()> {
-        let (tag, _, at) = self.element_at(self.pos + 2)?;
+        let (tag, kind, at) = self.element_at(self.pos + 2)?;
         if self.html.as_bytes().get(at) != Some(&b'>') {
             return None;
         }
-        let top = *self.open.last()?;
-        if top == BODY || self.tree.nodes[top as usize].tag != Some(tag) {
+        // A block, an item or a heading first closes the paragraphs and items
+        // left open inside it (HTML's implied end tags); any other element must be
+        // the one opened last.
+        let implied: &[&str] = match kind {
+            _ if tag == "p" => &[],
+            Kind::Item => &["p"],
+            Kind::Block | Kind::Heading => &["li", "p"],
+            _ => &[],
+        };
+        while implied.contains(&self.top_tag()) {
+            self.close_top();
+        }
+        if self.top_tag() != tag || self.open.len() == 1 {
             return None;
         }
-        self.flush_text();
-        self.open.pop();
+        self.close_top();
         self.pos = at + 1;
         Some(())
+    }
+
+    /// The name of the element opened last (`"body"` at the start).
+    fn top_tag(&self) -> &'static str {
+        self.open.last().and_then(|i| self.tree.nodes[*i as usize].tag).unwrap_or("body")
+    }
+
+    /// Closes the element opened last, its text first.
+    fn close_top(&mut self) {
+        self.flush_text();
+        self.open.pop();
     }
 
     /// Whether an element named `tag` is open.
@@ -398,10 +420,8 @@ impl<'a> Builder<'a> {
     /// Opens (or, for void elements, adds) an element, when the HTML parser would
     /// just nest it.
     fn open_element(&mut self, tag: &'static str, kind: Kind, attrs: (u32, u32)) -> Option<()> {
-        let top = *self.open.last()?;
-        let top_tag = self.tree.nodes[top as usize].tag.unwrap_or("");
         // Inline code holds text only (htmd treats what is inside as preformatted).
-        if top_tag == "code" || self.open.len() > MAX_DEPTH {
+        if self.top_tag() == "code" || self.open.len() > MAX_DEPTH {
             return None;
         }
         // htmd numbers from an `ol`'s `start`, and writes a math span as TeX.
@@ -409,19 +429,19 @@ impl<'a> Builder<'a> {
         if (tag == "ol" && attr("start").is_some()) || (tag == "span" && attr("class").is_some_and(|c| c.starts_with("math"))) {
             return None;
         }
-        let closes_paragraph = matches!(kind, Kind::Rule | Kind::Block | Kind::Item | Kind::Heading);
-        if closes_paragraph && self.is_open("p") {
-            return None;
-        }
         match kind {
             Kind::Anchor if self.is_open("a") => return None,
-            Kind::Heading if kind_of(top_tag).is_some_and(|(_, k)| k == Kind::Heading) => return None,
             Kind::Item => {
-                // An open `li` above the nearest special element would be closed.
-                for i in self.open.iter().rev() {
+                // An open `li` above the nearest special element is closed first:
+                // taken only where it is the element opened last.
+                for (depth, i) in self.open.iter().rev().enumerate() {
                     let t = self.tree.nodes[*i as usize].tag.unwrap_or("");
                     if t == "li" {
-                        return None;
+                        if depth > 0 {
+                            return None;
+                        }
+                        self.close_top();
+                        break;
                     }
                     if is_special(t) && !matches!(t, "address" | "div" | "p") {
                         break;
@@ -430,7 +450,19 @@ impl<'a> Builder<'a> {
             }
             _ => {}
         }
+        // So is an open paragraph, before a block, an item, a rule or a heading.
+        if matches!(kind, Kind::Rule | Kind::Block | Kind::Item | Kind::Heading) && self.is_open("p") {
+            if self.top_tag() != "p" {
+                return None;
+            }
+            self.close_top();
+        }
+        // A heading in a heading is closed.
+        if kind == Kind::Heading && kind_of(self.top_tag()).is_some_and(|(_, k)| k == Kind::Heading) {
+            return None;
+        }
         self.flush_text();
+        let top = *self.open.last()?;
         let id = self.tree.append(top, Node::new(Some(tag), Cow::Borrowed(""), attrs, top));
         self.started = true;
         if !matches!(kind, Kind::Void | Kind::Rule) {
