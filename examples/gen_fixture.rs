@@ -48,8 +48,10 @@ enum What {
         attachment_bytes: usize,
         #[arg(long, default_value_t = 10)]
         private_percent: u64,
-        /// `default`, or `text-heavy` (longer texts, small files, many members per
-        /// room, private messages in both histories, metadata last).
+        /// `default`, `text-heavy` (longer texts, small files, many members per
+        /// room, private messages in both histories, metadata last), or
+        /// `integration-heavy` (text-heavy with 35 % of room messages integration
+        /// notifications, private messages over many distinct pairs).
         #[arg(long, value_enum, default_value = "default")]
         shape: Shape,
         #[arg(long, value_enum, default_value = "md5")]
@@ -63,6 +65,7 @@ enum What {
 enum Shape {
     Default,
     TextHeavy,
+    IntegrationHeavy,
 }
 
 #[derive(ValueEnum, Clone, Copy)]
@@ -99,6 +102,7 @@ fn main() -> std::io::Result<()> {
             let shape = match shape {
                 Shape::Default => ScaleShape::Default,
                 Shape::TextHeavy => ScaleShape::TextHeavy,
+                Shape::IntegrationHeavy => ScaleShape::IntegrationHeavy,
             };
             let spec = ScaleSpec { messages, rooms, users, attachment_every, attachment_bytes, private_percent, shape };
             testkit::write_scaled_export(spec, container.container(), &password, BufWriter::new(File::create(&output)?))?;

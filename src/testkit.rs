@@ -15,6 +15,8 @@ use serde_json::{json, Value};
 
 use crate::archive::crypto::{EncryptWriter, Kdf};
 
+mod integrations;
+
 /// The password of the bundled fixture (also in `fixtures/quirks.password`).
 pub const FIXTURE_PASSWORD: &str = "hipchat export 2018!";
 
@@ -407,6 +409,15 @@ pub enum ScaleShape {
     /// `attachment_every` messages, each private message in both participants'
     /// histories, and users.json and rooms.json as the last entries of the tar.
     TextHeavy,
+    /// The text-heavy shape with rooms full of integrations, as issue 23's
+    /// independent export was: 35 % of room messages are notifications in every
+    /// form HIPCHAT.md lists (HTML and plain text, with and without cards, from
+    /// `{id: 0}` senders, bare integration names and people; see
+    /// `testkit/integrations.rs`); private messages spread over as many distinct
+    /// pairs as the users allow (nine in ten to a partner the sender writes to once),
+    /// one room message in 300 of 4 000-6 000 characters, and one attachment in 20
+    /// whose file the export lacks.
+    IntegrationHeavy,
 }
 
 /// Writes a large synthetic export, one history at a time (memory stays at one
@@ -423,7 +434,7 @@ pub fn write_scaled_export(spec: ScaleSpec, container: Container, password: &str
 }
 
 fn scaled_tar<W: Write>(spec: ScaleSpec, out: W) -> io::Result<W> {
-    if spec.shape == ScaleShape::TextHeavy {
+    if matches!(spec.shape, ScaleShape::TextHeavy | ScaleShape::IntegrationHeavy) {
         return text_heavy_tar(spec, out);
     }
     let mut tar = tar::Builder::new(out);
@@ -505,8 +516,13 @@ fn scale_users(n: u64) -> Vec<Value> {
 /// Gives room `r`'s message `msg` an attachment at `path` holding `bytes`, and adds
 /// the file to the tar.
 fn attach<W: Write>(tar: &mut tar::Builder<W>, msg: &mut Value, r: u64, path: &str, from: u64, bytes: &[u8]) -> io::Result<()> {
-    msg["attachment"] = json!({"name": path, "path": path, "size": bytes.len(), "url": "", "created": "2015-01-01T00:00:00Z", "senderid": from, "thumbnail": ""});
+    list_attachment(msg, path, bytes.len(), from);
     add_entry(tar, &format!("rooms/{r}/files/{path}"), bytes)
+}
+
+/// Gives `msg` an attachment object for a file at `path` of `size` bytes.
+fn list_attachment(msg: &mut Value, path: &str, size: usize, from: u64) {
+    msg["attachment"] = json!({"name": path, "path": path, "size": size, "url": "", "created": "2015-01-01T00:00:00Z", "senderid": from, "thumbnail": ""});
 }
 
 /// Appends `value` to a JSON array being written into `buf` (`[` already there).
@@ -550,10 +566,12 @@ fn newest_first(elements: Vec<Value>) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// [`ScaleShape::TextHeavy`]: histories first, metadata last; each private message
-/// lands in both participants' files, built one file at a time (user `u` receives
-/// message `i` of user `u - step(i)`, so no file needs another in memory).
+/// [`ScaleShape::TextHeavy`] and [`ScaleShape::IntegrationHeavy`]: histories
+/// first, metadata last; each private message lands in both participants' files,
+/// built one file at a time (user `u` receives message `i` of user `u - step(i)`,
+/// so no file needs another in memory).
 fn text_heavy_tar<W: Write>(spec: ScaleSpec, out: W) -> io::Result<W> {
+    let integrations = spec.shape == ScaleShape::IntegrationHeavy;
     let mut tar = tar::Builder::new(out);
     let add = add_entry::<W>;
     let users = spec.users.max(2);
@@ -565,7 +583,11 @@ fn text_heavy_tar<W: Write>(spec: ScaleSpec, out: W) -> io::Result<W> {
         let dt = chrono::DateTime::from_timestamp(base + (seq as i64) * 3, 0).unwrap_or_default();
         format!("{} {:06}", dt.format("%Y-%m-%dT%H:%M:%SZ"), (seq * 7919) % 1_000_000)
     };
-    let text_len = |seq: u64| if seq % 20_000 == 19_999 { 24_000 } else { 40 + ((seq * 2_654_435_761) % 361) as usize };
+    let text_len = |seq: u64| match seq {
+        _ if seq % 20_000 == 19_999 => 24_000,
+        _ if integrations && seq % 300 == 150 => 4_000 + (seq % 2_001) as usize,
+        _ => 40 + ((seq * 2_654_435_761) % 361) as usize,
+    };
     let first_member = |r: u64| 1 + (r * 37) % users;
     let mut seq = 0u64;
     for r in 1..=spec.rooms {
@@ -574,12 +596,21 @@ fn text_heavy_tar<W: Write>(spec: ScaleSpec, out: W) -> io::Result<W> {
         for _ in 0..n {
             seq += 1;
             let from = 1 + (first_member(r) - 1 + (seq * 40_503) % members) % users;
+            if integrations && integrations::is_notification(seq) {
+                elements.push(integrations::notification(seq, from, uuid_of(seq), stamp(seq)));
+                continue;
+            }
             let mut msg = json!({"id": uuid_of(seq), "type": "muc_message", "sender": {"id": from, "mention_name": format!("user{from}"), "name": format!("User {from}"), "version": "00000000"},
                 "message": text_of(text_len(seq), seq), "timestamp": stamp(seq), "mentions": []});
             if spec.attachment_every > 0 && seq.is_multiple_of(spec.attachment_every) {
                 let size = 10 + ((seq * 97) % 2_991) as usize;
                 let bytes: Vec<u8> = (0..size).map(|k| b'a' + ((k as u64 + seq) % 26) as u8).collect();
-                attach(&mut tar, &mut msg, r, &format!("f{seq:010}/note{seq}.txt"), from, &bytes)?;
+                if integrations && seq % (spec.attachment_every * 20) == 0 {
+                    // Listed, but not in the export.
+                    list_attachment(&mut msg, &format!("f{seq:010}/lost{seq}.txt"), size, from);
+                } else {
+                    attach(&mut tar, &mut msg, r, &format!("f{seq:010}/note{seq}.txt"), from, &bytes)?;
+                }
             }
             elements.push(json!({"UserMessage": msg}));
         }
@@ -587,7 +618,7 @@ fn text_heavy_tar<W: Write>(spec: ScaleSpec, out: W) -> io::Result<W> {
     }
     // Private messages: user u sends `per_user`, message i to u + step(i).
     let per_user = private / users;
-    let step = |i: u64| 1 + (i % 29) * 7 % (users - 1);
+    let step = |i: u64| if integrations { integrations::private_step(i, users) } else { 1 + (i % 29) * 7 % (users - 1) };
     let private_msg = |from: u64, i: u64| {
         let to = 1 + (from - 1 + step(i)) % users;
         let seq = 1_000_000_000 + from * 1_000_000 + i;

@@ -10,7 +10,7 @@
 use std::io::{self, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use crate::storage::chunks::{read_full, ChunkCursor};
+use crate::storage::chunks::{Chunk, ChunkCursor};
 
 /// Bytes per chunk handed between the threads. 256 KiB ran as fast as 1 MiB on the
 /// 500k bench export (the history thread, not this one, sets the pace) with 5 MiB
@@ -26,8 +26,8 @@ pub fn read_ahead<S, T>(source: S, consume: impl FnOnce(&mut dyn Read) -> T) -> 
 where
     S: Read + Send,
 {
-    let (full_tx, full_rx) = sync_channel::<io::Result<Vec<u8>>>(DEPTH);
-    let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(DEPTH + 2);
+    let (full_tx, full_rx) = sync_channel::<io::Result<Chunk>>(DEPTH);
+    let (empty_tx, empty_rx) = sync_channel::<Chunk>(DEPTH + 2);
     std::thread::scope(|scope| {
         // Named, so profilers and `top -H` tell it from the reader thread; like
         // `scope.spawn`, a thread that cannot start is a panic.
@@ -39,16 +39,15 @@ where
 }
 
 /// The helper thread: reads chunks until the end, an error, or the reader is gone.
-fn fill<S: Read>(mut source: S, full: &SyncSender<io::Result<Vec<u8>>>, empty: &Receiver<Vec<u8>>) {
+fn fill<S: Read>(mut source: S, full: &SyncSender<io::Result<Chunk>>, empty: &Receiver<Chunk>) {
     loop {
-        let mut chunk = empty.try_recv().unwrap_or_else(|_| vec![0; CHUNK]);
-        chunk.resize(CHUNK, 0);
-        let (len, failure) = read_full(&mut source, &mut chunk);
+        let mut chunk = empty.try_recv().unwrap_or_default();
+        let failure = chunk.fill(&mut source, CHUNK);
+        let len = chunk.len();
         let outcome = match failure {
             Some(e) => Err(e),
             None => Ok(len < CHUNK),
         };
-        chunk.truncate(len);
         match outcome {
             Ok(at_end) => {
                 if (len > 0 && full.send(Ok(chunk)).is_err()) || at_end {
@@ -68,8 +67,8 @@ fn fill<S: Read>(mut source: S, full: &SyncSender<io::Result<Vec<u8>>>, empty: &
 
 /// The reading side: serves the current chunk, then waits for the next.
 struct AheadReader {
-    full: Receiver<io::Result<Vec<u8>>>,
-    empty: SyncSender<Vec<u8>>,
+    full: Receiver<io::Result<Chunk>>,
+    empty: SyncSender<Chunk>,
     cursor: ChunkCursor,
     done: bool,
 }

@@ -5,6 +5,7 @@
 
 pub mod clock;
 pub mod email;
+pub mod html;
 pub mod json;
 pub mod names;
 pub mod text;

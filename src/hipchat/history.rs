@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
-use crate::storage::chunks::{read_full, ChunkCursor};
+use crate::storage::chunks::{Chunk, ChunkCursor};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Conversation, Message, MessageKind, RoomId, Timestamp, UserId};
 use crate::report::{Entity, Event, Report, SkipReason};
@@ -109,6 +109,9 @@ pub struct History {
     /// mostly share one, and the set searches for each message were 1 % of the
     /// history threads' time (perf, 500k).
     last_conversation: Option<Conversation>,
+    /// The parser's window, kept from one file to the next (see
+    /// [`json::for_each_prefix_in`]).
+    window: Vec<u8>,
 }
 
 impl History {
@@ -130,6 +133,7 @@ impl History {
             last_topic: BTreeMap::new(),
             history_rooms: BTreeSet::new(),
             last_conversation: None,
+            window: Vec::new(),
         }
     }
 
@@ -142,7 +146,8 @@ impl History {
         let mut newest = None;
         // One message read into again and again (see `messages::parse_element_into`).
         let mut m = crate::storage::spool::blank_message();
-        let outcome = json::for_each_prefix(reader, path, json::MAX_VALUE_BYTES, &mut |element| {
+        let mut window = std::mem::take(&mut self.window);
+        let outcome = json::for_each_prefix_in(&mut window, reader, path, json::MAX_VALUE_BYTES, &mut |element| {
             let seq = position(file, index + 1).ok_or_else(|| Error::input(path, "more history files or elements than hcconv can number"))?;
             // No path per message (a sixth of a spool record, and an allocation):
             // the sorted spool knows each message's file from its position.
@@ -168,6 +173,7 @@ impl History {
             }
             Ok(Some(used))
         });
+        self.window = window;
         events(Event::Input(Entity::Message, inputs))?;
         let slot = usize::try_from(file).map_err(|_| Error::input(path, "too many history files"))?;
         if self.files.len() <= slot {
@@ -301,7 +307,7 @@ fn keep_latest<T>(map: &mut BTreeMap<RoomId, ((i64, u64), T)>, rid: RoomId, orde
 
 enum Feed {
     Start { path: String, origin: Origin, file: u64 },
-    Chunk(Vec<u8>),
+    Chunk(Chunk),
     /// Reading the entry failed: the helper's parser meets this error where it
     /// would have met it reading inline, after the bytes before it.
     Failed(io::Error),
@@ -387,8 +393,8 @@ pub struct HistoryReader {
     /// Files handed over so far (the next file's number).
     files: u64,
     /// Chunk buffers the helpers are done with, from any helper at any time.
-    spare_rx: Receiver<Vec<u8>>,
-    spare: Vec<Vec<u8>>,
+    spare_rx: Receiver<Chunk>,
+    spare: Vec<Chunk>,
     /// The first file error that came back, until `poll` or `drain` returns it.
     failed: Option<Error>,
     /// Tests: file `i` goes to worker `i mod n`, to pin which thread reads what.
@@ -439,10 +445,9 @@ impl HistoryReader {
                 self.take_spares();
             }
             let mut chunk = self.spare.pop().unwrap_or_default();
-            chunk.resize(CHUNK, 0);
-            let (n, failure) = read_full(&mut reader, &mut chunk);
+            let failure = chunk.fill(&mut reader, CHUNK);
+            let n = chunk.len();
             if n > 0 {
-                chunk.truncate(n);
                 self.send(w, Feed::Chunk(chunk), report)?;
                 self.workers[w].sent += n as u64;
             }
@@ -583,7 +588,7 @@ impl Worker {
 
 /// A history thread: one file after another until the reader hangs up. `parsed`
 /// counts the bytes of the files it has finished.
-fn serve(mut history: History, feed: Receiver<Feed>, results: Sender<Out>, spares: Sender<Vec<u8>>, turns: &Turns, parsed: &AtomicU64) -> History {
+fn serve(mut history: History, feed: Receiver<Feed>, results: Sender<Out>, spares: Sender<Chunk>, turns: &Turns, parsed: &AtomicU64) -> History {
     while let Ok(first) = feed.recv() {
         let Feed::Start { path, origin, file } = first else { continue };
         let mut chunks = ChunkReader { feed: &feed, spares: &spares, cursor: ChunkCursor::default(), ended: false, hung_up: false, received: 0 };
@@ -618,8 +623,7 @@ fn serve(mut history: History, feed: Receiver<Feed>, results: Sender<Out>, spare
             }
         }
         parsed.fetch_add(chunks.received, Ordering::Relaxed);
-        let last = chunks.cursor.take_chunk();
-        if last.capacity() > 0 {
+        if let Some(last) = chunks.cursor.take_chunk() {
             let _ = spares.send(last);
         }
         if chunks.hung_up || results.send(Out::Events(pending)).is_err() || results.send(Out::Done(outcome)).is_err() {
@@ -632,7 +636,7 @@ fn serve(mut history: History, feed: Receiver<Feed>, results: Sender<Out>, spare
 /// The file's bytes as the reader thread hands them over.
 struct ChunkReader<'a> {
     feed: &'a Receiver<Feed>,
-    spares: &'a Sender<Vec<u8>>,
+    spares: &'a Sender<Chunk>,
     cursor: ChunkCursor,
     /// `End` was received.
     ended: bool,

@@ -135,9 +135,22 @@ pub fn for_each_raw(reader: impl Read, what: &str, limit: u64, each: &mut dyn Fn
 /// history without messages, as hc-migrate leaves for some users, and gives
 /// `Ok(false)`; anything else read gives `Ok(true)`.
 pub fn for_each_prefix(reader: impl Read, what: &str, limit: u64, each: &mut ElementHandler<'_>) -> Result<bool> {
+    for_each_prefix_in(&mut Vec::new(), reader, what, limit, each)
+}
+
+/// [`for_each_prefix`] reading through `window`, a buffer the caller keeps for
+/// the next file: a fresh window is 256 KiB to zero (and fault in) per file, and
+/// an export of 800 users has 800 history files of a few kilobytes. A window
+/// that grew past a few chunks (a huge element) is let go rather than kept.
+pub fn for_each_prefix_in(window: &mut Vec<u8>, reader: impl Read, what: &str, limit: u64, each: &mut ElementHandler<'_>) -> Result<bool> {
     let mut walk = Walk::new(reader, what, limit, true);
+    walk.buf = std::mem::take(window);
     walk.empty_ok = true;
-    walk.document(each)
+    let outcome = walk.document(each);
+    if walk.buf.len() <= 4 * CHUNK {
+        *window = std::mem::take(&mut walk.buf);
+    }
+    outcome
 }
 
 /// The index of the first byte a JSON string cannot hold as it is: `"`, `\` or
@@ -600,6 +613,30 @@ mod tests {
             assert_eq!((held.unwrap(), seen), (false, 0), "{empty:?}");
         }
         assert!(for_each_prefix("[]".as_bytes(), "h.json", MAX_VALUE_BYTES, &mut |_| Ok(None)).unwrap());
+    }
+
+    /// A window kept from file to file holds the last file's bytes past its end:
+    /// the next file reads as if its window were fresh, a damaged one included.
+    #[test]
+    fn a_kept_window_reads_each_file_as_a_fresh_one() {
+        let read = |window: &mut Vec<u8>, text: &str| -> Result<Vec<Value>> {
+            let mut out = Vec::new();
+            for_each_prefix_in(window, Uneven(text.as_bytes(), 0), "h.json", MAX_VALUE_BYTES, &mut |element| match element.parse_prefix::<Value>().map_err(|e| element.error("h.json", &e))? {
+                Some((v, used)) => {
+                    out.push(v);
+                    Ok(Some(used))
+                }
+                None => Ok(None),
+            })?;
+            Ok(out)
+        };
+        let long = format!("[{}]", (0..5000).map(|i| format!("{{\"id\": {i}, \"message\": \"{}\"}}", "x".repeat(i % 300))).collect::<Vec<_>>().join(","));
+        let mut window = Vec::new();
+        for text in [long.as_str(), r#"[{"a": 1}, {"b": "two"}]"#, "[1, 2", r#"[{"c": 3}]"#, " ", &long] {
+            let fresh = read(&mut Vec::new(), text).map_err(|e| e.to_string());
+            assert_eq!(read(&mut window, text).map_err(|e| e.to_string()), fresh, "{}", &text[..text.len().min(40)]);
+            assert!(!window.is_empty(), "the window is kept");
+        }
     }
 
     #[test]

@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::borrowed::{self, BorrowedFields};
-use super::fields::{Field, Members, embedded_json, id, id_of, unwrap, without_nul};
+use super::borrowed;
+use super::fields::BorrowedFields;
+use super::fields::{Field, Members, card_of, id, id_of, unwrap, without_nul};
 use super::json::RawElement;
 use crate::error::Result;
 use crate::model::{Attachment, Conversation, Deletion, Message, MessageKind, RoomId, Sender, UserId};
@@ -236,7 +237,7 @@ fn parse_kind(wrapper: &str, m: &dyn MessageObject, origin: Origin) -> MessageKi
                 f => f,
             },
             color: m.text("color"),
-            card: embedded_json(m.field("card").map(Field::value).as_deref()),
+            card: card_of(m.field("card")),
         },
         "TopicRoomMessage" => MessageKind::Topic { topic: m.text("topic") },
         "ArchiveRoomMessage" => MessageKind::Archive { is_archived: m.flag("is_archived") },
@@ -465,7 +466,7 @@ mod tests {
         let m = parse(json!({"NotificationMessage": {"id": "n", "sender": "JI\u{0}RA", "message": "x\u{0}", "timestamp": "2017-11-07T13:53:53Z", "card": "{\"title\": \"T\\u0000\"}"}}), Origin::Room(1));
         assert_eq!((m.text.as_str(), m.sender.name.as_str()), ("x", "JIRA"));
         let MessageKind::Notification { card, .. } = m.kind else { panic!() };
-        assert_eq!(card.unwrap()["title"], "T");
+        assert_eq!(card.unwrap().title.as_deref(), Some("T"));
         let (user, _) = crate::hipchat::records::parse_user(&json!({"id": 5, "name": "A\u{0}nn", "mention_name": "a\u{0}"})).unwrap();
         assert_eq!((user.name.as_str(), user.mention_name.as_str()), ("Ann", "a"));
         let room = crate::hipchat::records::parse_room(&json!({"id": 5, "name": "R\u{0}", "topic": "t\u{0}"})).unwrap();
@@ -477,7 +478,7 @@ mod tests {
         let m = parse(json!({"NotificationMessage": {"id": "n", "sender": "JIRA", "message": "<b>x</b>", "timestamp": "2017-11-07T13:53:53Z 634688", "format": "html", "color": "yellow", "card": "{\"title\": \"T\"}"}}), Origin::Room(1));
         let MessageKind::Notification { format, card, .. } = m.kind else { panic!() };
         assert_eq!(format, "html");
-        assert_eq!(card.unwrap()["title"], "T");
+        assert_eq!(card.unwrap().title.as_deref(), Some("T"));
     }
 
     #[test]

@@ -14,9 +14,10 @@
 //! repeated key, a number first, deep nesting, the end of the bytes, any syntax
 //! error). The serde reader then decides, so every element it would refuse, and
 //! every error text, stays as it was. Whenever this scanner accepts, serde_json
-//! accepts with the same fields (proptest below).
+//! accepts with the same fields (the proptest beside that reader, in
+//! `borrowed.rs`, which reads through this scanner first).
 
-use super::borrowed::{BorrowedFields, Escapes};
+use super::fields::{BorrowedFields, Escapes};
 use super::json::first_string_special;
 
 /// Nesting followed inside a field value; deeper values are left to serde_json.
@@ -291,7 +292,6 @@ impl Scanner<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
     /// The wrapper, fields, escapes and length the scanner finds, owned.
     type Found = (Option<String>, Vec<(String, String)>, Escapes, usize);
@@ -336,72 +336,5 @@ mod tests {
         assert!(message(b"{\"a\": \"\xff\"}").is_none());
         let deep = format!(r#"{{"a": "b", "c": {}1{}}}"#, "[".repeat(40), "]".repeat(40));
         assert!(fields(&deep).is_none());
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(4000))]
-
-        /// Whatever the scanner accepts, serde's reader accepts with the same
-        /// wrapper, fields, escapes and length (and the other way round for most).
-        #[test]
-        fn the_scanner_reads_as_serde_reads(json in element()) {
-            let scanned = message(json.as_bytes());
-            let serde = super::super::borrowed::read_with_serde(json.as_bytes());
-            if let Some((w, f, used)) = scanned {
-                let Some((sw, sf, sused)) = serde else { panic!("serde refused what the scanner took: {json}") };
-                prop_assert_eq!(w, sw);
-                prop_assert_eq!(used, sused);
-                prop_assert_eq!(f.escapes(), sf.escapes());
-                prop_assert_eq!(f.entries().collect::<Vec<_>>(), sf.entries().collect::<Vec<_>>());
-            }
-        }
-    }
-
-    /// Elements near the common shape, with every kind of value and, more rarely,
-    /// the flaws the scanner must leave to serde.
-    fn element() -> impl Strategy<Value = String> {
-        let key = prop_oneof![8 => prop_oneof![Just("id".to_string()), Just("message".to_string()), Just("from".to_string()), "[a-z]{1,3}", Just("é".to_string())], 1 => Just("a\\u0062".to_string())];
-        let good = prop_oneof![
-            Just("null".to_string()),
-            Just("true".to_string()),
-            "-?(0|[1-9][0-9]{0,3})(\\.[0-9]{1,2})?([eE][+-]?[0-9]{1,3})?",
-            "\"([a-z é😀<>]|\\\\[nt\"\\\\/bfr]|\\\\u00[0-9a-fA-F]{2}|\\\\ud83d\\\\ude00){0,12}\"",
-        ];
-        let flawed = prop_oneof![
-            Just("fals".to_string()),
-            Just("01".to_string()),
-            Just("1e400".to_string()),
-            Just("-".to_string()),
-            Just("1.".to_string()),
-            Just("\"\\ud800\"".to_string()),
-            Just("\"\\x\"".to_string()),
-            Just("\"\\u12\"".to_string()),
-            Just("\"a\u{1}\"".to_string()),
-            Just("\"\t\"".to_string()),
-        ];
-        let leaf = prop_oneof![12 => good, 1 => flawed];
-        let value = leaf.prop_recursive(3, 24, 4, move |inner| {
-            prop_oneof![
-                proptest::collection::vec(inner.clone(), 0..3).prop_map(|v| format!("[{}]", v.join(","))),
-                proptest::collection::vec((key_text(), inner), 0..4).prop_map(|m| format!("{{{}}}", m.into_iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", "))),
-            ]
-        });
-        let members = proptest::collection::vec((key.prop_map(|k| format!("\"{k}\"")), value), 0..6);
-        let cut = prop_oneof![8 => Just(0usize), 1 => 1usize..12];
-        (members, prop_oneof![Just(""), Just(" "), Just(","), Just("}"), Just(", {")], any::<bool>(), cut, any::<bool>()).prop_map(|(members, tail, wrap, cut, spaced)| {
-            let gap = if spaced { " \n\t" } else { "" };
-            let body = format!("{{{gap}{}{gap}}}", members.into_iter().map(|(k, v)| format!("{k}{gap}:{gap}{v}")).collect::<Vec<_>>().join(","));
-            let mut json = if wrap { format!("{{\"UserMessage\": {body}}}") } else { body };
-            let mut end = json.len().saturating_sub(cut);
-            while !json.is_char_boundary(end) {
-                end -= 1;
-            }
-            json.truncate(end);
-            json + tail
-        })
-    }
-
-    fn key_text() -> impl Strategy<Value = String> {
-        prop_oneof![4 => Just("\"id\"".to_string()), 4 => Just("\"name\"".to_string()), 1 => Just("\"k\\n\"".to_string())]
     }
 }

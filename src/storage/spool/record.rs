@@ -10,11 +10,12 @@
 //! Integers are LEB128 varints (the time zigzag-encoded, since it may be negative),
 //! strings are a varint byte length then UTF-8, and every enum and `Option` is one tag
 //! byte (`Option`: 0 none, 1 some; `bool`: 0 or 1). Fields follow the order of their
-//! declaration in [`crate::model`]. The two `serde_json::Value` fields,
-//! [`Message::metadata`] and the card of [`MessageKind::Notification`], are stored as
-//! their JSON text: `Value` deserializes through `deserialize_any`, which
-//! non-self-describing serde formats (bincode, postcard) cannot carry, and both fields
-//! are rare enough that a JSON parse for them costs nothing measurable.
+//! declaration in [`crate::model`]. The one `serde_json::Value` field,
+//! [`Message::metadata`], is stored as its JSON text: `Value` deserializes through
+//! `deserialize_any`, which non-self-describing serde formats (bincode, postcard)
+//! cannot carry, and the field is rare enough that a JSON parse for it costs
+//! nothing measurable. (Cards were stored so too, until exports full of
+//! integrations made that a tenth of a run: see [`crate::model::Card`].)
 //!
 //! Decoding trusts nothing: any byte string yields a message or an error, never a
 //! panic. Lengths and counts are checked against the bytes left before anything is
@@ -26,7 +27,7 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{Attachment, Conversation, Deletion, FileRef, Message, MessageKind, Sender, Timestamp};
+use crate::model::{Attachment, Card, Conversation, Deletion, FileRef, Message, MessageKind, Sender, Timestamp};
 
 /// [`Conversation`] tags.
 const ROOM: u8 = 0;
@@ -66,7 +67,11 @@ pub(super) fn encode(m: &Message, out: &mut Vec<u8>) -> Result<()> {
             out.push(NOTIFICATION);
             put_str(out, format);
             put_str(out, color);
-            put_opt_json(out, card.as_ref())?;
+            put_opt(out, card.as_ref(), |out, card| {
+                for text in [&card.title, &card.url, &card.description] {
+                    put_opt(out, text.as_ref(), |out, s| put_str(out, s));
+                }
+            });
         }
         MessageKind::Topic { topic } => {
             out.push(TOPIC);
@@ -349,6 +354,10 @@ impl<'a> Reader<'a> {
         })
     }
 
+    fn card(&mut self) -> Result<Card> {
+        Ok(Card { title: self.opt(Self::str)?, url: self.opt(Self::str)?, description: self.opt(Self::str)? })
+    }
+
     fn file(&mut self) -> Result<FileRef> {
         Ok(FileRef { path: self.str()?, size: self.u64()? })
     }
@@ -366,7 +375,7 @@ impl<'a> Reader<'a> {
         self.str_into(&mut m.text)?;
         m.kind = match self.tag(UNKNOWN)? {
             USER => MessageKind::User,
-            NOTIFICATION => MessageKind::Notification { format: self.str()?, color: self.str()?, card: self.opt(Self::json)? },
+            NOTIFICATION => MessageKind::Notification { format: self.str()?, color: self.str()?, card: self.opt(Self::card)? },
             TOPIC => MessageKind::Topic { topic: self.str()? },
             ARCHIVE => MessageKind::Archive { is_archived: self.bool()? },
             GUEST_ACCESS => MessageKind::GuestAccess { enabled: self.bool()?, url: self.str()? },
@@ -417,7 +426,7 @@ pub(super) mod tests {
         buf
     }
 
-    /// Any JSON value, nested up to four levels: what `metadata` and cards hold.
+    /// Any JSON value, nested up to four levels: what `metadata` holds.
     fn value() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
             Just(Value::Null),
@@ -437,6 +446,10 @@ pub(super) mod tests {
         })
     }
 
+    fn card() -> impl Strategy<Value = Card> {
+        (any::<Option<String>>(), any::<Option<String>>(), any::<Option<String>>()).prop_map(|(title, url, description)| Card { title, url, description })
+    }
+
     fn file() -> impl Strategy<Value = FileRef> {
         (any::<String>(), any::<u64>()).prop_map(|(path, size)| FileRef { path, size })
     }
@@ -444,7 +457,7 @@ pub(super) mod tests {
     fn kind() -> impl Strategy<Value = MessageKind> {
         prop_oneof![
             Just(MessageKind::User),
-            (any::<String>(), any::<String>(), proptest::option::of(value())).prop_map(|(format, color, card)| MessageKind::Notification { format, color, card }),
+            (any::<String>(), any::<String>(), proptest::option::of(card())).prop_map(|(format, color, card)| MessageKind::Notification { format, color, card }),
             any::<String>().prop_map(|topic| MessageKind::Topic { topic }),
             any::<bool>().prop_map(|is_archived| MessageKind::Archive { is_archived }),
             (any::<bool>(), any::<String>()).prop_map(|(enabled, url)| MessageKind::GuestAccess { enabled, url }),

@@ -67,24 +67,36 @@ pub fn write_rooms(catalog: &Catalog, summaries: &Summaries, settings: &Settings
                 report.skip(Entity::Room, id.to_string(), SkipReason::DeletedRoom, "deleted in Hipchat; left out by --skip-deleted-rooms");
             }
             Some(room) => {
-                arrays.push(&group_row(catalog, room, summary, settings, directory, report))?;
+                let row = group_row(catalog, room, summary, settings, directory, report);
+                arrays.push_json(|out| row.write_json(out))?;
                 count_room(room.is_placeholder, report);
             }
             None => {
                 let stand_in = Room::placeholder(id);
-                arrays.push(&group_row(catalog, &stand_in, summary, settings, directory, report))?;
+                let row = group_row(catalog, &stand_in, summary, settings, directory, report);
+                arrays.push_json(|out| row.write_json(out))?;
                 count_room(true, report);
             }
         }
     }
     let mut conversations: BTreeSet<Conversation> = catalog.conversations.clone();
     conversations.extend(summaries.conversations().filter(|c| matches!(c, Conversation::Direct { .. })));
+    // One row for all single rooms, refilled: an export has one per private
+    // conversation, tens of thousands (a dozen allocations each were most of
+    // their cost).
+    let mut single = RoomRow::default();
     for conversation in conversations {
         let summary = &summaries.get(conversation);
         if let Conversation::Direct { low, high } = conversation {
-            let row = if low == high { notes_row(catalog, low, summary, settings, directory, report) } else { single_row(low, high, summary, settings, directory, report) };
-            arrays.push(&row)?;
-            report.add_extra(if low == high { "qiscus_notes_rooms" } else { "qiscus_single_rooms" }, 1);
+            if low == high {
+                let row = notes_row(catalog, low, summary, settings, directory, report);
+                arrays.push_json(|out| row.write_json(out))?;
+                report.add_extra("qiscus_notes_rooms", 1);
+            } else {
+                single_row_into(&mut single, low, high, summary, settings, directory, report);
+                arrays.push_json(|out| single.write_json(out))?;
+                report.add_extra("qiscus_single_rooms", 1);
+            }
         }
     }
     arrays.finish()
@@ -145,20 +157,36 @@ fn group_row(catalog: &Catalog, room: &Room, summary: &ConversationSummary, sett
     }
 }
 
-fn single_row(low: UserId, high: UserId, summary: &ConversationSummary, settings: &Settings, directory: &mut Directory, report: &mut Report) -> RoomRow {
-    let a = directory.user_email(low, "", report);
-    let b = directory.user_email(high, "", report);
-    let creator = summary.first_creator.filter(|c| *c == a || *c == b).map_or_else(|| a.clone(), str::to_string);
-    let options = RoomOptions { source: "hipchat", hipchat_kind: "private", hipchat_user_ids: Some([low, high]), ..Default::default() };
-    RoomRow {
-        name: format!("{a} {b}"),
-        kind: "single",
-        options: options.to_text(),
-        created_at: created_at(None, summary, settings),
-        avatar_url: String::new(),
-        unique_id: room_unique_id(Conversation::Direct { low, high }),
-        participant_emails: creator_first(&creator, BTreeSet::from([a, b])),
-        creator_email: creator,
+/// Refills `row` with the single room of the conversation between `low` and
+/// `high` (two distinct users): named after both, the first author (or `low`)
+/// its creator and first participant.
+fn single_row_into(row: &mut RoomRow, low: UserId, high: UserId, summary: &ConversationSummary, settings: &Settings, directory: &mut Directory, report: &mut Report) {
+    use std::fmt::Write as _;
+    for id in [low, high] {
+        if directory.known_user_email(id).is_none() {
+            directory.user_email(id, "", report);
+        }
+    }
+    let (a, b) = (directory.known_user_email(low).unwrap_or_default(), directory.known_user_email(high).unwrap_or_default());
+    let creator = summary.first_creator.filter(|c| *c == a || *c == b).unwrap_or(a);
+    row.name.clear();
+    let _ = write!(row.name, "{a} {b}");
+    row.kind = "single";
+    row.options.clear();
+    // What `RoomOptions { hipchat_kind: "private", hipchat_user_ids, .. }` serializes to (tested).
+    let _ = write!(row.options, r#"{{"source":"hipchat","hipchat_kind":"private","hipchat_user_ids":[{low},{high}]}}"#);
+    row.created_at = created_at(None, summary, settings);
+    row.avatar_url.clear();
+    row.unique_id.clear();
+    let _ = write!(row.unique_id, "hipchat-dm-{low}-{high}");
+    row.creator_email.clear();
+    row.creator_email.push_str(creator);
+    // The creator, then the other participant (none when both share the address).
+    let other = if creator == a { b } else { a };
+    row.participant_emails.resize(if other == creator { 1 } else { 2 }, String::new());
+    for (slot, email) in row.participant_emails.iter_mut().zip([creator, other]) {
+        slot.clear();
+        slot.push_str(email);
     }
 }
 
@@ -197,6 +225,39 @@ mod tests {
     fn unique_ids_differ_by_kind() {
         let ids = [room_unique_id(Conversation::Room(12)), room_unique_id(Conversation::direct(1, 2)), room_unique_id(Conversation::direct(1, 1))];
         assert_eq!(ids, ["hipchat-room-12", "hipchat-dm-1-2", "hipchat-notes-1"]);
+    }
+
+    /// A single room's row as it was first built (serde, the options struct, the
+    /// participants by address order), to hold the refilled one to.
+    #[test]
+    fn single_rows_are_what_serde_wrote() {
+        let secret = super::super::identity::Secret::from_bytes(b"0123456789abcdef").unwrap();
+        let settings = Settings { out: "out".into(), base_url: None, secret, domain: "x".into(), max_file_bytes: 1 << 20, skip_deleted_rooms: false, default_created: Timestamp(7_000_000) };
+        let mut report = Report::default();
+        let mut catalog = Catalog::default();
+        for (id, email) in [(1, "b@x"), (2, "a@x"), (3, "A@x"), (40, "same@x"), (41, "same@x"), (42, "q\"uote@x")] {
+            catalog.users.insert(id, crate::model::User::regular(id, &format!("User {id}"), "", Some(email)));
+        }
+        let mut directory = Directory::new(&catalog, "x", &mut report);
+        let mut row = RoomRow::default();
+        for (low, high, first, time) in [(1, 2, Some("a@x"), Some(1_522_684_244_000_000)), (1, 2, Some("b@x"), None), (1, 2, None, None), (2, 3, Some("elsewhere@x"), None), (1, 999, None, None), (40, 41, None, None), (41, 42, Some("q\"uote@x"), None), (1, 2, Some("a@x"), None)] {
+            let summary = ConversationSummary { first_time: time.map(Timestamp), first_creator: first, creators: Vec::new() };
+            single_row_into(&mut row, low, high, &summary, &settings, &mut directory, &mut report);
+            let (a, b) = (directory.known_user_email(low).unwrap().to_string(), directory.known_user_email(high).unwrap().to_string());
+            let creator = first.filter(|c| *c == a || *c == b).map_or_else(|| a.clone(), str::to_string);
+            let options = RoomOptions { source: "hipchat", hipchat_kind: "private", hipchat_user_ids: Some([low, high]), ..Default::default() };
+            let expected = RoomRow {
+                name: format!("{a} {b}"),
+                kind: "single",
+                options: options.to_text(),
+                created_at: created_at(None, &summary, &settings),
+                avatar_url: String::new(),
+                unique_id: room_unique_id(Conversation::Direct { low, high }),
+                participant_emails: creator_first(&creator, BTreeSet::from([a, b])),
+                creator_email: creator,
+            };
+            assert_eq!(row, expected);
+        }
     }
 
     #[test]
