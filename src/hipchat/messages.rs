@@ -184,7 +184,10 @@ fn parse_fields(wrapper: Option<&str>, m: &dyn MessageObject, origin: Origin, se
         let raw = raw_time.map_or_else(|| Value::Null.to_string(), |f| f.value().to_string());
         return Parsed::BadTimestamp { id: out.id.clone(), raw };
     };
-    let sender = sender_of(m.field("sender").or_else(|| m.field("from")));
+    let sender = match m.field("sender") {
+        Some(field) => sender_of(Some(field)),
+        None => cloud_sender(m.field("from")),
+    };
     let kind = parse_kind(wrapper, m, origin);
     let conversation = match (origin, &kind) {
         (Origin::Room(rid), _) => Conversation::Room(rid),
@@ -204,6 +207,9 @@ fn parse_fields(wrapper: Option<&str>, m: &dyn MessageObject, origin: Origin, se
     out.seq = seq;
     out.sender = sender;
     m.text_into("message", &mut out.text);
+    if m.field("timestamp").is_none() && m.field("sender").is_none() {
+        cloud_newlines(&mut out.text);
+    }
     out.kind = kind;
     out.attachment = parse_attachment(m);
     out.deleted = deleted;
@@ -293,6 +299,30 @@ fn sender_of(field: Option<Field<'_>>) -> Sender {
             Err(_) => Sender { id: None, name: without_nul(s.clone()) },
         },
         other => Sender { id: id_of(other).filter(|i| *i != 0), name: String::new() },
+    }
+}
+
+/// The sender of an old Cloud export's message (HIPCHAT.md: `date`/`from` keys):
+/// `from` is `{name, user_id}` there, so the id is taken from `user_id` when it
+/// has no `id` (without it, a person became an integration named after them,
+/// and a private message held in both people's files was not seen as one).
+fn cloud_sender(field: Option<Field<'_>>) -> Sender {
+    match field.filter(|f| f.is_object()) {
+        Some(field) => {
+            let from = field.members();
+            let id = from.get("id").or_else(|| from.get("user_id")).and_then(Field::id);
+            Sender { id: id.filter(|i| *i != 0), name: from.text("name") }
+        }
+        None => sender_of(field),
+    }
+}
+
+/// Old Cloud exports stored the line breaks of `/code` and `/quote` messages as
+/// the two characters `\n` (HIPCHAT.md); they become line breaks again. Other
+/// texts keep a typed `\n` as it is.
+fn cloud_newlines(text: &mut String) {
+    if (text.starts_with("/code") || text.starts_with("/quote")) && text.contains("\\n") && !text.contains('\n') {
+        *text = text.replace("\\n", "\n");
     }
 }
 
@@ -396,6 +426,31 @@ mod tests {
     /// An element without a backslash has its strings taken as they are, unscanned
     /// for NULs: that holds because a raw NUL (or any control character) inside a
     /// string is malformed JSON, never a message text.
+    #[test]
+    /// Old Cloud exports (HIPCHAT.md): `date` and `from: {name, user_id}` instead of
+    /// `timestamp` and `sender`, and `/code`/`/quote` line breaks as `\\n`.
+    fn cloud_shaped_messages_keep_their_sender_and_line_breaks() {
+        let parse = |json: &str, origin: Origin| {
+            let element = RawElement { json: json.as_bytes(), key: None, line: 1, column: 1, complete: true };
+            match parse_element(&element, "t", "", origin, 1, &mut BTreeMap::new()).unwrap() {
+                Some((Parsed::Message(m), _)) => m,
+                _ => panic!("{json}"),
+            }
+        };
+        let room = parse(r#"{"UserMessage": {"id": "c", "date": "2013-11-15T09:38:57Z", "from": {"name": "H\u00e9l\u00e8ne", "user_id": 103}, "message": "/code one\\ntwo\\n    three"}}"#, Origin::Room(7));
+        assert_eq!((room.sender.id, room.sender.name.as_str()), (Some(103), "Hélène"));
+        assert_eq!(room.text, "/code one\ntwo\n    three");
+        // A private message in both people's files is one conversation, so one message.
+        let pm = r#"{"PrivateUserMessage": {"id": "p", "date": "2013-08-01T23:16:52Z", "from": {"name": "J", "user_id": 104}, "message": "a \\n b", "receiver": {"id": 103}}}"#;
+        let (in_103, in_104) = (parse(pm, Origin::User(103)), parse(pm, Origin::User(104)));
+        assert_eq!(in_103.conversation, in_104.conversation);
+        assert_eq!(in_103.conversation, Conversation::direct(103, 104));
+        assert_eq!(in_103.text, "a \\n b", "only /code and /quote had their line breaks escaped");
+        // A current message's typed backslash-n stays.
+        let typed = parse(r#"{"UserMessage": {"id": "t", "timestamp": "2018-04-02T14:54:04Z", "sender": {"id": 1, "name": "A"}, "message": "/code x\\ny"}}"#, Origin::Room(7));
+        assert_eq!(typed.text, "/code x\\ny");
+    }
+
     #[test]
     fn a_raw_nul_in_a_string_is_malformed_not_text() {
         for text in ["{\"UserMessage\": {\"id\": \"a\", \"message\": \"x\u{0}y\", \"timestamp\": \"2018-04-02T14:54:04Z\"}}", "{\"id\": \"a\", \"message\": \"x\u{0}y\", \"timestamp\": \"2018-04-02T14:54:04Z\"}"] {
