@@ -439,8 +439,10 @@ pub struct Catalog {
     /// (a sorted list, not a set: an export has a room per thousand messages or so,
     /// and a set's tree nodes cost about three times the ids they hold).
     pub room_posters: BTreeMap<RoomId, Vec<UserId>>,
-    /// Every private conversation that has at least one message.
-    pub conversations: BTreeSet<Conversation>,
+    /// Every private conversation that has at least one message, ascending, each
+    /// once (a sorted list, not a set: an export can have hundreds of thousands, and
+    /// a set's tree nodes cost twice the conversations they hold).
+    pub conversations: Vec<Conversation>,
     /// Names of integrations (senders with no user) seen in notifications and messages.
     pub integrations: BTreeSet<String>,
     /// Number of entries in preferences.json (read, not converted).

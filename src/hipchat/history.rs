@@ -45,6 +45,7 @@ use crate::model::{Conversation, Message, MessageKind, RoomId, Timestamp, UserId
 use crate::report::{Entity, Event, Report, SkipReason};
 use crate::storage::spool::{position, HistoryFile, SpoolWriter};
 
+use super::conversations::ConversationSet;
 use super::json;
 use super::messages::{self, Origin, Parsed};
 
@@ -97,7 +98,7 @@ pub struct History {
     /// Users who posted in each room, sorted.
     pub room_posters: BTreeMap<RoomId, Vec<UserId>>,
     /// Private conversations with at least one message.
-    pub conversations: BTreeSet<Conversation>,
+    pub conversations: ConversationSet,
     /// Latest ArchiveRoomMessage state per room, by (time, seq).
     pub last_archive: BTreeMap<RoomId, ((i64, u64), bool)>,
     /// Latest TopicRoomMessage per room.
@@ -128,7 +129,7 @@ impl History {
             sender_names: BTreeMap::new(),
             integrations: BTreeSet::new(),
             room_posters: BTreeMap::new(),
-            conversations: BTreeSet::new(),
+            conversations: ConversationSet::default(),
             last_archive: BTreeMap::new(),
             last_topic: BTreeMap::new(),
             history_rooms: BTreeSet::new(),
@@ -280,7 +281,7 @@ impl History {
             mine.sort_unstable();
             mine.dedup();
         }
-        self.conversations.extend(other.conversations);
+        self.conversations.absorb(other.conversations);
         for (rid, (order, archived)) in other.last_archive {
             keep_latest(&mut self.last_archive, rid, order, archived);
         }
@@ -801,7 +802,7 @@ mod tests {
             assert_eq!(threaded.room_posters, inline.room_posters);
             assert_eq!(threaded.sender_names, inline.sender_names);
             assert_eq!(threaded.last_topic, inline.last_topic);
-            assert_eq!(threaded.conversations, inline.conversations);
+            assert_eq!(threaded.conversations.to_sorted(), inline.conversations.to_sorted());
             assert_eq!((threaded.first_message, threaded.last_message), (inline.first_message, inline.last_message));
             let ids = |r: &Report| r.skipped.iter().map(|s| s.unwrap().id).collect::<Vec<_>>();
             assert_eq!(ids(&report), ids(&inline_report));

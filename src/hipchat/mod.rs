@@ -13,6 +13,7 @@
 //! writes only the messages, compactly, and usually fits in memory for small exports.
 
 mod borrowed;
+mod conversations;
 mod fields;
 mod history;
 pub mod json;
@@ -415,7 +416,7 @@ impl Reader {
         self.stats.last_message = history.last_message;
         self.catalog.integrations = history.integrations;
         self.catalog.room_posters = history.room_posters;
-        self.catalog.conversations = history.conversations;
+        self.catalog.conversations = history.conversations.into_sorted();
         self.files.seal()?;
         self.add_placeholder_users(&history.sender_names, report);
         self.add_placeholder_rooms(&history.history_rooms, report);

@@ -32,7 +32,7 @@ struct Rendered {
 /// Writes the post section of the import, message by message.
 pub struct PostWriter<'a> {
     dir: &'a Directory,
-    conversations: &'a std::collections::BTreeSet<Conversation>,
+    conversations: &'a [Conversation],
     max_runes: usize,
     current: Option<Conversation>,
     clock: StrictClock,
@@ -42,7 +42,7 @@ pub struct PostWriter<'a> {
 
 impl<'a> PostWriter<'a> {
     /// A writer splitting room posts at `max_runes`.
-    pub fn new(dir: &'a Directory, conversations: &'a std::collections::BTreeSet<Conversation>, max_runes: usize) -> Self {
+    pub fn new(dir: &'a Directory, conversations: &'a [Conversation], max_runes: usize) -> Self {
         PostWriter { dir, conversations, max_runes, current: None, clock: StrictClock::new(), topic: String::new(), direct_channels_written: false }
     }
 

@@ -7,13 +7,13 @@
 //! stream's order. Texts over the send limit are split into several comments that
 //! concatenate back to the exact text.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::convert::clock::StrictClock;
 use crate::convert::text::{event_text, is_code, notification_text, slash_command, slash_command_from, split_chars, Style, TextRewriter};
 use crate::error::Result;
 use crate::hipchat::Export;
-use crate::model::{Catalog, Conversation, Message, MessageKind, Timestamp};
+use crate::model::{Catalog, Conversation, Message, MessageKind, RoomId, Timestamp};
 use crate::report::{Entity, Report, SkipReason};
 
 use super::chunks::{ChunkedArrays, FileSummary};
@@ -35,46 +35,117 @@ pub struct ConversationSummary<'a> {
 }
 
 /// The [`ConversationSummary`] of every conversation, kept small: an export has a
-/// room per thousand messages or so, each with a score of authors, so authors are
-/// numbers into one table of addresses (one per identity) rather than a set of
-/// addresses per room.
+/// room per thousand messages or so, each with a score of authors, and up to
+/// hundreds of thousands of private conversations, so authors are numbers into one
+/// table of addresses (one per identity) rather than a set of addresses per room,
+/// and a private conversation's tally sits at its place in the catalog's sorted
+/// list rather than in a map (at 320 000 private conversations, a map and a vector
+/// of tallies were 45 MB of a Qiscus run's heap; this is 8 MB).
 #[derive(Debug, Default)]
 pub struct Summaries {
-    /// Each conversation's place in `tallies`.
-    conversations: BTreeMap<Conversation, usize>,
-    tallies: Vec<Tally>,
+    /// `known[i]` is the tally of the catalog's `i`-th private conversation
+    /// ([`Tally::is_empty`] until its first comment).
+    known: Vec<Tally>,
+    /// Rooms, and private conversations the catalog does not list, ascending.
+    /// Comments come in that order, so a new one is pushed at the end.
+    others: Vec<(Conversation, Tally)>,
+    /// The authors of conversations with more than two, each list sorted.
+    lists: Vec<Vec<u32>>,
     emails: Vec<String>,
     numbers: HashMap<String, u32>,
-    /// The conversation and author of the last comment noted. Comments come a
-    /// conversation at a time, and authors often in runs, so most notes skip both
-    /// lookups (a map search and a hash of the address per comment were 1 % of a
-    /// Qiscus run, perf 500k).
-    last: Option<(Conversation, usize, u32)>,
+    /// The conversation, tally and author of the last comment noted. Comments
+    /// come a conversation at a time, and authors often in runs, so most notes skip
+    /// both lookups (a map search and a hash of the address per comment were 1 % of
+    /// a Qiscus run, perf 500k).
+    last: Option<(Conversation, Slot, u32)>,
+}
+
+/// Where a conversation's [`Tally`] is in [`Summaries`].
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Known(usize),
+    Other(usize),
 }
 
 /// One conversation's facts, authors as numbers into [`Summaries::emails`].
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Copy)]
 struct Tally {
-    first_time: Option<Timestamp>,
-    first_creator: Option<u32>,
-    /// Sorted and without repeats (a few dozen at most: binary search suffices).
-    creators: Vec<u32>,
+    first_time: Timestamp,
+    /// [`NO_AUTHOR`] while the conversation has no comment.
+    first_creator: u32,
+    creators: Authors,
 }
 
+impl Tally {
+    const EMPTY: Tally = Tally { first_time: Timestamp(0), first_creator: NO_AUTHOR, creators: Authors::Two([NO_AUTHOR; 2]) };
+
+    fn first(time: Timestamp, creator: u32) -> Tally {
+        Tally { first_time: time, first_creator: creator, creators: Authors::Two([creator, NO_AUTHOR]) }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first_creator == NO_AUTHOR
+    }
+}
+
+/// A conversation's authors, each once. Up to two are held inline, so a private
+/// conversation (never more than its two participants) costs no allocation and a
+/// [`Tally`] 24 bytes; rooms with more keep a list in [`Summaries::lists`].
+#[derive(Debug, Clone, Copy)]
+enum Authors {
+    /// [`NO_AUTHOR`] marks a free place.
+    Two([u32; 2]),
+    /// An index into [`Summaries::lists`].
+    List(u32),
+}
+
+/// An empty place in [`Authors::Two`] (author numbers stay below it).
+const NO_AUTHOR: u32 = u32::MAX;
+
 impl Summaries {
-    /// Notes a comment of `creator` in `conversation` at `time` (comments come in time order).
-    fn note(&mut self, conversation: Conversation, time: Timestamp, creator: &str) {
+    /// Tallies for the catalog's `private` conversations, made at once (a vector
+    /// grown by doubling holds its old and new buffer for a moment).
+    fn new(private: usize) -> Self {
+        Summaries { known: vec![Tally::EMPTY; private], ..Summaries::default() }
+    }
+
+    /// Notes a comment of `creator` in `conversation` at `time` (comments come in
+    /// time order); `known` is the catalog's private conversations.
+    fn note(&mut self, known: &[Conversation], conversation: Conversation, time: Timestamp, creator: &str) {
         let (slot, number) = match self.last {
             Some((c, slot, n)) if c == conversation && self.emails[n as usize] == creator => (slot, n),
             Some((c, slot, _)) if c == conversation => (slot, self.number(creator)),
-            _ => (self.slot(conversation), self.number(creator)),
+            _ => {
+                let number = self.number(creator);
+                (self.slot(known, conversation, time, number), number)
+            }
         };
         self.last = Some((conversation, slot, number));
-        let tally = &mut self.tallies[slot];
-        tally.first_time.get_or_insert(time);
-        tally.first_creator.get_or_insert(number);
-        if let Err(at) = tally.creators.binary_search(&number) {
-            tally.creators.insert(at, number);
+        self.add_author(slot, number);
+    }
+
+    /// Adds `number` to the authors of the conversation at `slot`, if not there yet.
+    fn add_author(&mut self, slot: Slot, number: u32) {
+        let lists = self.lists.len();
+        let authors = match slot {
+            Slot::Known(at) => &mut self.known[at].creators,
+            Slot::Other(at) => &mut self.others[at].1.creators,
+        };
+        match authors {
+            Authors::Two(pair) if pair.contains(&number) => {}
+            Authors::Two(pair) if pair[1] == NO_AUTHOR => pair[1] = number,
+            Authors::Two(pair) => {
+                let mut list = vec![pair[0], pair[1], number];
+                list.sort_unstable();
+                *authors = Authors::List(u32::try_from(lists).expect("fewer than 2^32 rooms"));
+                self.lists.push(list);
+            }
+            Authors::List(index) => {
+                let list = &mut self.lists[*index as usize];
+                if let Err(at) = list.binary_search(&number) {
+                    list.insert(at, number);
+                }
+            }
         }
     }
 
@@ -83,34 +154,59 @@ impl Summaries {
         if let Some(n) = self.numbers.get(creator) {
             return *n;
         }
-        let n = u32::try_from(self.emails.len()).expect("fewer than 2^32 identities");
+        let n = u32::try_from(self.emails.len()).ok().filter(|n| *n != NO_AUTHOR).expect("fewer than 2^32 - 1 identities");
         self.emails.push(creator.to_string());
         self.numbers.insert(creator.to_string(), n);
         n
     }
 
-    /// The place of a conversation's tally, made on first sight.
-    fn slot(&mut self, conversation: Conversation) -> usize {
-        let next = self.tallies.len();
-        let slot = *self.conversations.entry(conversation).or_insert(next);
-        if slot == next {
-            self.tallies.push(Tally::default());
+    /// The place of a conversation's tally, made on first sight with this
+    /// comment's time and author. Others come in ascending order, so a new one goes
+    /// at the end; one out of order is inserted in its place (slower, still right).
+    fn slot(&mut self, known: &[Conversation], conversation: Conversation, time: Timestamp, creator: u32) -> Slot {
+        if let Ok(at) = known.binary_search(&conversation) {
+            if self.known[at].is_empty() {
+                self.known[at] = Tally::first(time, creator);
+            }
+            return Slot::Known(at);
         }
-        slot
+        if self.others.last().is_none_or(|(last, _)| *last < conversation) {
+            self.others.push((conversation, Tally::first(time, creator)));
+            return Slot::Other(self.others.len() - 1);
+        }
+        match self.others.binary_search_by_key(&conversation, |(c, _)| *c) {
+            Ok(at) => Slot::Other(at),
+            Err(at) => {
+                self.others.insert(at, (conversation, Tally::first(time, creator)));
+                Slot::Other(at)
+            }
+        }
     }
 
-    /// The conversations that have comments, in order.
-    pub fn conversations(&self) -> impl Iterator<Item = Conversation> + '_ {
-        self.conversations.keys().copied()
+    /// The rooms that have comments, in order.
+    pub fn rooms(&self) -> impl Iterator<Item = RoomId> + '_ {
+        self.others.iter().filter_map(|(c, _)| if let Conversation::Room(id) = c { Some(*id) } else { None })
     }
 
-    /// The summary of `conversation` (empty when it has no comments).
-    pub fn get(&self, conversation: Conversation) -> ConversationSummary<'_> {
-        let Some(t) = self.conversations.get(&conversation).map(|slot| &self.tallies[*slot]) else { return ConversationSummary::default() };
+    /// Private conversations with comments that `known` (the catalog's) lacks, in order.
+    pub fn unlisted_private(&self) -> impl Iterator<Item = Conversation> + '_ {
+        self.others.iter().map(|(c, _)| *c).filter(|c| matches!(c, Conversation::Direct { .. }))
+    }
+
+    /// The summary of `conversation` (empty when it has no comments); `known` is
+    /// the catalog's private conversations.
+    pub fn get(&self, known: &[Conversation], conversation: Conversation) -> ConversationSummary<'_> {
+        let listed = known.binary_search(&conversation).ok().map(|at| &self.known[at]).filter(|t| !t.is_empty());
+        let other = || self.others.binary_search_by_key(&conversation, |(c, _)| *c).ok().map(|at| &self.others[at].1);
+        let Some(t) = listed.or_else(other) else { return ConversationSummary::default() };
         let email = |n: u32| self.emails[n as usize].as_str();
-        let mut creators: Vec<&str> = t.creators.iter().map(|n| email(*n)).collect();
+        let numbers: &[u32] = match &t.creators {
+            Authors::Two(pair) => &pair[..if pair[1] == NO_AUTHOR { 1 } else { 2 }],
+            Authors::List(index) => &self.lists[*index as usize],
+        };
+        let mut creators: Vec<&str> = numbers.iter().map(|n| email(*n)).collect();
         creators.sort_unstable();
-        ConversationSummary { first_time: t.first_time, first_creator: t.first_creator.map(email), creators }
+        ConversationSummary { first_time: Some(t.first_time), first_creator: Some(email(t.first_creator)), creators }
     }
 }
 
@@ -150,7 +246,7 @@ impl<'a> CommentWriter<'a> {
             current: None,
             room: String::new(),
             times: MillisFormatter::default(),
-            summaries: Summaries::default(),
+            summaries: Summaries::new(catalog.conversations.len()),
             creator: String::new(),
             text: String::new(),
         }
@@ -202,7 +298,7 @@ impl<'a> CommentWriter<'a> {
             text.clear();
             text.push_str("(empty Hipchat message)");
         }
-        let emitted = self.emit(m, &creator, &text, report);
+        let emitted = self.emit(&catalog.conversations, m, &creator, &text, report);
         self.creator = creator;
         if text.capacity() <= KEPT_TEXT_CAPACITY {
             self.text = text;
@@ -279,7 +375,7 @@ impl<'a> CommentWriter<'a> {
     }
 
     /// Writes the comment rows of one message (several when it is split).
-    fn emit(&mut self, m: &Message, creator: &str, text: &str, report: &mut Report) -> Result<()> {
+    fn emit(&mut self, known: &[Conversation], m: &Message, creator: &str, text: &str, report: &mut Report) -> Result<()> {
         let base_id = comment_unique_id(&self.room, m);
         // Nearly every text fits one comment: no copy of it then.
         let split;
@@ -316,7 +412,7 @@ impl<'a> CommentWriter<'a> {
         if parts.len() > 1 {
             report.add_extra("qiscus_parts_extra", parts.len() as u64 - 1);
         }
-        self.summaries.note(m.conversation, m.time, creator);
+        self.summaries.note(known, m.conversation, m.time, creator);
         Ok(())
     }
 }
@@ -376,21 +472,40 @@ mod tests {
 
     #[test]
     fn summaries_keep_first_time_first_author_and_every_author_once() {
-        let mut s = Summaries::default();
+        // (1,2) is in the catalog's list, (3,4) is not: both are summarised.
+        let known = [Conversation::direct(1, 2), Conversation::direct(5, 6)];
+        let mut s = Summaries::new(known.len());
         let room = Conversation::Room(7);
         for (t, who) in [(5, "zed@x"), (6, "amy@x"), (6, "amy@x"), (7, "zed@x"), (8, "bob@x")] {
-            s.note(room, Timestamp(t), who);
+            s.note(&known, room, Timestamp(t), who);
         }
-        s.note(Conversation::direct(1, 2), Timestamp(9), "amy@x");
+        s.note(&known, Conversation::direct(1, 2), Timestamp(9), "amy@x");
+        s.note(&known, Conversation::direct(1, 2), Timestamp(10), "ben@x");
+        s.note(&known, Conversation::direct(3, 4), Timestamp(11), "cy@x");
         // A conversation met again later still adds to its own tally, not the last one's.
-        s.note(room, Timestamp(10), "cat@x");
-        s.note(room, Timestamp(11), "amy@x");
-        let got = s.get(room);
+        s.note(&known, room, Timestamp(12), "cat@x");
+        s.note(&known, room, Timestamp(13), "amy@x");
+        s.note(&known, Conversation::direct(1, 2), Timestamp(14), "amy@x");
+        let got = s.get(&known, room);
         assert_eq!((got.first_time, got.first_creator, got.creators), (Some(Timestamp(5)), Some("zed@x"), vec!["amy@x", "bob@x", "cat@x", "zed@x"]));
-        assert_eq!(s.get(Conversation::direct(1, 2)).creators, vec!["amy@x"]);
-        let none = s.get(Conversation::Room(8));
-        assert_eq!((none.first_time, none.first_creator, none.creators.len()), (None, None, 0));
-        assert_eq!(s.conversations().collect::<Vec<_>>(), vec![room, Conversation::direct(1, 2)]);
+        let direct = s.get(&known, Conversation::direct(1, 2));
+        assert_eq!((direct.first_time, direct.first_creator, direct.creators), (Some(Timestamp(9)), Some("amy@x"), vec!["amy@x", "ben@x"]));
+        assert_eq!(s.get(&known, Conversation::direct(3, 4)).creators, vec!["cy@x"]);
+        for silent in [Conversation::Room(8), Conversation::direct(5, 6), Conversation::direct(8, 9)] {
+            let none = s.get(&known, silent);
+            assert_eq!((none.first_time, none.first_creator, none.creators.len()), (None, None, 0));
+        }
+        assert_eq!(s.rooms().collect::<Vec<_>>(), vec![7]);
+        assert_eq!(s.unlisted_private().collect::<Vec<_>>(), vec![Conversation::direct(3, 4)]);
+    }
+
+    #[test]
+    fn a_private_conversation_with_a_third_author_keeps_all_three() {
+        let mut s = Summaries::new(0);
+        for who in ["b@x", "a@x", "c@x", "a@x"] {
+            s.note(&[], Conversation::direct(1, 2), Timestamp(1), who);
+        }
+        assert_eq!(s.get(&[], Conversation::direct(1, 2)).creators, vec!["a@x", "b@x", "c@x"]);
     }
 
     #[test]
