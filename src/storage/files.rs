@@ -397,6 +397,41 @@ impl FileStore {
     }
 }
 
+/// The longest file or folder name Linux filesystems take (NAME_MAX: ext4, XFS,
+/// btrfs, tmpfs). A tar entry may carry a longer one; copied as it is, it stopped a
+/// whole conversion with "File name too long".
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// The bytes of a long name's hash kept in its cut form, in hex.
+const NAME_HASH_HEX: usize = 16;
+
+/// `path` (relative, `/`-separated) as the output stores it: each part longer than
+/// [`MAX_NAME_BYTES`] is cut to fit, keeping its start and a short extension, with
+/// a hash of the whole part added, so two long names that start alike stay apart
+/// and a name always gets the same cut. Paths that fit (nearly all) come back as
+/// they are.
+pub fn fit_path(path: &str) -> std::borrow::Cow<'_, str> {
+    if path.split('/').all(|part| part.len() <= MAX_NAME_BYTES) {
+        return path.into();
+    }
+    path.split('/').map(fit_name).collect::<Vec<_>>().join("/").into()
+}
+
+/// One part of [`fit_path`].
+fn fit_name(part: &str) -> String {
+    if part.len() <= MAX_NAME_BYTES {
+        return part.to_string();
+    }
+    use sha2::{Digest, Sha256};
+    let extension = part.rfind('.').map(|at| &part[at..]).filter(|e| (2..=16).contains(&e.len())).unwrap_or("");
+    let hash: String = Sha256::digest(part.as_bytes()).iter().take(NAME_HASH_HEX / 2).map(|b| format!("{b:02x}")).collect();
+    let mut keep = MAX_NAME_BYTES - extension.len() - 1 - NAME_HASH_HEX;
+    while !part.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{}~{hash}{extension}", &part[..keep])
+}
+
 /// The name a staged copy of the export file at `path` gets: the SHA-256 of the path
 /// in hex, all in one folder. Mirroring the export's folders cost a `mkdir` per
 /// attachment while reading (exports give each file a folder of its own) and as many
@@ -502,6 +537,22 @@ fn stage_error(entry: &str, dest: &Path, e: io::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_names_are_cut_to_fit_apart_and_the_same_each_time() {
+        assert_eq!(fit_path("rooms/1/files/k/a.txt"), "rooms/1/files/k/a.txt");
+        let long = format!("rooms/2/files/k/{}.txt", "é".repeat(150));
+        let fitted = fit_path(&long);
+        let name = fitted.rsplit('/').next().unwrap();
+        assert!(name.len() <= MAX_NAME_BYTES && name.len() > MAX_NAME_BYTES - 2, "{name}");
+        assert!(name.starts_with("éé") && name.ends_with(".txt") && name.contains('~'), "{name}");
+        assert!(fitted.starts_with("rooms/2/files/k/"));
+        assert_eq!(fit_path(&long), fitted);
+        let other = format!("rooms/2/files/k/{}x.txt", "é".repeat(150));
+        assert_ne!(fit_path(&other), fitted);
+        let plain = "a".repeat(300);
+        assert_eq!(fit_path(&plain).len(), MAX_NAME_BYTES);
+    }
     use proptest::prelude::*;
 
     /// A placement is made once: placing again is "already exists" for

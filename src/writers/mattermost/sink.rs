@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::error::{Error, OutputContext, Result};
 use crate::storage::files::FileStore;
 use crate::model::FileRef;
-use crate::storage::files::placement_error;
+use crate::storage::files::{fit_path, placement_error};
 use crate::storage::write_behind::{run_behind_batched, PendingFiles, WriteBehind};
 use crate::storage::zip_stream::ZipStream;
 use crate::storage::spool::{put_u64, ExternalSort, FieldReader};
@@ -111,11 +111,13 @@ impl Sink {
     }
 
     /// Notes that `file` must be in the output and returns its path relative to
-    /// `data/` (the export's own path, which is unique and already normalised).
+    /// `data/` (the export's own path, which is unique and already normalised, with
+    /// any name too long for a filesystem cut to fit: [`fit_path`]).
     pub fn add_file(&mut self, file: &FileRef) -> Result<String> {
+        let path = fit_path(&file.path).into_owned();
         match &self.layout {
             Layout::Folder(out) => {
-                let placement = self.store.placement(file, out, &Path::new(DATA_DIR).join(&file.path))?;
+                let placement = self.store.placement(file, out, &Path::new(DATA_DIR).join(&path))?;
                 let dest = placement.dest.clone();
                 // Queued in order on one thread, so a path noted again finds the
                 // copy the first note made (the same export file: paths are unique).
@@ -128,7 +130,7 @@ impl Sink {
                 Ok(())
             })?,
         }
-        Ok(file.path.clone())
+        Ok(path)
     }
 
     /// Puts a file hcconv made (a script) at the output's root, beside the JSONL.
@@ -197,7 +199,7 @@ fn write_zip(out: &Path, jsonl: &Path, generated: &[(String, String)], files: &m
     }
     while let Some(file_ref) = files.next()? {
         let mut input = store.open(&file_ref)?;
-        zip.add_stored(&format!("{DATA_DIR}/{}", file_ref.path), file_ref.size, &mut input).output_ctx(out)?;
+        zip.add_stored(&format!("{DATA_DIR}/{}", fit_path(&file_ref.path)), file_ref.size, &mut input).output_ctx(out)?;
     }
     zip.finish().output_ctx(out)
 }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Error, OutputContext, Result};
-use crate::storage::files::{placement_error, FileStore};
+use crate::storage::files::{fit_path, placement_error, FileStore};
 use crate::model::FileRef;
 use crate::storage::write_behind::{run_behind_batched, PendingFiles};
 
@@ -101,7 +101,9 @@ impl FileCopier {
     /// Queues a copy of `file` (made once, however often it is linked) and returns
     /// its link. A failed copy stops the run at a later link or at [`FileCopier::finish`].
     pub fn link(&mut self, file: &FileRef) -> Result<String> {
-        let placement = self.files.placement(file, &self.out, &Path::new(FILES_DIR).join(&file.path))?;
+        // A name too long for a filesystem is cut to fit, here and in the link.
+        let path = fit_path(&file.path);
+        let placement = self.files.placement(file, &self.out, &Path::new(FILES_DIR).join(&*path))?;
         let dest = placement.dest.clone();
         let copied = Arc::clone(&self.copied);
         let task = Box::new(move || {
@@ -114,8 +116,8 @@ impl FileCopier {
         self.placed.push(dest, closing).map_err(|(dest, e)| placement_error(&dest, e))?;
         self.linked += 1;
         Ok(match &self.base {
-            Some(base) => base.join(&file.path),
-            None => format!("{FILES_DIR}/{}", file.path),
+            Some(base) => base.join(&path),
+            None => format!("{FILES_DIR}/{path}"),
         })
     }
 
