@@ -451,6 +451,7 @@ fn run_convert(args: &ConvertArgs, matches: &ArgMatches) -> Result<()> {
     let ignored = foreign_flags(matches, target);
     let export = args.exports.last().ok_or_else(|| Error::usage("no EXPORT given"))?;
     args.input.warn_if_literal(&args.log);
+    writers::check_output_name(target, args.output.as_deref())?;
     let writer = args.writer.for_output(target, args.output.as_deref());
     let out = args.output.clone().unwrap_or_else(|| default_output(export, target, &writer));
     args.filters.parse()?;

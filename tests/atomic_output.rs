@@ -203,3 +203,29 @@ fn a_finished_run_leaves_only_its_output() {
         assert!(attachments["input"].as_u64() > Some(2000) && attachments["written"] == attachments["input"], "{target}: {}", report["counts"]);
     }
 }
+
+/// `-o NAME.zip` never makes a folder called NAME.zip: Mattermost writes the zip
+/// (tests/mattermost_writer.rs), the two folder targets refuse before reading.
+#[test]
+fn an_output_named_zip_for_a_folder_target_is_a_usage_error_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let secret = tmp.path().join("secret");
+    std::fs::write(&secret, "a secret of thirty-two bytes!!!!\n").unwrap();
+    for (target, name) in [("pixtoome", "out.zip"), ("qiscus", "OUT.ZIP")] {
+        let out = tmp.path().join(name);
+        let run = hcconv()
+            .arg(repo("fixtures/quirks.tar.gz.aes"))
+            .args(["--to", target, "--password-file"])
+            .arg(repo("fixtures/quirks.password"))
+            .arg("--secret-file")
+            .arg(&secret)
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{target}: {stderr}");
+        assert!(stderr.contains(name) && stderr.contains("writes a folder, not a zip file"), "{target}: {stderr}");
+        assert_eq!(names(tmp.path()), vec!["secret".to_string()], "{target}: nothing written");
+    }
+}

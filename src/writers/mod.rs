@@ -66,6 +66,20 @@ impl WriterOptions {
     }
 }
 
+/// Refuses `-o NAME.zip` for a target that writes a folder: a folder named like a
+/// zip file misleads the next step of a runbook (issue 24: `-o X.zip` never makes a
+/// folder called X.zip). Mattermost takes the name as `--zip` ([`WriterOptions::for_output`]).
+pub fn check_output_name(target: Target, out: Option<&Path>) -> Result<()> {
+    match out {
+        Some(path) if target != Target::Mattermost && names_a_zip(path) => Err(crate::error::Error::usage(format!(
+            "-o {}: --to {} writes a folder, not a zip file; give the output a name without .zip (only --to mattermost writes a zip)",
+            path.display(),
+            target.name()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Whether `path` ends in `.zip` (any case).
 fn names_a_zip(path: &Path) -> bool {
     path.extension().is_some_and(|e| e.eq_ignore_ascii_case("zip"))
