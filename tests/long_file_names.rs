@@ -41,7 +41,7 @@ fn a_name_too_long_for_the_filesystem_is_cut_to_fit_in_every_target() {
         let out = dir.path().join(name);
         common::hcconv().arg(&export).args(flags).arg("-o").arg(&out).arg("--quiet").assert().success();
         if name.ends_with(".zip") {
-            let mut zip = zip::ZipArchive::new(fs::File::open(&out).unwrap()).unwrap();
+            let zip = zip::ZipArchive::new(fs::File::open(&out).unwrap()).unwrap();
             let cut: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).filter(|n| n.contains('~')).collect();
             assert_eq!(cut.len(), 1, "{cut:?}");
             let last = cut[0].rsplit('/').next().unwrap();
