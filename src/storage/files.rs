@@ -422,9 +422,9 @@ fn fit_name(part: &str) -> String {
     if part.len() <= MAX_NAME_BYTES {
         return part.to_string();
     }
-    use sha2::{Digest, Sha256};
     let extension = part.rfind('.').map(|at| &part[at..]).filter(|e| (2..=16).contains(&e.len())).unwrap_or("");
-    let hash: String = Sha256::digest(part.as_bytes()).iter().take(NAME_HASH_HEX / 2).map(|b| format!("{b:02x}")).collect();
+    // The SHA-256 in hex that staged copies are named by, shortened.
+    let hash = &staged_name(part)[..NAME_HASH_HEX];
     let mut keep = MAX_NAME_BYTES - extension.len() - 1 - NAME_HASH_HEX;
     while !part.is_char_boundary(keep) {
         keep -= 1;
